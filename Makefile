@@ -1,0 +1,89 @@
+# chatgate: the nginx module, the worker, the provider emulator and their tests.
+#
+#   make          build everything into build/ (SAN=1: into build/san/ with ASan and UBSan)
+#   make deps     install the Debian packages the build and the tests need, if missing
+#   make test     unit tests, then the integration tests on real nginx and PostgreSQL
+#   make demo     start a local stack under var/ and send one chat through it
+#   make stop     stop what make demo started
+#   make bench    run the benchmarks in bench/
+
+NGX_SRC     ?= /usr/share/nginx/src
+BUILD       ?= build
+PKGS        := libevent libevent_pthreads libcurl yajl libpq openssl
+
+ifeq ($(SAN),1)
+BUILD       := build/san
+SANFLAGS    := -fsanitize=address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=undefined
+endif
+
+CC          ?= cc
+OPTFLAGS    ?= -O2 -g
+CFLAGS      := $(OPTFLAGS) $(SANFLAGS) -std=gnu11 -Wall -Wextra -Werror \
+               -Wshadow -Wpointer-arith -Wformat=2 -fno-strict-aliasing \
+               -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS     := $(SANFLAGS)
+LDLIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+WORKER_SRCS := $(wildcard worker/*.c)
+WORKER_OBJS := $(WORKER_SRCS:%.c=$(BUILD)/%.o)
+WORKER_LIB  := $(filter-out $(BUILD)/worker/main.o,$(WORKER_OBJS))
+EMU_SRCS    := $(wildcard emulator/*.c)
+EMU_OBJS    := $(EMU_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS   := $(wildcard t/unit/test_*.c)
+UNIT_BINS   := $(UNIT_SRCS:t/unit/%.c=$(BUILD)/t/unit/%)
+
+MODULE      := build/nginx/ngx_http_chatgate_module.so
+WORKER      := $(BUILD)/chatgate-worker
+EMULATOR    := $(BUILD)/chatgate-emulator
+
+.PHONY: all module worker emulator units deps test test-sanitize demo stop bench clean
+
+all: module worker emulator units
+
+module:
+	@scripts/build-module.sh "$(NGX_SRC)" build/nginx
+
+worker: $(WORKER)
+emulator: $(EMULATOR)
+units: $(UNIT_BINS)
+
+$(WORKER): $(WORKER_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(EMULATOR): $(EMU_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/t/unit/%: t/unit/%.c t/unit/tap.h $(WORKER_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Iworker -o $@ $< $(WORKER_LIB) $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/%.o: %.c $(wildcard worker/*.h emulator/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+deps:
+	@scripts/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/test.sh $(BUILD)
+
+test-sanitize: deps
+	@$(MAKE) --no-print-directory module
+	@$(MAKE) --no-print-directory SAN=1 worker emulator units
+	@scripts/test.sh build/san
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+stop:
+	@scripts/stop.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,46 @@
+#!/bin/sh
+# Build ngx_http_chatgate_module.so against the nginx sources that Debian's
+# nginx-dev installs, configured with the same flags as the installed nginx so
+# that load_module accepts the module's signature.
+#
+# usage: build-module.sh NGX_SRC BUILDDIR
+set -eu
+
+ngx_src=$1
+builddir=$(mkdir -p "$2" && cd "$2" && pwd)
+repo=$(cd "$(dirname "$0")/.." && pwd)
+src_copy=$builddir/src
+
+if [ ! -f "$ngx_src/conf_flags" ]; then
+    echo "build-module: $ngx_src/conf_flags not found; install nginx-dev (make deps)" >&2
+    exit 1
+fi
+
+# configure writes a Makefile into the directory it runs in, and nginx-dev's
+# tree belongs to the package, so configure runs in a private copy.
+if [ ! -f "$src_copy/configure" ]; then
+    rm -rf "$src_copy"
+    cp -r "$ngx_src" "$src_copy"
+fi
+
+# The list of module sources is fixed at configure time: configure again
+# whenever a source file appears or goes, or config or the flags change.
+stamp=$( (cat "$repo/config" "$ngx_src/conf_flags"; ls "$repo"/ngx_module) | md5sum | cut -d' ' -f1)
+
+if [ "$(cat "$builddir/.configured" 2>/dev/null)" != "$stamp" ]; then
+    # conf_flags is a bash array assignment: NGX_CONF_FLAGS=( ... )
+    flags=$(sed -n 's/^NGX_CONF_FLAGS=(\(.*\))$/\1/p' "$ngx_src/conf_flags")
+    cd "$src_copy"
+    # shellcheck disable=SC2086
+    ./configure $flags \
+        --with-cc-opt="-Wextra -Wno-unused-parameter -Werror" \
+        --add-dynamic-module="$repo" \
+        --builddir="$builddir" >"$builddir/configure.log" 2>&1 || {
+        echo "build-module: nginx configure failed, see $builddir/configure.log" >&2
+        exit 1
+    }
+    echo "$stamp" >"$builddir/.configured"
+fi
+
+cd "$src_copy"
+make -s -f "$builddir/Makefile" modules

@@ -1,0 +1,46 @@
+#ifndef CG_DB_H
+#define CG_DB_H
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+/*
+ * PostgreSQL from inside the event loop: nonblocking libpq connections
+ * watched by libevent, so a slow or absent database never stalls a chat.
+ * Connections are opened lazily and reopened with backoff after a failure.
+ */
+
+typedef struct cg_db_s  cg_db_t;
+
+/*
+ * Called once per query. On success res is the query's result (owned by the
+ * db, valid only during the call) and error is NULL; on failure res may be
+ * NULL and error says why, with no connection string in it.
+ */
+typedef void (*cg_db_result_pt)(PGresult *res, const char *error, void *arg);
+
+cg_db_t *cg_db_new(struct event_base *base, const char *conninfo,
+    int connections);
+
+/*
+ * Queues a parameterized query. sql and the values are copied; a NULL value
+ * is SQL NULL. Returns 0, or -1 when the queue is full (the callback is then
+ * not called).
+ */
+int cg_db_query(cg_db_t *db, const char *sql, int nparams,
+    const char *const *values, cg_db_result_pt cb, void *arg);
+
+/* 1 while at least one connection is up, 0 after the last attempt failed. */
+int cg_db_is_up(cg_db_t *db);
+
+/* Closes connections; queued callbacks get error "shutting down". */
+void cg_db_free(cg_db_t *db);
+
+/*
+ * Applies the numbered migrations in sql_dir that the database has not seen,
+ * each in a transaction, recorded in schema_migrations. Blocking: for the
+ * "migrate" command, not the event loop. Returns 0 or -1 (logged).
+ */
+int cg_db_migrate(const char *conninfo, const char *sql_dir);
+
+#endif

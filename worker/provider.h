@@ -1,0 +1,113 @@
+#ifndef CG_PROVIDER_H
+#define CG_PROVIDER_H
+
+#include <stddef.h>
+#include <curl/curl.h>
+#include <yajl/yajl_tree.h>
+
+#include "error.h"
+
+/*
+ * Provider adapters: each translates the OpenAI chat-completions schema to
+ * the provider's wire format and back. OpenAI and OpenRouter share the
+ * OpenAI-compatible adapter and differ in base URL and name only.
+ */
+
+typedef enum {
+    CG_PROVIDER_OPENAI = 0,
+    CG_PROVIDER_OPENROUTER,
+    CG_PROVIDER_ANTHROPIC,
+    CG_PROVIDER_OLLAMA,
+    CG_PROVIDER_COUNT
+} cg_provider_id_t;
+
+/* Token counts; -1 in a field means the provider did not report it. */
+typedef struct {
+    long  prompt_tokens;
+    long  completion_tokens;
+    long  total_tokens;
+} cg_usage_t;
+
+/*
+ * A validated chat request in OpenAI terms. root is the parsed body and
+ * model points into a string the request owns; both are freed by
+ * cg_chat_request_free().
+ */
+typedef struct {
+    yajl_val          root;
+    cg_provider_id_t  provider;
+    char             *model;          /* as the provider knows it, prefix removed */
+    char             *model_requested; /* as the client sent it */
+    int               stream;
+} cg_chat_request_t;
+
+/*
+ * The HTTP call to a provider. Everything is owned by the call and freed by
+ * cg_provider_call_free(). headers carry the credential, so the call is never
+ * logged as a whole.
+ */
+typedef struct {
+    char               *url;
+    struct curl_slist  *headers;
+    char               *body;
+    size_t              body_len;
+} cg_provider_call_t;
+
+/* A complete answer translated to an OpenAI chat.completion object. */
+typedef struct {
+    char        *body;        /* JSON, malloc'ed */
+    size_t       body_len;
+    char        *reply;       /* the first choice's text, malloc'ed, for /chat */
+    cg_usage_t   usage;
+} cg_completion_t;
+
+const char *cg_provider_name(cg_provider_id_t id);
+int cg_provider_by_name(const char *name, size_t len, cg_provider_id_t *id);
+
+/*
+ * Parses the body of POST /v1/chat/completions. The provider comes from a
+ * model prefix ("openai/", "openrouter/", "anthropic/", "ollama/") or is
+ * default_provider. Returns 0, or -1 with err set to a 400.
+ */
+int cg_chat_request_parse(const char *body, size_t len,
+    cg_provider_id_t default_provider, cg_chat_request_t *req, cg_error_t *err);
+
+/*
+ * Parses the body of POST /chat: {provider, model, messages, key_id?}.
+ * key_id, when present, is copied into key_id (at most key_id_size - 1 bytes,
+ * else 400). Returns 0, or -1 with err set to a 400.
+ */
+int cg_chat_form_parse(const char *body, size_t len,
+    cg_provider_id_t default_provider, cg_chat_request_t *req,
+    char *key_id, size_t key_id_size, cg_error_t *err);
+
+void cg_chat_request_free(cg_chat_request_t *req);
+
+/*
+ * Builds the provider call for req against base_url (no trailing slash
+ * needed) with api_key as the credential. Returns 0, or -1 with err set.
+ */
+int cg_provider_build_call(const cg_chat_request_t *req, const char *base_url,
+    const char *api_key, cg_provider_call_t *call, cg_error_t *err);
+
+void cg_provider_call_free(cg_provider_call_t *call);
+
+/*
+ * Translates a provider's 2xx body into an OpenAI chat.completion with the
+ * given id, creation time and model name. Returns 0, or -1 with err set to
+ * a 502 when the body is not what the provider's format promises.
+ */
+int cg_provider_parse_completion(const cg_chat_request_t *req,
+    const char *body, size_t len, const char *completion_id, long created,
+    cg_completion_t *out, cg_error_t *err);
+
+void cg_completion_free(cg_completion_t *c);
+
+/*
+ * Extracts a readable message from a provider's error body (any status),
+ * with credentials removed, into msg. Falls back to "HTTP <status>".
+ */
+void cg_provider_error_message(cg_provider_id_t id, long status,
+    const char *body, size_t len, char *msg, size_t msg_size);
+
+#endif
