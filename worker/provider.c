@@ -543,7 +543,7 @@ cg_provider_call_free(cg_provider_call_t *call)
     free(call->url);
     curl_slist_free_all(call->headers);
 
-    /* The body holds the conversation: wipe it before it returns to malloc. */
+    /* The body contains the conversation: wipe it before it returns to malloc. */
     if (call->body) {
         explicit_bzero(call->body, call->body_len);
         free(call->body);

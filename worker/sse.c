@@ -173,7 +173,7 @@ cg_sse_field(cg_sse_t *p, const char *name, size_t name_len,
         return cg_buf_append(&p->type, value, value_len) != 0 ? -1 : 0;
     }
 
-    /* An id containing NUL is ignored, as the specification says. */
+    /* An id containing NUL is ignored, as the WHATWG specification requires. */
     if (name_len == 2 && memcmp(name, "id", 2) == 0
         && memchr(value, '\0', value_len) == NULL)
     {

@@ -6,7 +6,7 @@
 #include "json.h"
 
 /*
- * Byte-fed parsers for streamed provider answers: a line splitter, a
+ * Byte-fed parsers for streamed provider responses: a line splitter, a
  * server-sent events parser on top of it (WHATWG HTML, "event stream
  * interpretation") and an NDJSON reader for Ollama. Input may be cut at any
  * byte, including inside a CRLF pair or a UTF-8 sequence: lines are

@@ -8,7 +8,7 @@
 #include "sse.h"
 
 /*
- * Translates a provider's streamed answer into OpenAI chat.completion.chunk
+ * Translates a provider's streamed response into OpenAI chat.completion.chunk
  * events. The caller feeds the provider's bytes as they arrive and sends
  * what lands in out to the client unchanged: out receives whole SSE frames,
  * "data: {...}\n\n", and "data: [DONE]\n\n" at the end, so framing is done
@@ -28,7 +28,7 @@ typedef struct {
     cg_usage_t         usage;          /* -1: not reported (yet) */
     unsigned long      chunks;         /* chunks that carried content */
     int                done;           /* the end marker was seen */
-    int                failed;         /* err holds why the stream ended */
+    int                failed;         /* err contains the cause */
     cg_error_t         err;
 
     /* Private. */
