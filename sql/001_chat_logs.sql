@@ -70,8 +70,8 @@ BEGIN
 
         IF EXISTS (SELECT 1 FROM chat_logs_default
                    WHERE created_at >= lo AND created_at < hi) THEN
-            -- Attaching a range that the default partition holds rows of
-            -- fails, so the rows move first.
+            -- Attaching a range fails while the default partition contains
+            -- rows in it, so the rows move first.
             EXECUTE format('CREATE TABLE %I (LIKE chat_logs INCLUDING DEFAULTS)',
                            name);
             EXECUTE format('WITH moved AS (DELETE FROM chat_logs_default '

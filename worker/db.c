@@ -356,6 +356,7 @@ cg_db_conn_connecting(evutil_socket_t fd, short what, void *arg)
 static void
 cg_db_conn_start(cg_db_conn_t *c)
 {
+    /* NOTE: libpq resolves a host name here, blocking; hostaddr avoids it. */
     c->pg = PQconnectStart(c->db->conninfo);
     if (c->pg == NULL) {
         cg_db_conn_fail(c, "out of memory");

@@ -23,9 +23,10 @@
 
 /*
  * NULLIF turns the empty strings of cg_log_row_t into NULL where the column
- * allows it; status and latency_ms are NOT NULL, so an unknown (-1) one is
+ * allows it. status and latency_ms are NOT NULL, so an unknown (-1) one is
  * stored as 0. ON CONFLICT DO NOTHING skips rows already stored (same
- * created_at and request_id), which makes a replayed batch harmless.
+ * created_at and request_id), so a replayed batch stores nothing twice.
+ * NOTE: rows with an empty request_id (stored as NULL) are not protected.
  */
 static const char  cg_lw_insert_sql[] =
     "INSERT INTO chat_logs (created_at, request_id, client_addr, key_id,"
@@ -574,7 +575,10 @@ cg_lw_maintained(PGresult *res, const char *error, void *arg)
 }
 
 
-/* Creates tomorrow's partitions before rows for them arrive. */
+/*
+ * Creates tomorrow's partitions before rows for them arrive.
+ * TODO: retention (chatgate_drop_log_partitions) is left to the operator.
+ */
 static void
 cg_lw_maintain(evutil_socket_t fd, short what, void *arg)
 {

@@ -13,7 +13,7 @@
  * fields of cg_log_row_t in declaration order, separated by tabs and ended
  * by a newline. Numbers are decimal (-1 for NULL). In strings a backslash,
  * tab, newline and carriage return are written as \\, \t, \n and \r, so a
- * line never holds a raw tab or newline of its own.
+ * line never contains a raw tab or newline of its own.
  */
 
 #define CG_SPOOL_LINE_MAX  4096
@@ -72,7 +72,8 @@ cg_spool_t *cg_spool_open(const char *path);
 
 /*
  * Appends n rows and fsyncs the file. On failure the file is cut back to
- * its former size, so it never holds half a batch. Returns 0 or -1 (logged).
+ * its former size, so it never contains half a batch. Returns 0 or -1
+ * (logged).
  */
 int cg_spool_append(cg_spool_t *spool, const cg_log_row_t *rows, int n);
 
