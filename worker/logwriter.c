@@ -80,6 +80,7 @@ struct cg_logwriter_s {
     off_t                replay_offset;
     long                 replayed;     /* rows replayed since the spool was empty */
     int64_t              replay_after_ms;
+    int                  replay_failing;
 
     struct event        *flush_timer;
     struct event        *tick;
@@ -368,6 +369,7 @@ cg_lw_inserted(PGresult *res, const char *error, void *arg)
 
     if (error == NULL) {
         if (lw->batch_from_spool) {
+            lw->replay_failing = 0;
             lw->replayed += lw->batch_n;
             cg_lw_replay_advance(lw);
         }
@@ -382,8 +384,13 @@ cg_lw_inserted(PGresult *res, const char *error, void *arg)
         cg_lw_replay_advance(lw);
 
     } else {
-        cg_log_warn(NULL, "replay of %d spooled log rows failed, retrying "
-                    "in %d ms: %s", lw->batch_n, CG_LW_TICK_MS, error);
+        /* Logged once per run of failures: it retries every tick. */
+        if (!lw->replay_failing) {
+            cg_log_warn(NULL, "replay of %d spooled log rows failed, "
+                        "retrying every %d ms: %s",
+                        lw->batch_n, CG_LW_TICK_MS, error);
+        }
+        lw->replay_failing = 1;
         lw->replay_after_ms = cg_lw_now_ms() + CG_LW_TICK_MS;
     }
 
