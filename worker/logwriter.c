@@ -130,7 +130,7 @@ static void
 cg_lw_clean(char *field, size_t size)
 {
     field[size - 1] = '\0';
-    cg_utf8_sanitize(field);
+    cg_utf8_sanitize(field, strlen(field));
 }
 
 

@@ -67,49 +67,10 @@ struct cg_spool_s {
 
 
 int
-cg_buf_add(cg_buf_t *buf, const char *data, size_t len)
-{
-    size_t   size;
-    char    *p;
-
-    if (buf->len + len + 1 > buf->size) {
-        size = buf->size ? buf->size : 256;
-        while (size < buf->len + len + 1) {
-            size *= 2;
-        }
-
-        p = realloc(buf->data, size);
-        if (p == NULL) {
-            return -1;
-        }
-
-        buf->data = p;
-        buf->size = size;
-    }
-
-    memcpy(buf->data + buf->len, data, len);
-    buf->len += len;
-    buf->data[buf->len] = '\0';
-
-    return 0;
-}
-
-
-void
-cg_buf_free(cg_buf_t *buf)
-{
-    free(buf->data);
-    buf->data = NULL;
-    buf->len = 0;
-    buf->size = 0;
-}
-
-
-int
 cg_pg_array_begin(cg_buf_t *buf)
 {
     buf->len = 0;
-    return cg_buf_add(buf, "{", 1);
+    return cg_buf_append(buf, "{", 1);
 }
 
 
@@ -117,7 +78,7 @@ static int
 cg_pg_array_separate(cg_buf_t *buf)
 {
     if (buf->len > 1) {
-        return cg_buf_add(buf, ",", 1);
+        return cg_buf_append(buf, ",", 1);
     }
 
     return 0;
@@ -139,10 +100,10 @@ cg_pg_array_add_text(cg_buf_t *buf, const char *text)
     }
 
     if (text == NULL) {
-        return cg_buf_add(buf, "NULL", 4);
+        return cg_buf_append(buf, "NULL", 4);
     }
 
-    if (cg_buf_add(buf, "\"", 1) != 0) {
+    if (cg_buf_append(buf, "\"", 1) != 0) {
         return -1;
     }
 
@@ -151,8 +112,8 @@ cg_pg_array_add_text(cg_buf_t *buf, const char *text)
             continue;
         }
 
-        if (cg_buf_add(buf, run, p - run) != 0
-            || cg_buf_add(buf, "\\", 1) != 0)
+        if (cg_buf_append(buf, run, p - run) != 0
+            || cg_buf_append(buf, "\\", 1) != 0)
         {
             return -1;
         }
@@ -160,11 +121,11 @@ cg_pg_array_add_text(cg_buf_t *buf, const char *text)
         run = p;
     }
 
-    if (cg_buf_add(buf, run, p - run) != 0) {
+    if (cg_buf_append(buf, run, p - run) != 0) {
         return -1;
     }
 
-    return cg_buf_add(buf, "\"", 1);
+    return cg_buf_append(buf, "\"", 1);
 }
 
 
@@ -179,12 +140,12 @@ cg_pg_array_add_int(cg_buf_t *buf, long long value)
     }
 
     if (value < 0) {
-        return cg_buf_add(buf, "NULL", 4);
+        return cg_buf_append(buf, "NULL", 4);
     }
 
     n = snprintf(num, sizeof(num), "%lld", value);
 
-    return cg_buf_add(buf, num, n);
+    return cg_buf_append(buf, num, n);
 }
 
 
@@ -195,83 +156,14 @@ cg_pg_array_add_bool(cg_buf_t *buf, int value)
         return -1;
     }
 
-    return cg_buf_add(buf, value ? "t" : "f", 1);
+    return cg_buf_append(buf, value ? "t" : "f", 1);
 }
 
 
 int
 cg_pg_array_end(cg_buf_t *buf)
 {
-    return cg_buf_add(buf, "}", 1);
-}
-
-
-/* Returns the length of the valid UTF-8 sequence at s, or 0 if invalid. */
-static size_t
-cg_utf8_sequence(const unsigned char *s)
-{
-    size_t    n, i;
-    uint32_t  cp;
-
-    if (s[0] < 0x80) {
-        return 1;
-    }
-
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-        cp = s[0] & 0x1f;
-
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3;
-        cp = s[0] & 0x0f;
-
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-        cp = s[0] & 0x07;
-
-    } else {
-        return 0;
-    }
-
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-
-    /* Overlong forms, UTF-16 surrogates and code points past U+10FFFF. */
-    if ((n == 3 && cp < 0x800)
-        || (n == 4 && cp < 0x10000)
-        || (cp >= 0xd800 && cp <= 0xdfff)
-        || cp > 0x10ffff)
-    {
-        return 0;
-    }
-
-    return n;
-}
-
-
-size_t
-cg_utf8_sanitize(char *s)
-{
-    unsigned char  *p = (unsigned char *) s;
-    size_t          n, replaced = 0;
-
-    while (*p) {
-        n = cg_utf8_sequence(p);
-
-        if (n == 0) {
-            *p++ = '?';
-            replaced++;
-            continue;
-        }
-
-        p += n;
-    }
-
-    return replaced;
+    return cg_buf_append(buf, "}", 1);
 }
 
 
@@ -629,7 +521,7 @@ cg_spool_append(cg_spool_t *spool, const cg_log_row_t *rows, int n)
             continue;
         }
 
-        if (cg_buf_add(&buf, line, len) != 0) {
+        if (cg_buf_append(&buf, line, len) != 0) {
             errno = ENOMEM;
             goto fail;
         }

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "json.h"
 #include "logwriter.h"
 
 /*
@@ -18,16 +19,6 @@
 
 #define CG_SPOOL_LINE_MAX  4096
 
-/* A growing byte buffer, always NUL-terminated once anything was added. */
-typedef struct {
-    char    *data;
-    size_t   len;
-    size_t   size;
-} cg_buf_t;
-
-int cg_buf_add(cg_buf_t *buf, const char *data, size_t len);
-void cg_buf_free(cg_buf_t *buf);
-
 /*
  * PostgreSQL array literals for unnest(): cg_pg_array_begin() starts one,
  * the _add_ calls append one element each, cg_pg_array_end() closes it.
@@ -39,13 +30,6 @@ int cg_pg_array_add_text(cg_buf_t *buf, const char *text);
 int cg_pg_array_add_int(cg_buf_t *buf, long long value);
 int cg_pg_array_add_bool(cg_buf_t *buf, int value);
 int cg_pg_array_end(cg_buf_t *buf);
-
-/*
- * Replaces every byte of s that is not part of valid UTF-8 with '?', in
- * place, because PostgreSQL rejects a whole batch for one such byte.
- * Returns how many bytes it replaced.
- */
-size_t cg_utf8_sanitize(char *s);
 
 /*
  * Encodes row as one spool line, newline included, into buf of size bytes.

@@ -180,15 +180,15 @@ test_utf8(void)
     char  s[64];
 
     strcpy(s, "caf\xc3\xa9 \xf0\x9f\x98\x80");
-    is_int(cg_utf8_sanitize(s), 0, "utf8 valid kept");
+    is_int(cg_utf8_sanitize(s, strlen(s)), 0, "utf8 valid kept");
     is_str(s, "caf\xc3\xa9 \xf0\x9f\x98\x80", "utf8 valid unchanged");
 
     strcpy(s, "a\xff" "b\xc3");
-    is_int(cg_utf8_sanitize(s), 2, "utf8 stray bytes counted");
+    is_int(cg_utf8_sanitize(s, strlen(s)), 2, "utf8 stray bytes counted");
     is_str(s, "a?b?", "utf8 stray bytes replaced");
 
     strcpy(s, "\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80");
-    cg_utf8_sanitize(s);
+    cg_utf8_sanitize(s, strlen(s));
     is_str(s, "??|???|????", "utf8 overlong surrogate and too high");
 }
 
