@@ -114,7 +114,7 @@ sub _worker_env {
 
     my %env = (
         CHATGATE_SOCKET             => $self->{socket},
-        DATABASE_URL                => "postgresql:///$self->{db}?host=$self->{pghost}&user=postgres",
+        DATABASE_URL                => "postgresql://postgres@/$self->{db}?host=$self->{pghost}",
         CHATGATE_LOG_LEVEL          => 'debug',
         OPENAI_BASE_URL             => "$emu/v1",
         OPENROUTER_BASE_URL         => "$emu/api/v1",
