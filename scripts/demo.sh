@@ -157,7 +157,7 @@ answer=$(curl -sS --max-time 30 -D "$var/run/demo-headers.txt" \
     "http://127.0.0.1:$port/v1/chat/completions") || fail "the chat request failed"
 echo "$answer"
 
-# nginx writes the access log line, with the request id, after the answer.
+# nginx writes the access log line, with the request id, after the response.
 rid=""
 row=""
 for i in $(seq 1 50); do

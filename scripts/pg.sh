@@ -34,7 +34,7 @@ pg_as_owner() {
     fi
 }
 
-# Prints the folder that holds the cluster for DIR, creating it on first use.
+# Prints the folder that contains the cluster for DIR, creating it on first use.
 pg_location() {
     local dir=$1 loc
 

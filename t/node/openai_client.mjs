@@ -3,7 +3,7 @@
 //
 // Environment: CHATGATE_URL (the gateway, e.g. http://127.0.0.1:8080),
 // CHATGATE_KEY (a BYOK provider key), CHATGATE_NODE_MODULES (the folder
-// that holds the openai package).
+// that contains the openai package).
 
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
