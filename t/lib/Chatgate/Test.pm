@@ -651,6 +651,8 @@ sub finish {
     my @alerts = $self->log_lines('error', qr/\[(alert|emerg)\]/);
     ok(!@alerts, 'nginx error log no alerts') or diag(join "\n", @alerts);
 
+    # NOTE: leak reports count as failures too. Leaks that libcurl or OpenSSL
+    # keep until exit would need an LSan suppressions file here.
     for my $which (qw(worker emulator migrate)) {
         my @reports = $self->log_lines($which,
             qr/ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
