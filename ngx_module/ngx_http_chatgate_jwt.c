@@ -37,7 +37,7 @@ typedef struct {
 } ngx_http_chatgate_json_t;
 
 
-/* A member value; str holds a decoded string or the raw text of a number. */
+/* A member value: str is a decoded string or the raw text of a number. */
 typedef struct {
     ngx_uint_t   type;
     ngx_str_t    str;
@@ -453,7 +453,7 @@ static ngx_int_t
 ngx_http_chatgate_jwt_check_claims(ngx_http_chatgate_jwt_t *claims,
     time_t now, time_t leeway, const char **error)
 {
-    /* exp 0 is in 1970, so it also stands for a missing exp. */
+    /* exp 0 is in 1970, so 0 also marks a missing exp. */
     if (claims->exp == 0) {
         *error = "exp is missing";
         return NGX_DECLINED;

@@ -15,7 +15,7 @@
 #define CG_JWT_SIG_LEN      32
 #define CG_JWT_TIME_DIGITS  15
 
-/* The header every token of ours carries, as base64url of {"alg":"HS256","typ":"JWT"}. */
+/* The header of every token the worker signs: base64url of {"alg":"HS256","typ":"JWT"}. */
 static const char  cg_jwt_header[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
 /* State of one strict parse of a header or payload object. */
@@ -372,6 +372,10 @@ cg_jwt_on_string(void *ctx, const unsigned char *s, size_t len)
     cg_jwt_parse_t   *parse = ctx;
     char            **field;
 
+    /*
+     * NOTE: yajl 2 decodes a lone UTF-16 surrogate (\ud800) to '?', so this
+     * verifier accepts what the module's reader rejects.
+     */
     if (memchr(s, '\0', len) != NULL) {
         return cg_jwt_fail(parse, "\\u0000 in a JSON string");
     }

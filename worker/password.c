@@ -10,7 +10,10 @@
 #include "password.h"
 #include "vault.h"
 
-/* Highest accepted cost in a stored hash: N = 2^20, r = 32 stays under maxmem anyway. */
+/*
+ * Bounds on the parameters a stored hash may carry. scrypt also fails when
+ * 128 * r * N exceeds CG_PASSWORD_MAXMEM, so verify returns -1 for such a hash.
+ */
 #define CG_PASSWORD_LN_MAX      20
 #define CG_PASSWORD_R_MAX       32
 #define CG_PASSWORD_P_MAX       16

@@ -106,10 +106,17 @@ cg_base64_value(unsigned char c, cg_base64_variant_t variant)
     }
 
     if (variant == CG_BASE64_URL_NOPAD) {
-        return c == '-' ? 62 : c == '_' ? 63 : -1;
+        if (c == '-') {
+            return 62;
+        }
+        return c == '_' ? 63 : -1;
     }
 
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
+    if (c == '+') {
+        return 62;
+    }
+
+    return c == '/' ? 63 : -1;
 }
 
 long
@@ -382,7 +389,7 @@ cg_vault_aad(unsigned char *aad, const char *id, const char *provider,
 }
 
 /*
- * Seals in (in_len bytes) into out, which holds in_len + CG_VAULT_OVERHEAD
+ * Seals in (in_len bytes) into out, which has room for in_len + CG_VAULT_OVERHEAD
  * bytes laid out as version | nonce | ciphertext | tag. Returns 0 or -1.
  */
 static int

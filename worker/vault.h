@@ -151,12 +151,12 @@ typedef enum {
 /* Returns the encoded length of len bytes, without the NUL. */
 size_t cg_base64_encoded_len(size_t len, cg_base64_variant_t variant);
 
-/* Encodes len bytes into dst, which holds encoded_len + 1; NUL-terminates. */
+/* Encodes len bytes into dst, which has room for encoded_len + 1; NUL-terminates. */
 void cg_base64_encode(char *dst, const unsigned char *src, size_t len,
     cg_base64_variant_t variant);
 
 /*
- * Decodes len characters into dst, which holds at least len * 3 / 4 bytes.
+ * Decodes len characters into dst, which has room for at least len * 3 / 4 bytes.
  * Returns the decoded length, or -1 if the text is not strictly valid.
  */
 long cg_base64_decode(unsigned char *dst, const char *src, size_t len,

@@ -143,7 +143,7 @@ make_token(const char *header, const char *payload, const char *secret)
     return token;
 }
 
-/* Re-signs token[0..signed_len) in place after a test changed it. */
+/* Returns signed_part followed by "." and its HMAC-SHA256 signature, malloc'ed. */
 static char *
 resign(const char *signed_part, const char *secret)
 {
@@ -458,7 +458,7 @@ test_forged(void)
     free(part);
 
     /* Padding in the payload, with a valid signature over the padded text. */
-    part = make_token(HEADER_HS256, "{\"exp\":1800003600}x", SECRET);   /* 19 bytes: pads */
+    part = make_token(HEADER_HS256, "{\"exp\":1800003600}x", SECRET);   /* 19 bytes, so base64url needs padding */
     *strrchr(part, '.') = '\0';
     big = malloc(strlen(part) + 4);
     sprintf(big, "%s==", part);
