@@ -6,7 +6,7 @@
 
 /*
  * The key vault: provider keys encrypted at rest under ADMIN_KMS_KEY, and the
- * table of decrypted keys the worker holds in secret memory.
+ * table of decrypted keys the worker keeps in secret memory.
  *
  * A stored key is a text blob, the standard base64 (with padding) of
  *
