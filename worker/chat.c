@@ -4,11 +4,14 @@
  * answer and the request log row.
  */
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <strings.h>
 #include <time.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 #include <yajl/yajl_gen.h>
 
@@ -19,8 +22,8 @@
 #define CG_CHAT_MAX_ANSWER  (16 * 1024 * 1024)
 
 /*
- * One chat request. It owns everything it points to except srv; req is set
- * to NULL once the client is gone, because evhttp then frees it.
+ * One chat request. It owns everything it points to except srv and req;
+ * req is set to NULL once the answer is handed to evhttp, which frees it.
  */
 typedef struct {
     cg_server_t             *srv;
@@ -34,6 +37,7 @@ typedef struct {
     unsigned                 call_built:1;
     cg_provider_call_t       call;
     cg_upstream_call_t      *upstream;
+    struct event            *watch;         /* client connection, see cg_chat_watch_client */
     int64_t                  start_us;      /* wall clock, for the log row */
     struct timespec          start;         /* monotonic, for latency */
     char                     retry_after[32];
@@ -50,7 +54,9 @@ static void cg_chat_answer_status(cg_chat_t *c, cg_upstream_call_t *call);
 static void cg_chat_answer_ok(cg_chat_t *c, const char *body, size_t len);
 static char *cg_chat_form_json(cg_chat_t *c, const cg_completion_t *out,
     size_t *len);
-static void cg_chat_client_closed(struct evhttp_connection *evcon, void *arg);
+static void cg_chat_watch_client(cg_chat_t *c);
+static void cg_chat_client_readable(evutil_socket_t fd, short events,
+    void *arg);
 static struct evhttp_request *cg_chat_detach(cg_chat_t *c);
 static void cg_chat_fail(cg_chat_t *c, const cg_error_t *err,
     const char *error_class);
@@ -260,8 +266,7 @@ cg_chat_start_call(cg_chat_t *c)
         return;
     }
 
-    evhttp_connection_set_closecb(evhttp_request_get_connection(c->req),
-                                  cg_chat_client_closed, c);
+    cg_chat_watch_client(c);
 
     cg_log_debug(c->info.request_id, "calling provider \"%s\" model \"%s\"",
                  cg_provider_name(c->chat.provider), c->chat.model);
@@ -465,54 +470,76 @@ cg_chat_form_json(cg_chat_t *c, const cg_completion_t *out, size_t *len)
 
 
 /*
- * The client closed its connection before the answer: stop the provider
- * call and log the request as 499, the status nginx uses for the same case.
+ * Watches the client's connection while the provider works. evhttp (libevent
+ * 2.1) does not read from a connection whose request it has handed to us,
+ * so it would notice a closed connection only when the answer is written.
  */
 static void
-cg_chat_client_closed(struct evhttp_connection *evcon, void *arg)
+cg_chat_watch_client(cg_chat_t *c)
+{
+    struct evhttp_connection  *evcon;
+    evutil_socket_t            fd;
+
+    evcon = evhttp_request_get_connection(c->req);
+    fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+    if (fd == -1) {
+        return;
+    }
+
+    c->watch = event_new(c->srv->base, fd, EV_READ, cg_chat_client_readable, c);
+    if (c->watch == NULL || event_add(c->watch, NULL) != 0) {
+        cg_log_warn(c->info.request_id, "cannot watch the client connection, "
+                    "a disconnect will not stop the provider call");
+    }
+}
+
+
+/*
+ * The client's connection became readable: either it closed, and the
+ * provider call stops with the request logged as 499 (nginx's status for a
+ * client that closed first), or it sent more bytes, which evhttp will read
+ * once the answer is out.
+ */
+static void
+cg_chat_client_readable(evutil_socket_t fd, short events, void *arg)
 {
     cg_chat_t   *c = arg;
     cg_error_t   err;
+    char         byte;
+    ssize_t      n;
 
-    (void) evcon;
+    (void) events;
+
+    n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+        return;
+    }
+    if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+        event_add(c->watch, NULL);
+        return;
+    }
 
     if (c->upstream != NULL) {
         cg_upstream_cancel(c->upstream);
         c->upstream = NULL;
     }
 
-    /* evhttp detached the request from the connection; it is ours to free */
-    if (evhttp_request_get_connection(c->req) == NULL) {
-        evhttp_request_free(c->req);
-    }
-    c->req = NULL;
-
-    cg_log_info(c->info.request_id, "client closed the connection before "
-                "the answer");
+    /* the answer goes nowhere; writing it lets evhttp free the connection */
     cg_error_set(&err, 499, "invalid_request_error",
                  "client closed the connection before the answer");
-    cg_chat_finish(c, 499, NULL, &err, "client_closed");
+    cg_chat_fail(c, &err, "client_closed");
 }
 
 
-/*
- * Takes the request back from the connection's close callback, so that
- * neither a close during the reply nor the next request on a keep-alive
- * connection reaches this chat. Returns NULL when the client is gone.
- */
+/* Takes the request for its answer; NULL when it was answered already. */
 static struct evhttp_request *
 cg_chat_detach(cg_chat_t *c)
 {
-    struct evhttp_request     *req = c->req;
-    struct evhttp_connection  *evcon;
+    struct evhttp_request  *req = c->req;
 
-    if (req == NULL) {
-        return NULL;
-    }
-
-    evcon = evhttp_request_get_connection(req);
-    if (evcon != NULL) {
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    if (c->watch != NULL) {
+        event_free(c->watch);
+        c->watch = NULL;
     }
 
     c->req = NULL;
@@ -594,6 +621,7 @@ cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
 
     cg_logwriter_add(srv->logwriter, &row);
 
+    cg_chat_detach(c);
     if (c->upstream != NULL) {
         cg_upstream_cancel(c->upstream);
     }

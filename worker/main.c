@@ -125,7 +125,9 @@ cg_main_serve(cg_main_t *m)
     }
 
     if (cg_main_setup(m) != 0) {
-        goto done;
+        cg_main_teardown(m);
+        curl_global_cleanup();
+        return 1;
     }
 
     cg_log_info(NULL, "chatgate-worker %s started: socket \"%s\", pid %d, "
@@ -255,13 +257,13 @@ cg_main_signal(evutil_socket_t sig, short events, void *arg)
 
     if (m->server.stopping) {
         cg_log_warn(NULL, "received %s again, stopping now with %u requests "
-                    "in flight", strsignal((int) sig), m->server.in_flight);
+                    "in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT", m->server.in_flight);
         event_base_loopbreak(m->base);
         return;
     }
 
     cg_log_info(NULL, "received %s, stopping: %u requests in flight",
-                strsignal((int) sig), m->server.in_flight);
+                sig == SIGTERM ? "SIGTERM" : "SIGINT", m->server.in_flight);
 
     m->server.stopping = 1;
     cg_http_stop_accepting(&m->server);

@@ -175,7 +175,7 @@ cg_upstream_start(cg_upstream_t *up, const char *url,
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, up->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, up->request_timeout_ms);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* no CURLOPT_PIPEWAIT: it makes a call wait for another call's connection */
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
