@@ -1,7 +1,7 @@
 /*
  * Chat requests: POST /v1/chat/completions and POST /chat. One cg_chat_t per
  * request carries it from the handler through the provider call to the
- * answer and the request log row.
+ * response and the request log row.
  */
 
 #include <errno.h>
@@ -18,12 +18,12 @@
 #include "chat.h"
 #include "log.h"
 
-/* bound on a provider's complete answer, far above any chat completion */
+/* max size of a provider's complete response, far above any chat completion */
 #define CG_CHAT_MAX_ANSWER  (16 * 1024 * 1024)
 
 /*
  * One chat request. It owns everything it points to except srv and req;
- * req is set to NULL once the answer is handed to evhttp, which frees it.
+ * req is set to NULL once the response is handed to evhttp, which frees it.
  */
 typedef struct {
     cg_server_t             *srv;
@@ -133,7 +133,7 @@ cg_chat_handle(cg_server_t *srv, struct evhttp_request *req,
 }
 
 
-/* Checks the body against CHATGATE_MAX_BODY_SIZE and makes it contiguous. */
+/* Checks the body size against CHATGATE_MAX_BODY_SIZE and makes it contiguous. */
 static int
 cg_chat_read_body(cg_chat_t *c, const char **body, size_t *len,
     cg_error_t *err)
@@ -472,7 +472,7 @@ cg_chat_form_json(cg_chat_t *c, const cg_completion_t *out, size_t *len)
 /*
  * Watches the client's connection while the provider works. evhttp (libevent
  * 2.1) does not read from a connection whose request it has handed to us,
- * so it would notice a closed connection only when the answer is written.
+ * so it would notice a closed connection only when the response is written.
  */
 static void
 cg_chat_watch_client(cg_chat_t *c)
@@ -495,10 +495,10 @@ cg_chat_watch_client(cg_chat_t *c)
 
 
 /*
- * The client's connection became readable: either it closed, and the
- * provider call stops with the request logged as 499 (nginx's status for a
- * client that closed first), or it sent more bytes, which evhttp will read
- * once the answer is out.
+ * Runs when the client's connection becomes readable. If the client closed
+ * it, the provider call stops and the request is logged as 499, nginx's
+ * status for a client that closed first. Bytes of a next request are left
+ * for evhttp, which reads them after the response.
  */
 static void
 cg_chat_client_readable(evutil_socket_t fd, short events, void *arg)
@@ -524,14 +524,14 @@ cg_chat_client_readable(evutil_socket_t fd, short events, void *arg)
         c->upstream = NULL;
     }
 
-    /* the answer goes nowhere; writing it lets evhttp free the connection */
+    /* the write fails, and that makes evhttp free the connection */
     cg_error_set(&err, 499, "invalid_request_error",
-                 "client closed the connection before the answer");
+                 "client closed the connection before the response");
     cg_chat_fail(c, &err, "client_closed");
 }
 
 
-/* Takes the request for its answer; NULL when it was answered already. */
+/* Takes the request out of c for sending; NULL when it was sent already. */
 static struct evhttp_request *
 cg_chat_detach(cg_chat_t *c)
 {
@@ -566,7 +566,7 @@ cg_chat_fail(cg_chat_t *c, const cg_error_t *err, const char *error_class)
 
 
 /*
- * Ends the request after its answer went out: logs it, writes its row to the
+ * Ends the request after its response went out: logs it, writes its row to the
  * request log, wipes the client's key and frees everything.
  */
 static void

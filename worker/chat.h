@@ -10,9 +10,9 @@ typedef enum {
 } cg_chat_kind_t;
 
 /*
- * Handles a chat request: validates it, calls the provider and answers.
+ * Handles a chat request: validates it, calls the provider and responds.
  * Every outcome, error or not, is written to the request log when the
- * answer is sent. The handler counts itself in srv->in_flight until then.
+ * response is sent. The handler counts itself in srv->in_flight until then.
  */
 void cg_chat_handle(cg_server_t *srv, struct evhttp_request *req,
     const cg_request_info_t *info, cg_chat_kind_t kind);

@@ -18,7 +18,7 @@ typedef struct {
     cg_log_level_t     log_level;
     char              *base_url[CG_PROVIDER_COUNT];  /* no trailing slash */
     cg_provider_id_t   default_provider;
-    char              *proxy;              /* NULL: no proxy, whatever the environment says */
+    char              *proxy;              /* NULL: no proxy, even if http_proxy and the like are set */
     long               connect_timeout_ms;
     long               request_timeout_ms;
     size_t             max_body_size;      /* bytes */

@@ -1,6 +1,6 @@
 /*
  * The HTTP server: the unix socket, routing, request identity and the
- * helpers that send JSON answers.
+ * helpers that send JSON responses.
  */
 
 #include <errno.h>
@@ -74,7 +74,7 @@ cg_http_start(cg_server_t *srv)
                              (ev_ssize_t) (srv->conf->max_body_size * 2 + 65536));
     evhttp_set_max_headers_size(srv->http, 64 * 1024);
 
-    /* longer than any provider call, so that a slow answer is not cut */
+    /* longer than any provider call, so that a slow response is not cut */
     evhttp_set_timeout(srv->http, (int) (srv->conf->request_timeout_ms / 1000) + 30);
 
     evhttp_set_allowed_methods(srv->http,
@@ -342,7 +342,7 @@ cg_http_route(struct evhttp_request *req, void *arg)
 /*
  * Fills info from the X-Chatgate-* headers that nginx sets. A missing or
  * malformed request id is replaced by a fresh random one, so that direct
- * use of the socket still yields traceable answers.
+ * use of the socket still yields traceable responses.
  */
 static void
 cg_http_request_info(struct evhttp_request *req, cg_request_info_t *info)
@@ -378,8 +378,8 @@ cg_http_new_request_id(char *id)
     struct timespec  now;
     size_t           i;
 
-    /* getrandom() cannot fail for 16 bytes once the pool is ready; if it
-     * does, time and a counter still keep ids unique within this process */
+    /* getrandom() fails only before the kernel's pool is ready. Time and a
+     * counter then still keep ids unique within this process. */
     if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t) sizeof(rnd)) {
         clock_gettime(CLOCK_REALTIME, &now);
         seq++;

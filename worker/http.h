@@ -24,7 +24,7 @@ typedef struct {
     cg_upstream_t              *upstream;
     struct evhttp              *http;
     struct evhttp_bound_socket *bound;
-    unsigned                    in_flight;    /* chat requests not yet answered */
+    unsigned                    in_flight;    /* chat requests without a response yet */
     int                         stopping;
     void                      (*idle)(void *arg);  /* called when stopping and in_flight drops to 0 */
     void                       *idle_arg;
@@ -51,7 +51,7 @@ void cg_http_stop_accepting(cg_server_t *srv);
 void cg_http_free(cg_server_t *srv);
 
 /*
- * Sends a JSON answer with X-Request-Id. body is copied; len may be -1 for
+ * Sends a JSON response with X-Request-Id. body is copied; len may be -1 for
  * a NUL-terminated body.
  */
 void cg_http_send_json(struct evhttp_request *req, const char *request_id,
@@ -61,7 +61,7 @@ void cg_http_send_json(struct evhttp_request *req, const char *request_id,
 void cg_http_send_error(struct evhttp_request *req, const char *request_id,
     const cg_error_t *err);
 
-/* Answers GET /healthz (health.c). */
+/* Handles GET /healthz (health.c). */
 void cg_health_handle(cg_server_t *srv, struct evhttp_request *req,
     const cg_request_info_t *info);
 

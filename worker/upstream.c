@@ -1,7 +1,8 @@
 /*
- * libcurl's multi interface on libevent: curl tells us which sockets to watch
- * (cg_upstream_socket_cb) and when to wake it (cg_upstream_timer_cb); the loop
- * tells curl what happened through curl_multi_socket_action().
+ * libcurl's multi interface on libevent. curl requests which sockets to
+ * watch (cg_upstream_socket_cb) and when to run its timeouts
+ * (cg_upstream_timer_cb). The loop reports socket events and expired timers
+ * back through curl_multi_socket_action().
  */
 
 #include <stdlib.h>
@@ -13,7 +14,7 @@
 
 typedef struct cg_upstream_sock_s  cg_upstream_sock_t;
 
-/* One socket curl asked us to watch; freed when curl says CURL_POLL_REMOVE. */
+/* A socket that curl watches through the loop, freed on CURL_POLL_REMOVE. */
 struct cg_upstream_sock_s {
     cg_upstream_t       *up;
     curl_socket_t        fd;
@@ -253,7 +254,7 @@ cg_upstream_body(cg_upstream_call_t *call, size_t *len)
 }
 
 
-/* Watches fd for what curl asks (CURL_POLL_IN/OUT/INOUT) or stops (REMOVE). */
+/* Watches fd for the events curl requests (CURL_POLL_IN/OUT/INOUT), or stops on REMOVE. */
 static int
 cg_upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
     void *socketp)

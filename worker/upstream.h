@@ -22,7 +22,7 @@ typedef struct {
 
 /* How a call ended, from the transport's point of view. */
 typedef enum {
-    CG_UPSTREAM_OK = 0,        /* a complete answer arrived, any HTTP status */
+    CG_UPSTREAM_OK = 0,        /* a complete response arrived, any HTTP status */
     CG_UPSTREAM_CONNECT,       /* name lookup, connect or TLS handshake failed */
     CG_UPSTREAM_TIMEOUT,       /* connect or request timeout elapsed */
     CG_UPSTREAM_ABORTED,       /* a callback returned CG_UPSTREAM_ABORT */
@@ -40,7 +40,7 @@ typedef enum {
  * call (return CG_UPSTREAM_ABORT instead).
  *
  * on_headers: once, when the final status line and headers have arrived
- *   (1xx interim answers are skipped). May be NULL.
+ *   (1xx interim responses are skipped). May be NULL.
  * on_data: each body piece. CG_UPSTREAM_PAUSE leaves the piece unconsumed and
  *   pauses the transfer; after cg_upstream_resume() the same bytes come again.
  *   NULL: the body is collected, up to max_body bytes, for cg_upstream_body().
