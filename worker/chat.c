@@ -58,6 +58,7 @@ static void cg_chat_watch_client(cg_chat_t *c);
 static void cg_chat_client_readable(evutil_socket_t fd, short events,
     void *arg);
 static struct evhttp_request *cg_chat_detach(cg_chat_t *c);
+static void cg_chat_wipe_headers(cg_chat_t *c);
 static void cg_chat_fail(cg_chat_t *c, const cg_error_t *err,
     const char *error_class);
 static void cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
@@ -531,19 +532,44 @@ cg_chat_client_readable(evutil_socket_t fd, short events, void *arg)
 }
 
 
-/* Takes the request out of c for sending; NULL when it was sent already. */
+/*
+ * Takes the request out of c for sending; NULL when it was sent already.
+ * The client's key in the Authorization header is wiped first, because
+ * evhttp frees the headers without clearing them.
+ */
 static struct evhttp_request *
 cg_chat_detach(cg_chat_t *c)
 {
     struct evhttp_request  *req = c->req;
+    char                   *auth;
 
     if (c->watch != NULL) {
         event_free(c->watch);
         c->watch = NULL;
     }
 
+    if (req != NULL) {
+        auth = (char *) evhttp_find_header(evhttp_request_get_input_headers(req),
+                                           "Authorization");
+        if (auth != NULL) {
+            explicit_bzero(auth, strlen(auth));
+        }
+    }
+
     c->req = NULL;
     return req;
+}
+
+
+/* Wipes the provider call's header lines, one of which carries the key. */
+static void
+cg_chat_wipe_headers(cg_chat_t *c)
+{
+    struct curl_slist  *h;
+
+    for (h = c->call.headers; h != NULL; h = h->next) {
+        explicit_bzero(h->data, strlen(h->data));
+    }
 }
 
 
@@ -626,6 +652,7 @@ cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
         cg_upstream_cancel(c->upstream);
     }
     if (c->call_built) {
+        cg_chat_wipe_headers(c);
         cg_provider_call_free(&c->call);
     }
     if (c->chat_parsed) {
