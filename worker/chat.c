@@ -117,7 +117,7 @@ cg_chat_handle(cg_server_t *srv, struct evhttp_request *req,
     c->chat_parsed = 1;
 
     if (c->chat.stream) {
-        /* TODO: stream answers with evhttp_send_reply_start/chunk/end */
+        /* TODO: stream responses with evhttp_send_reply_start/chunk/end; upstream.h already has on_data, pause and cancel */
         cg_error_set(&err, 400, "invalid_request_error",
                      "streaming is not supported yet");
         err.param = "stream";
@@ -313,7 +313,7 @@ cg_chat_on_done(cg_upstream_call_t *call, cg_upstream_result_t result,
 
 
 /*
- * Answers from the provider's status: 2xx is translated, 4xx passes through
+ * Responds from the provider's status: 2xx is translated, 4xx passes through
  * with the provider's message (429 keeps its Retry-After), the rest is 502.
  */
 static void
