@@ -117,7 +117,10 @@ cg_chat_handle(cg_server_t *srv, struct evhttp_request *req,
     c->chat_parsed = 1;
 
     if (c->chat.stream) {
-        /* TODO: stream responses with evhttp_send_reply_start/chunk/end; upstream.h already has on_data, pause and cancel */
+        /*
+         * TODO: stream with evhttp_send_reply_start/chunk/end and the
+         * on_data, pause and cancel hooks of upstream.h.
+         */
         cg_error_set(&err, 400, "invalid_request_error",
                      "streaming is not supported yet");
         err.param = "stream";
