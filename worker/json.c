@@ -357,19 +357,22 @@ cg_utf8_seq_len(const unsigned char *s, size_t len)
 }
 
 
-void
+size_t
 cg_utf8_sanitize(char *s, size_t len)
 {
-    size_t  i = 0, n;
+    size_t  i = 0, n, replaced = 0;
 
     while (i < len) {
         n = cg_utf8_seq_len((unsigned char *) s + i, len - i);
         if (n == 0) {
             s[i++] = '?';
+            replaced++;
         } else {
             i += n;
         }
     }
+
+    return replaced;
 }
 
 

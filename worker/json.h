@@ -72,9 +72,11 @@ char *cg_json_gen_finish(yajl_gen g, size_t *len);
 
 /*
  * Replaces every byte that is not part of a valid UTF-8 sequence with '?',
- * in place, so the text can be written as a JSON string.
+ * in place, so the text can be written as a JSON string or sent to
+ * PostgreSQL, which rejects a whole batch for one such byte. Returns how
+ * many bytes it replaced.
  */
-void cg_utf8_sanitize(char *s, size_t len);
+size_t cg_utf8_sanitize(char *s, size_t len);
 
 /* Returns the largest length <= max that does not cut a UTF-8 sequence. */
 size_t cg_utf8_cut(const char *s, size_t len, size_t max);
