@@ -35,6 +35,7 @@ typedef struct {
     cg_chat_request_t        chat;
     unsigned                 chat_parsed:1;
     unsigned                 call_built:1;
+    unsigned                 writing:1;     /* cg_chat_sent will count the request out */
     cg_provider_call_t       call;
     cg_upstream_call_t      *upstream;
     struct event            *watch;         /* client connection, see cg_chat_watch_client */
@@ -59,6 +60,8 @@ static void cg_chat_client_readable(evutil_socket_t fd, short events,
     void *arg);
 static struct evhttp_request *cg_chat_detach(cg_chat_t *c);
 static void cg_chat_wipe_headers(cg_chat_t *c);
+static void cg_chat_sent(struct evhttp_request *req, void *arg);
+static void cg_chat_leave(cg_server_t *srv);
 static void cg_chat_fail(cg_chat_t *c, const cg_error_t *err,
     const char *error_class);
 static void cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
@@ -507,10 +510,11 @@ cg_chat_watch_client(cg_chat_t *c)
 static void
 cg_chat_client_readable(evutil_socket_t fd, short events, void *arg)
 {
-    cg_chat_t   *c = arg;
-    cg_error_t   err;
-    char         byte;
-    ssize_t      n;
+    cg_chat_t              *c = arg;
+    cg_error_t              err;
+    struct evhttp_request  *req;
+    char                    byte;
+    ssize_t                 n;
 
     (void) events;
 
@@ -528,10 +532,17 @@ cg_chat_client_readable(evutil_socket_t fd, short events, void *arg)
         c->upstream = NULL;
     }
 
-    /* the write fails, and that makes evhttp free the connection */
+    /*
+     * The write fails, and that makes evhttp free the connection. It does not
+     * run the on-complete callback then, so the chat counts itself out.
+     */
     cg_error_set(&err, 499, "invalid_request_error",
                  "client closed the connection before the response");
-    cg_chat_fail(c, &err, "client_closed");
+    req = cg_chat_detach(c);
+    evhttp_request_set_on_complete_cb(req, NULL, NULL);
+    c->writing = 0;
+    cg_http_send_error(req, c->info.request_id, &err);
+    cg_chat_finish(c, err.status, NULL, &err, "client_closed");
 }
 
 
@@ -557,10 +568,38 @@ cg_chat_detach(cg_chat_t *c)
         if (auth != NULL) {
             explicit_bzero(auth, strlen(auth));
         }
+
+        /* the request stays in flight until its response is written */
+        evhttp_request_set_on_complete_cb(req, cg_chat_sent, c->srv);
+        c->writing = 1;
     }
 
     c->req = NULL;
     return req;
+}
+
+
+/*
+ * Runs when evhttp has written a response. Until then a shutdown must not
+ * free the connection, or the client would get nothing.
+ */
+static void
+cg_chat_sent(struct evhttp_request *req, void *arg)
+{
+    (void) req;
+
+    cg_chat_leave(arg);
+}
+
+
+/* Counts a chat out of srv->in_flight; the last one out during a shutdown calls idle. */
+static void
+cg_chat_leave(cg_server_t *srv)
+{
+    srv->in_flight--;
+    if (srv->stopping && srv->in_flight == 0 && srv->idle != NULL) {
+        srv->idle(srv->idle_arg);
+    }
 }
 
 
@@ -604,6 +643,7 @@ cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
 {
     cg_server_t   *srv = c->srv;
     cg_log_row_t   row;
+    int            writing;
     const char    *provider = "-", *model = "-";
 
     cg_log_row_init(&row);
@@ -665,11 +705,11 @@ cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
         explicit_bzero(c->api_key, c->api_key_len);
         free(c->api_key);
     }
+    writing = c->writing;
     free(c);
 
-    srv->in_flight--;
-    if (srv->stopping && srv->in_flight == 0 && srv->idle != NULL) {
-        srv->idle(srv->idle_arg);
+    if (!writing) {
+        cg_chat_leave(srv);
     }
 }
 
