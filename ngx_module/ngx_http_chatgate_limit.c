@@ -40,6 +40,11 @@ typedef struct {
     uint64_t                      tat_hour;
     uint64_t                      tat_new_keys;
 
+    /* the cost of one request when the times above were set, so that a
+     * new rule carries over the requests made, not the microseconds */
+    uint64_t                      cost_minute;
+    uint64_t                      cost_hour;
+
     ngx_uint_t                    day;          /* days since the epoch */
     ngx_uint_t                    day_count;
     ngx_uint_t                    denied;
@@ -103,6 +108,8 @@ typedef struct {
     size_t                        scope_len;
     uint64_t                      tat_minute;
     uint64_t                      tat_hour;
+    uint64_t                      cost_minute;
+    uint64_t                      cost_hour;
     ngx_uint_t                    denied;
 } ngx_http_chatgate_match_t;
 
@@ -132,9 +139,9 @@ static void ngx_http_chatgate_consider(ngx_http_chatgate_match_t *m,
     ngx_http_chatgate_window_t *denial);
 static void ngx_http_chatgate_commit(ngx_http_chatgate_match_t *m,
     uint64_t now);
-static void ngx_http_chatgate_gcra(uint64_t tat, uint64_t now,
-    ngx_uint_t rate, uint64_t period, ngx_uint_t burst,
-    ngx_http_chatgate_window_t *w, uint64_t *new_tat);
+static void ngx_http_chatgate_gcra(uint64_t tat, uint64_t old_cost,
+    uint64_t now, ngx_uint_t rate, uint64_t period, ngx_uint_t burst,
+    ngx_http_chatgate_window_t *w, uint64_t *new_tat, uint64_t *cost);
 static void ngx_http_chatgate_day_window(ngx_http_chatgate_node_t *node,
     ngx_uint_t per_day, uint64_t now, ngx_http_chatgate_window_t *w);
 static ngx_http_chatgate_node_t *ngx_http_chatgate_lookup(
@@ -916,7 +923,7 @@ ngx_http_chatgate_charge_new_key(ngx_http_request_t *r,
     ngx_http_chatgate_window_t *denial)
 {
     u_char                     *p;
-    uint64_t                    tat;
+    uint64_t                    tat, cost;
     ngx_str_t                  *addr;
     ngx_http_chatgate_node_t   *node;
     ngx_http_chatgate_window_t  w;
@@ -939,9 +946,9 @@ ngx_http_chatgate_charge_new_key(ngx_http_request_t *r,
 
     ngx_http_chatgate_touch(zone, node);
 
-    ngx_http_chatgate_gcra(node->tat_new_keys, now, zone->new_keys,
+    ngx_http_chatgate_gcra(node->tat_new_keys, 0, now, zone->new_keys,
                            NGX_HTTP_CHATGATE_MINUTE_USEC,
-                           NGX_HTTP_CHATGATE_UNLIMITED, &w, &tat);
+                           NGX_HTTP_CHATGATE_UNLIMITED, &w, &tat, &cost);
 
     if (w.denied) {
         node->denied++;
@@ -966,17 +973,19 @@ ngx_http_chatgate_check(ngx_http_chatgate_match_t *m, uint64_t now,
     rule = m->rule;
 
     if (rule->per_minute != NGX_HTTP_CHATGATE_UNLIMITED) {
-        ngx_http_chatgate_gcra(m->node->tat_minute, now, rule->per_minute,
+        ngx_http_chatgate_gcra(m->node->tat_minute, m->node->cost_minute,
+                               now, rule->per_minute,
                                NGX_HTTP_CHATGATE_MINUTE_USEC, rule->burst,
-                               &w, &m->tat_minute);
+                               &w, &m->tat_minute, &m->cost_minute);
         w.window = "per_minute";
         ngx_http_chatgate_consider(m, &w, tightest, denial);
     }
 
     if (rule->per_hour != NGX_HTTP_CHATGATE_UNLIMITED) {
-        ngx_http_chatgate_gcra(m->node->tat_hour, now, rule->per_hour,
+        ngx_http_chatgate_gcra(m->node->tat_hour, m->node->cost_hour,
+                               now, rule->per_hour,
                                NGX_HTTP_CHATGATE_HOUR_USEC, rule->burst,
-                               &w, &m->tat_hour);
+                               &w, &m->tat_hour, &m->cost_hour);
         w.window = "per_hour";
         ngx_http_chatgate_consider(m, &w, tightest, denial);
     }
@@ -1035,10 +1044,12 @@ ngx_http_chatgate_commit(ngx_http_chatgate_match_t *m, uint64_t now)
 
     if (m->rule->per_minute != NGX_HTTP_CHATGATE_UNLIMITED) {
         node->tat_minute = m->tat_minute;
+        node->cost_minute = m->cost_minute;
     }
 
     if (m->rule->per_hour != NGX_HTTP_CHATGATE_UNLIMITED) {
         node->tat_hour = m->tat_hour;
+        node->cost_hour = m->cost_hour;
     }
 
     /* the day count is kept for every counter, for the control location */
@@ -1062,15 +1073,24 @@ ngx_http_chatgate_commit(ngx_http_chatgate_match_t *m, uint64_t now)
  */
 
 static void
-ngx_http_chatgate_gcra(uint64_t tat, uint64_t now, ngx_uint_t rate,
-    uint64_t period, ngx_uint_t burst, ngx_http_chatgate_window_t *w,
-    uint64_t *new_tat)
+ngx_http_chatgate_gcra(uint64_t tat, uint64_t old_cost, uint64_t now,
+    ngx_uint_t rate, uint64_t period, ngx_uint_t burst,
+    ngx_http_chatgate_window_t *w, uint64_t *new_tat, uint64_t *new_cost)
 {
-    uint64_t  cost, capacity, base, next;
+    uint64_t  cost, capacity, base, next, debt;
 
     cost = period / rate;
     if (cost == 0) {
         cost = 1;
+    }
+
+    *new_cost = cost;
+
+    /* after a rule change, convert the debt into the new cost */
+
+    if (old_cost && old_cost != cost && tat > now) {
+        debt = tat - now;
+        tat = now + debt / old_cost * cost + debt % old_cost * cost / old_cost;
     }
 
     capacity = (burst == NGX_HTTP_CHATGATE_UNLIMITED) ? rate : burst;

@@ -17,7 +17,7 @@ use Time::HiRes qw(sleep time);
 use Exporter qw(import);
 our @EXPORT = qw(free_port start_nginx stop_nginx reload_nginx http_request
                  error_log_alerts error_log module_path start_echo_server
-                 write_conf test_config control_put control_get);
+                 write_conf test_config control_put control_get limit_http);
 
 my $repo = abs_path(dirname(__FILE__) . '/../..');
 my @started;
@@ -125,6 +125,46 @@ CONF
     close $fh;
 
     return { dir => $dir, conf => "$dir/nginx.conf" };
+}
+
+# Returns an http {} body with a zone, a limited location on $port that
+# serves ok.txt and trusts X-Real-IP from 127.0.0.1, and a control
+# location on $control.
+sub limit_http {
+    my (%args) = @_;
+    my $size = $args{zone_size} // '1m';
+    my $zone_args = $args{zone_args} // '';
+    my $extra = $args{extra} // '';
+
+    return <<"CONF";
+    chatgate_zone cg $size $zone_args;
+    $extra
+
+    server {
+        listen 127.0.0.1:$args{port};
+
+        set_real_ip_from 127.0.0.1;
+        real_ip_header X-Real-IP;
+
+        location / {
+            chatgate on;
+            chatgate_limit_zone cg;
+            chatgate_retry_jitter 0;
+            root %%DIR%%;
+            try_files /ok.txt =404;
+        }
+    }
+
+    server {
+        listen 127.0.0.1:$args{control};
+
+        location /control {
+            chatgate_control on;
+            chatgate_limit_zone cg;
+            client_body_buffer_size 1m;
+        }
+    }
+CONF
 }
 
 # Pushes a rule set to a control location and returns the response.
