@@ -18,7 +18,7 @@
 #define NGX_HTTP_CHATGATE_REQUEST_ID_LEN  32
 #define NGX_HTTP_CHATGATE_UUID_LEN        36
 
-/* the longest scope: "ip:" and an IPv6 CIDR such as "ffff:...:ffff/128" */
+/* the maximum scope length: "ip:" and an IPv6 CIDR of 43 characters */
 #define NGX_HTTP_CHATGATE_SCOPE_LEN       64
 
 #define NGX_HTTP_CHATGATE_ERR_LEN         160

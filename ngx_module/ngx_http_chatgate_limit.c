@@ -6,8 +6,8 @@
  * "ip:10.0.0.0/8", "key:<uuid>", "key:byok-<hash>") and keeps a GCRA
  * theoretical arrival time per rate window and a count for the current
  * UTC day.  Counters sit in a red-black tree keyed by the CRC32 of the
- * scope and in one of two LRU queues: key counters have their own queue
- * and a cap, so a flood of key ids can only evict other key counters.
+ * scope and in one of two LRU queues.  Key counters have their own queue
+ * and a cap, so a flood of key ids evicts only other key counters.
  */
 
 
@@ -415,7 +415,7 @@ ngx_http_chatgate_parse_rule(ngx_str_t *scope, ngx_str_t *values,
 
         n = ngx_atoi(values[i].data, values[i].len);
 
-        /* a day quota of 0 blocks the scope; a rate of 0 means nothing */
+        /* a day quota of 0 blocks the scope, but a rate of 0 has no GCRA cost */
 
         if (n == NGX_ERROR || (n == 0 && i != 3)) {
             err->len = ngx_snprintf(err->data, NGX_HTTP_CHATGATE_ERR_LEN,
@@ -819,6 +819,9 @@ ngx_http_chatgate_match_rules(ngx_http_request_t *r,
     return n;
 }
 
+
+/* NOTE: an IPv4-mapped IPv6 client (::ffff:192.0.2.1 on a dual-stack
+ * listen) matches only IPv6 rules */
 
 static ngx_int_t
 ngx_http_chatgate_ip_matches(ngx_http_chatgate_rule_t *rule,

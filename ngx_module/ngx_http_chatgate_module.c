@@ -612,7 +612,8 @@ ngx_http_chatgate_cleanup_ctx(void *data)
 
 /*
  * Sends an OpenAI-style error: {"error":{"message":...,"type":...,
- * "param":...,"code":...}}.  A NULL param or code is sent as null.
+ * "param":...,"code":...}}.  A NULL param or code is sent as null; type
+ * and code must be JSON-safe constants.
  * Returns NGX_DONE once the request is finalized, or an HTTP status for
  * nginx to send with its own page when the body cannot be built.
  */
@@ -635,7 +636,9 @@ ngx_http_chatgate_send_error(ngx_http_request_t *r, ngx_uint_t status,
                  "\"code\":}}\n") - 1
           + message->len + ngx_escape_json(NULL, message->data, message->len)
           + type->len
-          + (param ? param->len + 2 : sizeof("null") - 1)
+          + (param ? param->len + 2
+                     + ngx_escape_json(NULL, param->data, param->len)
+                   : sizeof("null") - 1)
           + (code ? code->len + 2 : sizeof("null") - 1);
 
     b = ngx_create_temp_buf(r->pool, len);
@@ -647,7 +650,16 @@ ngx_http_chatgate_send_error(ngx_http_request_t *r, ngx_uint_t status,
                    sizeof("{\"error\":{\"message\":\"") - 1);
     p = (u_char *) ngx_escape_json(p, message->data, message->len);
     p = ngx_sprintf(p, "\",\"type\":\"%V\",\"param\":", type);
-    p = param ? ngx_sprintf(p, "\"%V\"", param) : ngx_cpymem(p, "null", 4);
+
+    if (param) {
+        *p++ = '"';
+        p = (u_char *) ngx_escape_json(p, param->data, param->len);
+        *p++ = '"';
+
+    } else {
+        p = ngx_cpymem(p, "null", 4);
+    }
+
     p = ngx_cpymem(p, ",\"code\":", sizeof(",\"code\":") - 1);
     p = code ? ngx_sprintf(p, "\"%V\"", code) : ngx_cpymem(p, "null", 4);
     p = ngx_cpymem(p, "}}\n", 3);
