@@ -58,7 +58,8 @@ static void emu_stop(evutil_socket_t fd, short events, void *arg);
 emu_server_t *
 emu_server_create(int listen_fd, int stop_fd)
 {
-    emu_server_t  *s;
+    emu_server_t        *s;
+    struct event_config *cfg;
 
     s = calloc(1, sizeof(*s));
     if (s == NULL) {
@@ -69,7 +70,15 @@ emu_server_create(int listen_fd, int stop_fd)
     s->listen_fd = listen_fd;
     s->stop_fd = stop_fd;
 
-    s->base = event_base_new();
+    /* The changelist folds evhttp's read/write toggles within one loop
+     * iteration into one epoll_ctl() call. */
+    cfg = event_config_new();
+    if (cfg != NULL) {
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK
+                                   | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        s->base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+    }
     s->out = evbuffer_new();
     if (s->base == NULL || s->out == NULL) {
         emu_log("error", "cannot create an event base");
