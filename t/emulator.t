@@ -12,6 +12,7 @@ use Digest::SHA qw(sha256_hex);
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use IO::Socket::INET;
+use IO::Socket::IP;
 use JSON::PP;
 use Test::More;
 use Time::HiRes qw(time sleep);
@@ -22,12 +23,13 @@ plan skip_all => "$binary not built (run make emulator)" unless -x $binary;
 
 my $dir = tempdir(CLEANUP => 1);
 my $log = "$dir/emulator.log";
-my ($pid, $port);
+my ($pid, $port, $pid6);
 
 END {
-    if ($pid) {
-        kill 'TERM', $pid;
-        waitpid($pid, 0);
+    for my $child ($pid, $pid6) {
+        next unless $child;
+        kill 'TERM', $child;
+        waitpid($child, 0);
     }
 }
 
@@ -408,6 +410,40 @@ $r = $http->get("$base/v1/unknown");
 is($r->{status}, 404, 'unknown path 404');
 
 unlike(read_log(), qr/sk-test-openai|sk-ant-test/, 'log has no credential');
+
+# IPv6 and several threads: a second emulator on [::1] with port 0, which
+# reports the port the kernel chose.
+SKIP: {
+    my $probe = IO::Socket::IP->new(Listen => 1, LocalAddr => '::1', LocalPort => 0);
+    skip 'no IPv6 loopback', 3 unless $probe;
+    close $probe;
+
+    my $log6 = "$dir/emulator6.log";
+    $pid6 = fork() // die "fork failed: $!";
+    if ($pid6 == 0) {
+        open STDERR, '>', $log6 or die "cannot open $log6: $!";
+        exec $binary, '--listen', '[::1]:0', '--threads', '2' or die "exec failed: $!";
+    }
+
+    my $port6;
+    for (1 .. 100) {
+        if (open my $fh, '<', $log6) {
+            local $/;
+            my $text = <$fh>;
+            last if ($port6) = $text =~ /^chatgate-emulator listening on \[::1\]:(\d+)$/m;
+        }
+        sleep 0.05;
+    }
+    ok($port6, 'ipv6 emulator starts');
+
+    my @codes = map { $http->get("http://[::1]:$port6/api/tags")->{status} } 1 .. 4;
+    is_deeply(\@codes, [200, 200, 200, 200], 'ipv6 two threads serve');
+
+    kill 'TERM', $pid6;
+    waitpid($pid6, 0);
+    is($? >> 8, 0, 'ipv6 emulator exits cleanly');
+    $pid6 = undef;
+}
 
 # Stop and check the log.
 kill 'TERM', $pid;
