@@ -813,8 +813,6 @@ cg_tokens_create(cg_server_t *srv, struct evhttp_request *req,
     long              ttl = srv->conf->jwt_ttl_s;
     size_t            n;
 
-
-
     if ((secret = cg_users_jwt_secret(srv, req, info)) == NULL
         || (root = cg_users_parse_body(req, info, NULL)) == NULL)
     {
