@@ -581,6 +581,13 @@ sub admin {
     return $self->worker_request($method, "/admin/api$path", admin => 1, %opt);
 }
 
+# POSTs /admin/api/login with email and password to the worker's socket.
+sub admin_login {
+    my ($self, $email, $password, %opt) = @_;
+    return $self->worker_request('POST', '/admin/api/login',
+        json => { email => $email, password => $password }, %opt);
+}
+
 # Stores a provider key through the admin API and returns its id.
 sub add_key {
     my ($self, %key) = @_;
