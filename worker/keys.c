@@ -1,7 +1,7 @@
 /*
  * Stored provider keys in the running worker: loading them from
  * provider_keys, resolving a chat's key id, the "rekey" command, and the
- * helpers that let admin handlers answer from a callback.
+ * helpers that let admin handlers respond from a callback.
  */
 
 #include <stdio.h>
@@ -135,9 +135,9 @@ cg_keys_load_query(evutil_socket_t fd, short events, void *arg)
 
 
 /*
- * Decrypts each row into the vault. A row that fails (a changed ciphertext,
- * id, provider or version, or another KMS key) is logged and skipped; the
- * worker goes on with the others.
+ * Decrypts each row into the vault. A row that fails to decrypt (a changed
+ * ciphertext, id, provider or version, or another KMS key) is logged and
+ * skipped, so the other keys stay usable.
  */
 static void
 cg_keys_loaded_rows(PGresult *res, const char *error, void *arg)
@@ -407,7 +407,7 @@ cg_keys_exec_ok(PGconn *pg, const char *sql)
 }
 
 
-/* Admin requests answered later. */
+/* Admin requests that respond from a callback. */
 
 void
 cg_admin_async_begin(cg_admin_async_t *a, cg_server_t *srv,

@@ -65,8 +65,8 @@ int cg_keys_rekey(const char *conninfo, const char *old_kms_text,
     const char *new_kms_text);
 
 /*
- * An admin request answered from a database or thread callback. While it
- * runs, it counts in srv->in_flight, so a shutdown waits for its answer.
+ * An admin request that responds from a database or thread callback. While
+ * it runs, it counts in srv->in_flight, so a shutdown waits for its response.
  */
 typedef struct {
     cg_server_t             *srv;
@@ -84,8 +84,8 @@ void cg_admin_async_json(cg_admin_async_t *a, int status, const char *body);
 void cg_admin_async_error(cg_admin_async_t *a, const cg_error_t *err);
 
 /*
- * Sends a 400 that lists every reason (reasons holds them, joined by "; ")
- * without an async request; returns -1 so validators can return it.
+ * Sends a 400 whose message is reasons (every invalid field, joined by
+ * "; "). Returns -1.
  */
 int cg_admin_bad_request(struct evhttp_request *req,
     const cg_request_info_t *info, const char *reasons);
