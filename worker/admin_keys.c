@@ -1,7 +1,7 @@
 /*
  * /admin/api/keys: create, list, rotate and revoke stored provider keys.
  * The secret travels only inward: it is encrypted into provider_keys and
- * put into this worker's vault table, and no answer or log line carries it.
+ * put into this worker's vault table, and no response or log line carries it.
  */
 
 #include <stdio.h>
@@ -257,7 +257,7 @@ cg_keys_answer_row(cg_key_op_t *op, PGresult *res, int status)
 }
 
 
-/* Answers a failed query: 503 while the database is away, else 500. */
+/* Logs a failed query and sends 503, so the caller retries later. */
 static void
 cg_keys_db_failed(cg_admin_async_t *a, const char *what, const char *error)
 {

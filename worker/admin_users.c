@@ -172,7 +172,7 @@ cg_users_login_fail(cg_user_op_t *op)
 }
 
 
-/* Signs the session token and answers it as JSON and as the console cookie. */
+/* Signs the session token and sends it in the JSON body and the console cookie. */
 static void
 cg_users_login_ok(cg_user_op_t *op)
 {
@@ -466,7 +466,7 @@ cg_users_logout(cg_server_t *srv, struct evhttp_request *req,
 
 /* Users. */
 
-/* Answers a query's rows as a JSON array, or its first row when one is true. */
+/* Sends a query's rows as a JSON array. */
 static void
 cg_users_answer_rows(PGresult *res, const char *error, void *arg)
 {
@@ -493,7 +493,7 @@ cg_users_answer_rows(PGresult *res, const char *error, void *arg)
 }
 
 
-/* Starts a query whose rows are the answer. */
+/* Starts a query whose rows are the response body. */
 static void
 cg_users_query_rows(cg_server_t *srv, struct evhttp_request *req,
     const cg_request_info_t *info, const char *sql)
@@ -539,7 +539,10 @@ cg_tokens_revoked(cg_server_t *srv, struct evhttp_request *req,
 }
 
 
-/* Answers the single row of an INSERT or UPDATE ... RETURNING; none is notfound. */
+/*
+ * Sends the single row of an INSERT or UPDATE ... RETURNING as an object.
+ * No row sends notfound_status with notfound_status_msg.
+ */
 static void
 cg_users_answer_row(PGresult *res, const char *error, void *arg,
     int status, const char *notfound_status_msg, int notfound_status)
