@@ -208,8 +208,8 @@ cg_chat_credential(cg_chat_t *c, const char *form_key_id, cg_error_t *err,
                               "Authorization");
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
         cg_error_set(err, 401, "authentication_error",
-                     "missing provider key, send it as \"Authorization: "
-                     "Bearer <key>\"");
+                     "missing provider key: send it in the Authorization "
+                     "header as a bearer token");
         return -1;
     }
 
@@ -348,7 +348,7 @@ cg_chat_answer_status(cg_chat_t *c, cg_upstream_call_t *call)
 
     cg_provider_error_message(c->chat.provider, status, body, len, msg,
                               sizeof(msg));
-    cg_redact(msg, c->api_key);
+    cg_redact(msg, sizeof(msg), c->api_key);
 
     if (status >= 400 && status < 500) {
         type = "invalid_request_error";
@@ -680,7 +680,7 @@ cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
     if (err != NULL) {
         cg_chat_copy(row.error_class, sizeof(row.error_class), error_class);
         cg_chat_copy(row.error_message, sizeof(row.error_message), err->message);
-        cg_redact(row.error_message, c->api_key);
+        cg_redact(row.error_message, sizeof(row.error_message), c->api_key);
     }
 
     if (status >= 500) {

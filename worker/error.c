@@ -119,11 +119,11 @@ cg_error_json(const cg_error_t *err, size_t *len)
 
 /*
  * Redaction copies the text into a scratch buffer that may grow (a short
- * secret becomes the longer "[redacted]"), then copies back at most the
- * original length, so nothing of a secret survives a truncation.
+ * secret becomes the longer "[redacted]"), then copies back at most
+ * size - 1 bytes, so nothing of a secret survives a truncation.
  */
 void
-cg_redact(char *text, const char *secret)
+cg_redact(char *text, size_t size, const char *secret)
 {
     size_t              len, cap, o = 0, cut;
     char               *out;
@@ -136,7 +136,7 @@ cg_redact(char *text, const char *secret)
     out = malloc(cap);
     if (out == NULL) {
         /* Without memory the only safe answer is to show nothing. */
-        snprintf(text, len + 1, "%s", CG_REDACTED);
+        snprintf(text, size, "%s", CG_REDACTED);
         return;
     }
 
@@ -158,7 +158,7 @@ cg_redact(char *text, const char *secret)
         out[o++] = *p++;
     }
 
-    cut = cg_utf8_cut(out, o, len);
+    cut = cg_utf8_cut(out, o, size - 1);
     memcpy(text, out, cut);
     text[cut] = '\0';
 

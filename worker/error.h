@@ -38,9 +38,10 @@ char *cg_error_json(const cg_error_t *err, size_t *len);
 /*
  * Removes credentials from the NUL-terminated text in place: the given secret
  * (the request's own provider key, may be NULL), bearer tokens, "sk-..." style
- * keys and x-api-key values. Each becomes "[redacted]"; text is truncated
- * rather than grown past its original length.
+ * keys and x-api-key values. Each becomes "[redacted]". text lives in a buffer
+ * of size bytes; the result is cut to fit it, after redaction, so a cut never
+ * leaves part of a secret.
  */
-void cg_redact(char *text, const char *secret);
+void cg_redact(char *text, size_t size, const char *secret);
 
 #endif

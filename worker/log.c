@@ -34,6 +34,19 @@ cg_log_level_parse(const char *name, cg_log_level_t *level)
 }
 
 
+static void
+cg_log_neutralize(char *text, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if ((unsigned char) text[i] < 0x20 || text[i] == 0x7f) {
+            text[i] = '?';
+        }
+    }
+}
+
+
 void
 cg_log(cg_log_level_t level, const char *request_id, const char *fmt, ...)
 {
@@ -63,10 +76,15 @@ cg_log(cg_log_level_t level, const char *request_id, const char *fmt, ...)
 
     /* A message longer than the buffer is cut, and the line still ends. */
     if (n < 0 || len + (size_t) n >= sizeof(line) - 1) {
-        len = sizeof(line) - 2;
-    } else {
-        len += (size_t) n;
+        n = (int) (sizeof(line) - 2 - len);
     }
+
+    /*
+     * Messages quote client-chosen values such as model names: a CR or LF
+     * among them would start a forged log line, so control bytes become '?'.
+     */
+    cg_log_neutralize(line + len, (size_t) n);
+    len += (size_t) n;
 
     line[len++] = '\n';
 

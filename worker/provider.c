@@ -754,7 +754,7 @@ cg_provider_error_message(cg_provider_id_t id, long status,
     char         cause[128], *text;
     const char  *found = NULL;
     yajl_val     root = NULL;
-    size_t       n;
+    size_t       n, text_size;
 
     (void) id;
 
@@ -773,16 +773,23 @@ cg_provider_error_message(cg_provider_id_t id, long status,
         return;
     }
 
-    /* Redact the whole message first, so a cut cannot split a key. */
-    text = strdup(found);
-    yajl_tree_free(root);
+    /*
+     * Redact the whole message first, so a cut cannot split a key; the spare
+     * room lets short keys become the longer "[redacted]" without cutting.
+     */
+    text_size = strlen(found) + 256;
+    text = malloc(text_size);
 
     if (text == NULL) {
+        yajl_tree_free(root);
         snprintf(msg, msg_size, "HTTP %ld", status);
         return;
     }
 
-    cg_redact(text, NULL);
+    memcpy(text, found, strlen(found) + 1);
+    yajl_tree_free(root);
+
+    cg_redact(text, text_size, NULL);
 
     n = strlen(text);
     n = cg_utf8_cut(text, n, CG_ERROR_MSG_MAX);

@@ -485,25 +485,29 @@ test_redact(void)
     char  text[256];
 
     strcpy(text, "key sk-ant-api03-AAAAbbbbCCCC and sk-or-v1-12345678 end");
-    cg_redact(text, NULL);
+    cg_redact(text, sizeof(text), NULL);
     is_str(text, "key [redacted] and [redacted] end", "redact sk keys");
 
     strcpy(text, "sk-short ok, task-abcdefghijkl ok");
-    cg_redact(text, NULL);
+    cg_redact(text, sizeof(text), NULL);
     is_str(text, "sk-short ok, task-abcdefghijkl ok", "redact leaves non keys");
 
     strcpy(text, "Authorization: Bearer eyJhbGciOi.x.y, next");
-    cg_redact(text, NULL);
+    cg_redact(text, sizeof(text), NULL);
     is_str(text, "Authorization: Bearer [redacted], next", "redact bearer");
 
     strcpy(text, "x-api-key: abc123456789 {\"x-api-key\": \"zz3456789012\"}");
-    cg_redact(text, NULL);
+    cg_redact(text, sizeof(text), NULL);
     is_str(text, "x-api-key: [redacted] {\"x-api-key\": \"[redacted]\"}",
            "redact x-api-key forms");
 
     strcpy(text, "your key XYZ is bad");
-    cg_redact(text, "XYZ");
-    is_str(text, "your key [redacted]", "redact secret, length kept");
+    cg_redact(text, sizeof(text), "XYZ");
+    is_str(text, "your key [redacted] is bad", "redact short secret, text kept");
+
+    strcpy(text, "your key XYZ is bad");
+    cg_redact(text, 16, "XYZ");
+    is_str(text, "your key [redac", "redact cut to the buffer size");
 }
 
 
