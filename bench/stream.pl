@@ -47,7 +47,7 @@ sub vm {
     return -1;
 }
 
-$load = 'build/bench/stream_load';
+my $load = 'build/bench/stream_load';
 
 # a warm-up so that connections and caches are set up
 system($load, '127.0.0.1', $t->port, 10, $chunks, $t->key, 30);

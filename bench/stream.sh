@@ -19,7 +19,7 @@ mkdir -p build/bench
 cc -O2 -Wall -Wextra -Werror -o build/bench/stream_load bench/stream_load.c \
     $(pkg-config --cflags --libs libevent)
 
-# every stream holds a socket in the client, in nginx and in the worker
+# every stream uses a socket in the client, in nginx and in the worker
 [ "$(ulimit -n)" -ge 8192 ] || ulimit -n "$(ulimit -Hn)"
 
 . scripts/pg.sh
