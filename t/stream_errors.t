@@ -79,8 +79,13 @@ $r = stream_chat($t, content => '[emu words=100000] a very long answer',
 my $hwm_after = worker_memory_kb('VmHWM');
 ok(!$r->{complete}, 'slow client still reading after 4 s');
 cmp_ok(scalar @{ $r->{events} }, '>', 10, 'slow client got events');
-cmp_ok($hwm_after - $hwm_before, '<', 8 * 1024, 'slow client worker memory bounded')
-    or diag("VmHWM $hwm_before kB before, $hwm_after kB after");
+SKIP: {
+    # ASan keeps freed memory in quarantine, so RSS says little there.
+    skip 'worker memory under a sanitizer build', 1
+        if ($ENV{CHATGATE_BUILD} // '') =~ m{/san/?$};
+    cmp_ok($hwm_after - $hwm_before, '<', 8 * 1024, 'slow client worker memory bounded')
+        or diag("VmHWM $hwm_before kB before, $hwm_after kB after");
+}
 $row = stream_log_row($t, $r) // {};
 is($row->{status}, 499, 'slow client hang up logged');
 ok(scalar $t->log_lines('worker', qr/stream paused \d+ times/),
