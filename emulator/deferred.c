@@ -113,6 +113,11 @@ emu_deferred_closed(struct evhttp_connection *evcon, void *arg)
 
     (void) evcon;
 
+    if (d->call.stream && d->stream.chunk_index < d->stream.chunk_count) {
+        emu_log("info", "stream closed by the client after %u of %u content "
+                "chunks", d->stream.chunk_index, d->stream.chunk_count);
+    }
+
     if (evhttp_request_get_connection(d->req) == NULL) {
         evhttp_request_free(d->req);
     }

@@ -18,57 +18,29 @@
 #include "chat.h"
 #include "keys.h"
 #include "log.h"
+#include "retry.h"
 
 /* max size of a provider's complete response, far above any chat completion */
 #define CG_CHAT_MAX_ANSWER  (16 * 1024 * 1024)
-
-/*
- * One chat request. It owns everything it points to except srv and req;
- * req is set to NULL once the response is handed to evhttp, which frees it.
- */
-typedef struct {
-    cg_server_t             *srv;
-    struct evhttp_request   *req;
-    cg_chat_kind_t           kind;
-    cg_request_info_t        info;
-    char                    *api_key;       /* BYOK or stored key: wiped before free */
-    size_t                   api_key_len;
-    char                    *base_url;      /* a stored key's own base URL, or NULL */
-    cg_chat_request_t        chat;
-    unsigned                 chat_parsed:1;
-    unsigned                 call_built:1;
-    unsigned                 writing:1;     /* cg_chat_sent will count the request out */
-    cg_provider_call_t       call;
-    cg_upstream_call_t      *upstream;
-    struct event            *watch;         /* client connection, see cg_chat_watch_client */
-    int64_t                  start_us;      /* wall clock, for the log row */
-    struct timespec          start;         /* monotonic, for latency */
-    char                     retry_after[32];
-} cg_chat_t;
 
 static int cg_chat_read_body(cg_chat_t *c, const char **body, size_t *len,
     cg_error_t *err);
 static int cg_chat_credential(cg_chat_t *c, const char *form_key_id,
     cg_error_t *err, const char **error_class);
 static void cg_chat_start_call(cg_chat_t *c);
+static void cg_chat_attempt(cg_chat_t *c);
+static void cg_chat_retry_timer(evutil_socket_t fd, short events, void *arg);
 static void cg_chat_on_done(cg_upstream_call_t *call,
     cg_upstream_result_t result, const char *error, void *arg);
-static void cg_chat_answer_status(cg_chat_t *c, cg_upstream_call_t *call);
 static void cg_chat_answer_ok(cg_chat_t *c, const char *body, size_t len);
 static char *cg_chat_form_json(cg_chat_t *c, const cg_completion_t *out,
     size_t *len);
 static void cg_chat_watch_client(cg_chat_t *c);
 static void cg_chat_client_readable(evutil_socket_t fd, short events,
     void *arg);
-static struct evhttp_request *cg_chat_detach(cg_chat_t *c);
 static void cg_chat_wipe_headers(cg_chat_t *c);
 static void cg_chat_sent(struct evhttp_request *req, void *arg);
 static void cg_chat_leave(cg_server_t *srv);
-static void cg_chat_fail(cg_chat_t *c, const cg_error_t *err,
-    const char *error_class);
-static void cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
-    const cg_error_t *err, const char *error_class);
-static int cg_chat_latency_ms(const cg_chat_t *c);
 static void cg_chat_copy(char *dst, size_t size, const char *src);
 
 
@@ -120,18 +92,6 @@ cg_chat_handle(cg_server_t *srv, struct evhttp_request *req,
         return;
     }
     c->chat_parsed = 1;
-
-    if (c->chat.stream) {
-        /*
-         * TODO: stream with evhttp_send_reply_start/chunk/end and the
-         * on_data, pause and cancel hooks of upstream.h.
-         */
-        cg_error_set(&err, 400, "invalid_request_error",
-                     "streaming is not supported yet");
-        err.param = "stream";
-        cg_chat_fail(c, &err, "invalid_request");
-        return;
-    }
 
     if (cg_chat_credential(c, form_key_id, &err, &error_class) != 0) {
         cg_chat_fail(c, &err, error_class);
@@ -249,18 +209,15 @@ cg_chat_credential(cg_chat_t *c, const char *form_key_id, cg_error_t *err,
 }
 
 
+/* Builds the provider call once; each try sends the same one. */
 static void
 cg_chat_start_call(cg_chat_t *c)
 {
-    static const cg_upstream_handler_t  handler = {
-        NULL, NULL, cg_chat_on_done
-    };
-    const cg_conf_t  *conf = c->srv->conf;
-    cg_error_t        err;
+    cg_error_t  err;
 
     if (cg_provider_build_call(&c->chat,
                                c->base_url ? c->base_url
-                                           : conf->base_url[c->chat.provider],
+                                           : c->srv->conf->base_url[c->chat.provider],
                                c->api_key, &c->call, &err) != 0)
     {
         cg_chat_fail(c, &err,
@@ -269,10 +226,31 @@ cg_chat_start_call(cg_chat_t *c)
     }
     c->call_built = 1;
 
-    c->upstream = cg_upstream_start(c->srv->upstream, c->call.url,
-                                    c->call.headers, c->call.body,
-                                    c->call.body_len, CG_CHAT_MAX_ANSWER,
-                                    &handler, c);
+    cg_chat_watch_client(c);
+    cg_chat_attempt(c);
+}
+
+
+/* Starts one try of the provider call, streamed or complete. */
+static void
+cg_chat_attempt(cg_chat_t *c)
+{
+    static const cg_upstream_handler_t  handler = {
+        NULL, NULL, cg_chat_on_done
+    };
+    cg_error_t  err;
+
+    c->attempt++;
+
+    if (c->chat.stream) {
+        c->upstream = cg_chat_stream_call(c);
+    } else {
+        c->upstream = cg_upstream_start(c->srv->upstream, c->call.url,
+                                        c->call.headers, c->call.body,
+                                        c->call.body_len, CG_CHAT_MAX_ANSWER,
+                                        &handler, c);
+    }
+
     if (c->upstream == NULL) {
         cg_error_set(&err, 500, "server_error",
                      "cannot start the call to provider \"%s\"",
@@ -281,10 +259,68 @@ cg_chat_start_call(cg_chat_t *c)
         return;
     }
 
-    cg_chat_watch_client(c);
+    cg_log_debug(c->info.request_id, "calling provider \"%s\" model \"%s\"%s "
+                 "(attempt %d)", cg_provider_name(c->chat.provider),
+                 c->chat.model, c->chat.stream ? " streamed" : "", c->attempt);
+}
 
-    cg_log_debug(c->info.request_id, "calling provider \"%s\" model \"%s\"",
-                 cg_provider_name(c->chat.provider), c->chat.model);
+
+int
+cg_chat_retry(cg_chat_t *c, cg_upstream_call_t *call, const char *cause)
+{
+    const cg_conf_t  *conf = c->srv->conf;
+    cg_retry_conf_t   rc;
+    struct timeval    tv;
+    long              retry_after_ms = -1, delay_ms;
+
+    if (call != NULL) {
+        retry_after_ms = cg_retry_after_ms(cg_upstream_header(call,
+                                                              "Retry-After"),
+                                           time(NULL));
+    }
+
+    rc.attempts = conf->retry_attempts;
+    rc.deadline_ms = conf->retry_deadline_ms;
+
+    if (!cg_retry_plan(&rc, c->attempt, cg_chat_latency_ms(c), retry_after_ms,
+                       &delay_ms))
+    {
+        if (c->attempt > 1 || conf->retry_attempts > 1) {
+            cg_log_info(c->info.request_id, "not retrying provider \"%s\" "
+                        "after attempt %d of %d: %s", cg_provider_name(
+                        c->chat.provider), c->attempt, conf->retry_attempts,
+                        cause);
+        }
+        return 0;
+    }
+
+    if (c->retry_timer == NULL) {
+        c->retry_timer = evtimer_new(c->srv->base, cg_chat_retry_timer, c);
+        if (c->retry_timer == NULL) {
+            return 0;
+        }
+    }
+
+    tv.tv_sec = delay_ms / 1000;
+    tv.tv_usec = (delay_ms % 1000) * 1000;
+    if (evtimer_add(c->retry_timer, &tv) != 0) {
+        return 0;
+    }
+
+    cg_log_info(c->info.request_id, "retrying provider \"%s\" in %ld ms, "
+                "attempt %d of %d: %s", cg_provider_name(c->chat.provider),
+                delay_ms, c->attempt + 1, conf->retry_attempts, cause);
+    return 1;
+}
+
+
+static void
+cg_chat_retry_timer(evutil_socket_t fd, short events, void *arg)
+{
+    (void) fd;
+    (void) events;
+
+    cg_chat_attempt(arg);
 }
 
 
@@ -292,18 +328,53 @@ static void
 cg_chat_on_done(cg_upstream_call_t *call, cg_upstream_result_t result,
     const char *error, void *arg)
 {
-    cg_chat_t    *c = arg;
-    cg_error_t    err;
-    const char   *name = cg_provider_name(c->chat.provider);
-    long          timeout_ms = c->srv->conf->request_timeout_ms;
+    cg_chat_t  *c = arg;
+    char        cause[300];
+    long        status = cg_upstream_status(call);
+    const char *body;
+    size_t      len;
 
     c->upstream = NULL;
 
-    switch (result) {
+    if (result == CG_UPSTREAM_CONNECT) {
+        snprintf(cause, sizeof(cause), "connect failed: %s", error);
+        if (cg_chat_retry(c, NULL, cause)) {
+            return;
+        }
+    }
 
-    case CG_UPSTREAM_OK:
-        cg_chat_answer_status(c, call);
+    if (result != CG_UPSTREAM_OK) {
+        cg_chat_transport_failed(c, result, error);
         return;
+    }
+
+    if (status == 429 || status >= 500) {
+        snprintf(cause, sizeof(cause), "provider answered %ld", status);
+        if (cg_chat_retry(c, call, cause)) {
+            return;
+        }
+    }
+
+    body = cg_upstream_body(call, &len);
+
+    if (status >= 200 && status < 300) {
+        cg_chat_answer_ok(c, body, len);
+        return;
+    }
+
+    cg_chat_answer_status(c, call, body, len);
+}
+
+
+void
+cg_chat_transport_failed(cg_chat_t *c, cg_upstream_result_t result,
+    const char *error)
+{
+    cg_error_t   err;
+    const char  *name = cg_provider_name(c->chat.provider);
+    long         timeout_ms = c->srv->conf->request_timeout_ms;
+
+    switch (result) {
 
     case CG_UPSTREAM_TIMEOUT:
         cg_error_set(&err, 504, "timeout", "provider \"%s\" did not answer "
@@ -319,7 +390,7 @@ cg_chat_on_done(cg_upstream_call_t *call, cg_upstream_result_t result,
 
     default:
         cg_error_set(&err, 502, "upstream_error", "call to provider \"%s\" "
-                     "failed: %s", name, error);
+                     "failed: %s", name, error ? error : "aborted");
         cg_chat_fail(c, &err, "upstream_error");
         return;
     }
@@ -327,24 +398,18 @@ cg_chat_on_done(cg_upstream_call_t *call, cg_upstream_result_t result,
 
 
 /*
- * Responds from the provider's status: 2xx is translated, 4xx passes through
- * with the provider's message (429 keeps its Retry-After), the rest is 502.
+ * Responds from the provider's status: 4xx passes through with the
+ * provider's message (429 keeps its Retry-After), the rest is 502.
  */
-static void
-cg_chat_answer_status(cg_chat_t *c, cg_upstream_call_t *call)
+void
+cg_chat_answer_status(cg_chat_t *c, cg_upstream_call_t *call,
+    const char *body, size_t len)
 {
     cg_error_t    err;
-    const char   *body, *retry_after, *type;
+    const char   *retry_after, *type;
     char          msg[400];
-    size_t        len;
+    size_t        i, n;
     long          status = cg_upstream_status(call);
-
-    body = cg_upstream_body(call, &len);
-
-    if (status >= 200 && status < 300) {
-        cg_chat_answer_ok(c, body, len);
-        return;
-    }
 
     cg_provider_error_message(c->chat.provider, status, body, len, msg,
                               sizeof(msg));
@@ -356,11 +421,17 @@ cg_chat_answer_status(cg_chat_t *c, cg_upstream_call_t *call)
             type = "authentication_error";
         } else if (status == 429) {
             type = "rate_limit_exceeded";
+
+            /* seconds or an HTTP date, passed on as the provider sent it */
             retry_after = cg_upstream_header(call, "Retry-After");
-            if (retry_after != NULL && strlen(retry_after) < sizeof(c->retry_after)
-                && strspn(retry_after, "0123456789") == strlen(retry_after))
-            {
-                strcpy(c->retry_after, retry_after);
+            n = retry_after ? strlen(retry_after) : 0;
+            for (i = 0; i < n; i++) {
+                if (retry_after[i] < 0x20 || retry_after[i] > 0x7e) {
+                    break;
+                }
+            }
+            if (n > 0 && i == n && n < sizeof(c->retry_after)) {
+                memcpy(c->retry_after, retry_after, n + 1);
             }
         }
         cg_error_set(&err, (int) status, type, "%s", msg);
@@ -535,6 +606,11 @@ cg_chat_client_readable(evutil_socket_t fd, short events, void *arg)
         return;
     }
 
+    if (cg_chat_stream_started(c)) {
+        cg_chat_stream_client_closed(c);
+        return;
+    }
+
     if (c->upstream != NULL) {
         cg_upstream_cancel(c->upstream);
         c->upstream = NULL;
@@ -559,7 +635,7 @@ cg_chat_client_readable(evutil_socket_t fd, short events, void *arg)
  * The client's key in the Authorization header is wiped first, because
  * evhttp frees the headers without clearing them.
  */
-static struct evhttp_request *
+struct evhttp_request *
 cg_chat_detach(cg_chat_t *c)
 {
     struct evhttp_request  *req = c->req;
@@ -624,7 +700,7 @@ cg_chat_wipe_headers(cg_chat_t *c)
 
 
 /* Sends err to the client, then finishes the request. */
-static void
+void
 cg_chat_fail(cg_chat_t *c, const cg_error_t *err, const char *error_class)
 {
     struct evhttp_request  *req = cg_chat_detach(c);
@@ -645,7 +721,7 @@ cg_chat_fail(cg_chat_t *c, const cg_error_t *err, const char *error_class)
  * Ends the request after its response went out: logs it, writes its row to the
  * request log, wipes the client's key and frees everything.
  */
-static void
+void
 cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
     const cg_error_t *err, const char *error_class)
 {
@@ -657,7 +733,7 @@ cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
     cg_log_row_init(&row);
     row.time_us = c->start_us;
     row.status = status;
-    row.ok = (status == 200);
+    row.ok = (status == 200 && err == NULL);
     row.latency_ms = cg_chat_latency_ms(c);
     cg_chat_copy(row.request_id, sizeof(row.request_id), c->info.request_id);
     cg_chat_copy(row.client_addr, sizeof(row.client_addr), c->info.client_addr);
@@ -669,6 +745,10 @@ cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
         cg_chat_copy(row.provider, sizeof(row.provider), provider);
         cg_chat_copy(row.model, sizeof(row.model), model);
         row.stream = c->chat.stream;
+    }
+
+    if (c->stream != NULL) {
+        cg_chat_stream_log(c, &row);
     }
 
     if (usage != NULL) {
@@ -702,6 +782,12 @@ cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
     if (c->upstream != NULL) {
         cg_upstream_cancel(c->upstream);
     }
+    if (c->retry_timer != NULL) {
+        event_free(c->retry_timer);
+    }
+    if (c->stream != NULL) {
+        cg_chat_stream_free(c);
+    }
     if (c->call_built) {
         cg_chat_wipe_headers(c);
         cg_provider_call_free(&c->call);
@@ -723,7 +809,7 @@ cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
 }
 
 
-static int
+int
 cg_chat_latency_ms(const cg_chat_t *c)
 {
     struct timespec  now;

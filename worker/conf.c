@@ -53,6 +53,10 @@ cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
         { "CHATGATE_LOG_QUEUE_MAX", 20000, 1, 10000000, CG_CONF_COUNT },
         { "CHATGATE_DB_CONNECTIONS", 2, 1, 64, CG_CONF_COUNT },
         { "CHATGATE_JWT_TTL", 3600, 60, 30 * 86400, CG_CONF_COUNT },
+        { "CHATGATE_RETRY_ATTEMPTS", 3, 1, 10, CG_CONF_COUNT },
+        { "CHATGATE_RETRY_DEADLINE_MS", 10000, 0, 3600000, CG_CONF_MS },
+        { "CHATGATE_STREAM_BUFFER", 256 << 10, 16 << 10, 64 << 20, CG_CONF_BYTES },
+        { "CHATGATE_STREAM_TIMELINE", 0, 0, 1, CG_CONF_COUNT },
     };
     static const char  *url_names[CG_PROVIDER_COUNT] = {
         "OPENAI_BASE_URL", "OPENROUTER_BASE_URL", "ANTHROPIC_BASE_URL",
@@ -87,6 +91,15 @@ cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
     conf->log_queue_max = (int) value[5];
     conf->db_connections = (int) value[6];
     conf->jwt_ttl_s = (long) value[7];
+    conf->retry_attempts = (int) value[8];
+    conf->retry_deadline_ms = (long) value[9];
+    conf->stream_buffer = (size_t) value[10];
+    conf->stream_timeline = (int) value[11];
+
+    /* a retry never starts after the provider call could have timed out */
+    if (conf->retry_deadline_ms > conf->request_timeout_ms) {
+        conf->retry_deadline_ms = conf->request_timeout_ms;
+    }
 
     s = getenv("CHATGATE_LOG_LEVEL");
     if (s != NULL && *s != '\0' && cg_log_level_parse(s, &conf->log_level) != 0) {

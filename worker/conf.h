@@ -28,6 +28,10 @@ typedef struct {
     char              *spool_path;
     int                db_connections;
     char              *sql_dir;
+    int                retry_attempts;     /* provider tries per chat, the first included */
+    long               retry_deadline_ms;  /* no retry starts later; at most request_timeout_ms */
+    size_t             stream_buffer;      /* bytes a stream may have unsent before the provider is paused */
+    int                stream_timeline;    /* 1: store chunk arrival times of streams */
 
     /*
      * Admin secrets, kept apart on purpose: a leaked ADMIN_TOKEN (it travels

@@ -168,15 +168,15 @@ cg_chat_form_parse(const char *body, size_t len,
         goto fail;
     }
 
-    if (cg_request_messages(req->root, err) != 0) {
+    if (cg_request_messages(req->root, err) != 0
+        || cg_request_stream(req->root, &req->stream, err) != 0)
+    {
         goto fail;
     }
 
-    /* The form's own fields must not reach the provider. */
+    /* The form's own fields must not reach the provider; "stream" may. */
     cg_request_remove(req->root, "provider");
     cg_request_remove(req->root, "key_id");
-    cg_request_remove(req->root, "stream");
-    req->stream = 0;
 
     return 0;
 
