@@ -1,7 +1,7 @@
 
 /*
  * The control location: the worker PUTs the whole rule set, today's
- * usage per scope and revoked token ids, POSTs revoked token ids alone,
+ * usage per scope and revoked token ids, PATCHes revoked token ids alone,
  * and GETs the counters back.  The line format is described in
  * docs/control.md.
  */
@@ -186,7 +186,7 @@ ngx_http_chatgate_control_handler(ngx_http_request_t *r)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_chatgate_module);
 
-    if (r->method == NGX_HTTP_PUT || r->method == NGX_HTTP_POST) {
+    if (r->method == NGX_HTTP_PUT || r->method == NGX_HTTP_PATCH) {
         rc = ngx_http_read_client_request_body(r,
                                                ngx_http_chatgate_control_put);
         if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
@@ -209,7 +209,7 @@ ngx_http_chatgate_control_handler(ngx_http_request_t *r)
         return ngx_http_chatgate_control_send(r, b);
     }
 
-    ngx_str_set(&message, "the control location accepts GET, PUT and POST");
+    ngx_str_set(&message, "the control location accepts GET, PUT and PATCH");
 
     /* send_error finalizes the request, and the content phase does again */
     r->main->count++;
@@ -262,10 +262,10 @@ ngx_http_chatgate_control_put(ngx_http_request_t *r)
         goto invalid;
     }
 
-    /* a POST adds revoked token ids and leaves the rules alone */
+    /* a PATCH adds revoked token ids and leaves the rules alone */
 
-    if (r->method == NGX_HTTP_POST && (rules.nelts || usage.nelts)) {
-        ngx_str_set(&err, "a POST takes only \"revoke\" lines, "
+    if (r->method == NGX_HTTP_PATCH && (rules.nelts || usage.nelts)) {
+        ngx_str_set(&err, "a PATCH takes only \"revoke\" lines, "
                           "use PUT for rules and usage");
         goto invalid;
     }

@@ -253,7 +253,7 @@ $r = req('GET', '/admin/api/limits', bearer($revocable));
 is($r->{status}, 200, 'jwt before revoke accepted');
 like($r->{body}, qr/^X-Chatgate-Jti: $jti\r$/m, 'jwt jti forwarded');
 
-$r = http_request(port => $control, method => 'POST', path => '/control',
+$r = http_request(port => $control, method => 'PATCH', path => '/control',
                   body => "revoke $jti " . ($now + 600) . "\n");
 is($r->{status}, 200, 'revoke push accepted');
 like($r->{body}, qr/^ok 1 revoked$/, 'revoke push counted');
@@ -265,14 +265,14 @@ is(req('GET', '/admin/api/limits', ['Cookie', "chatgate_session=$revocable"])
 is(req('GET', '/admin/api/limits', bearer(jwt(jti => 'other', role => 'viewer')))
        ->{status}, 200, 'jwt other jti accepted');
 
-$r = http_request(port => $control, method => 'POST', path => '/control',
+$r = http_request(port => $control, method => 'PATCH', path => '/control',
                   body => "rule global 1 - - -\n");
-is($r->{status}, 400, 'revoke post with rule rejected');
+is($r->{status}, 400, 'revoke patch with rule rejected');
 
 for my $bad ("revoke a.b 100\n", "revoke abc\n", "revoke abc soon\n",
              "revoke " . ('a' x 65) . " 100\n")
 {
-    $r = http_request(port => $control, method => 'POST', path => '/control',
+    $r = http_request(port => $control, method => 'PATCH', path => '/control',
                       body => $bad);
     is($r->{status}, 400, "revoke bad line rejected: " . substr($bad, 0, 20));
 }

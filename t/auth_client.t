@@ -134,7 +134,7 @@ for my $role ('admin', 'viewer') {
 
 # revocation applies to client tokens too
 
-$r = http_request(port => $control, method => 'POST', path => '/control',
+$r = http_request(port => $control, method => 'PATCH', path => '/control',
                   body => "revoke client-jti-1 " . (time + 600) . "\n");
 is($r->{status}, 200, 'client revoke pushed');
 is(chat(['Authorization', "Bearer $token"])->{status}, 401,
