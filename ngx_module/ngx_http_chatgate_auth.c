@@ -1,8 +1,8 @@
 
 /*
- * Authentication at the edge: admin locations take X-Admin-Token or a
+ * Authentication at the edge.  Admin locations take X-Admin-Token or a
  * gateway JWT (Authorization: Bearer, or the console's session cookie)
- * whose role the location allows; chat locations verify a credential
+ * whose role the location allows.  Chat locations verify a credential
  * that looks like a JWT as a client token, so it never reaches a
  * provider.  Secrets come from files read at configuration time.
  */
@@ -367,7 +367,7 @@ ngx_http_chatgate_auth_models(ngx_http_request_t *r,
         len += claims->models[i].len + 1;
     }
 
-    /* an empty list allows no model; the worker enforces the list */
+    /* an empty list allows no model, and the worker enforces the list */
 
     p = ngx_pnalloc(r->pool, len + 1);
     if (p == NULL) {
@@ -390,7 +390,7 @@ ngx_http_chatgate_auth_models(ngx_http_request_t *r,
 }
 
 
-/* Finds "Authorization: Bearer <token>"; the scheme is case-insensitive. */
+/* Finds "Authorization: Bearer <token>", with the scheme in any case. */
 
 static ngx_int_t
 ngx_http_chatgate_auth_bearer(ngx_http_request_t *r, ngx_str_t *token)

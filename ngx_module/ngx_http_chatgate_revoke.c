@@ -1,10 +1,10 @@
 
 /*
  * Revoked JWT ids in the limiter's shared memory zone.  The worker pushes
- * "revoke <jti> <exp>" lines on logout; every JWT the module verifies is
- * looked up here.  An entry is dropped once its token has expired, so the
- * set stays small, and it is bounded: a full set evicts the entry that
- * expires soonest.
+ * "revoke <jti> <exp>" lines on logout, and every JWT the module verifies
+ * is looked up here.  An entry is dropped NGX_HTTP_CHATGATE_REVOKE_GRACE
+ * seconds after its exp, when no leeway accepts the token any more.  The
+ * set is bounded: a full set evicts the entry that expires soonest.
  */
 
 
@@ -15,7 +15,7 @@
 #include "ngx_http_chatgate.h"
 
 
-/* node.data holds the length of jti */
+/* node.data is the length of jti */
 
 typedef struct {
     ngx_rbtree_node_t             node;         /* by_jti, key: CRC32 */
