@@ -157,6 +157,9 @@ ngx_http_chatgate_revoke_add(ngx_shm_zone_t *shm_zone, ngx_array_t *revoked,
         size = offsetof(ngx_http_chatgate_revoked_node_t, jti)
                + add[i].jti.len;
 
+        /* NOTE: a full zone evicts only revoked ids here, not counters,
+         * so the zone must leave room for rv->max ids */
+
         for ( ;; ) {
             rn = ngx_slab_alloc_locked(shpool, size);
             if (rn || ngx_http_chatgate_revoke_evict(shpool, rv) == 0) {
