@@ -23,6 +23,18 @@
 
 #define NGX_HTTP_CHATGATE_ERR_LEN         160
 
+/* roles of gateway JWTs, as bits of a location's allowed set */
+#define NGX_HTTP_CHATGATE_ROLE_VIEWER     0x01
+#define NGX_HTTP_CHATGATE_ROLE_OPERATOR   0x02
+#define NGX_HTTP_CHATGATE_ROLE_ADMIN      0x04
+#define NGX_HTTP_CHATGATE_ROLE_CLIENT     0x08
+
+#define NGX_HTTP_CHATGATE_MAX_JTI_LEN     64
+#define NGX_HTTP_CHATGATE_MAX_LEEWAY      300
+
+/* a revoked jti stays this long past its exp, so any leeway is covered */
+#define NGX_HTTP_CHATGATE_REVOKE_GRACE    NGX_HTTP_CHATGATE_MAX_LEEWAY
+
 
 /* a rate, burst or quota that a rule leaves unset ("-" or null) */
 #define NGX_HTTP_CHATGATE_UNLIMITED       ((ngx_uint_t) -1)
@@ -64,6 +76,18 @@ typedef struct {
 
     ngx_shm_zone_t               *shm_zone;
     ngx_msec_t                    retry_jitter;
+
+    ngx_flag_t                    admin;
+    ngx_uint_t                    read_roles;   /* NGX_HTTP_CHATGATE_ROLE_* */
+    ngx_uint_t                    write_roles;
+
+    /* SHA-256 of the admin token; the token itself is not kept */
+    u_char                       *admin_token_hash;
+    ngx_str_t                    *jwt_secret;
+    time_t                        jwt_leeway;
+
+    ngx_uint_t                    login_rate;   /* per minute, 0: off */
+    ngx_uint_t                    login_burst;
 } ngx_http_chatgate_loc_conf_t;
 
 
@@ -108,7 +132,15 @@ typedef struct {
     ngx_uint_t                    remaining;
     time_t                        reset;
 
+    /* set by a verified credential */
+    ngx_str_t                     role;
+    ngx_str_t                     subject;
+    ngx_str_t                     jti;
+    ngx_str_t                     models;       /* comma-separated */
+
     unsigned                      handled:1;
+    unsigned                      drop_authorization:1;
+    unsigned                      client_token:1;
     unsigned                      limited:1;
     unsigned                      headers_added:1;
 } ngx_http_chatgate_ctx_t;
@@ -136,6 +168,47 @@ ngx_int_t ngx_http_chatgate_limit_push(ngx_shm_zone_t *shm_zone,
     ngx_array_t *rules, ngx_array_t *usage, ngx_log_t *log);
 ngx_buf_t *ngx_http_chatgate_limit_report(ngx_http_request_t *r,
     ngx_shm_zone_t *shm_zone);
+
+ngx_int_t ngx_http_chatgate_limit_login(ngx_http_request_t *r,
+    ngx_http_chatgate_loc_conf_t *lcf);
+
+/* the revoked token ids, kept in the limiter's zone */
+
+typedef struct {
+    ngx_rbtree_t                  by_jti;
+    ngx_rbtree_node_t             jti_sentinel;
+    ngx_rbtree_t                  by_exp;
+    ngx_rbtree_node_t             exp_sentinel;
+    ngx_uint_t                    count;
+    ngx_uint_t                    max;
+} ngx_http_chatgate_revoked_sh_t;
+
+typedef struct {
+    ngx_str_t                     jti;
+    time_t                        exp;
+} ngx_http_chatgate_revoke_t;
+
+ngx_http_chatgate_revoked_sh_t *ngx_http_chatgate_limit_revoked(
+    ngx_shm_zone_t *shm_zone, ngx_slab_pool_t **shpool);
+void ngx_http_chatgate_revoke_init(ngx_http_chatgate_revoked_sh_t *rv,
+    ngx_uint_t max);
+ngx_int_t ngx_http_chatgate_revoke_add(ngx_shm_zone_t *shm_zone,
+    ngx_array_t *revoked, ngx_log_t *log);
+ngx_int_t ngx_http_chatgate_revoke_check(ngx_shm_zone_t *shm_zone,
+    ngx_str_t *jti);
+ngx_int_t ngx_http_chatgate_revoke_parse(ngx_str_t *jti, ngx_str_t *exp,
+    ngx_http_chatgate_revoke_t *rv, ngx_str_t *err);
+
+ngx_int_t ngx_http_chatgate_auth(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf);
+char *ngx_http_chatgate_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_chatgate_roles(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_chatgate_login_limit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_chatgate_auth_merge(ngx_conf_t *cf,
+    ngx_http_chatgate_loc_conf_t *prev, ngx_http_chatgate_loc_conf_t *conf);
 
 char *ngx_http_chatgate_control(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

@@ -1,8 +1,9 @@
 
 /*
- * The control location: the worker PUTs the whole rule set and today's
- * usage per scope, and GETs the counters back.  The line format is
- * described in docs/control.md.
+ * The control location: the worker PUTs the whole rule set, today's
+ * usage per scope and revoked token ids, PATCHes revoked token ids alone,
+ * and GETs the counters back.  The line format is described in
+ * docs/control.md.
  */
 
 
@@ -21,9 +22,11 @@ static void ngx_http_chatgate_control_put(ngx_http_request_t *r);
 static ngx_int_t ngx_http_chatgate_control_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_chatgate_control_parse(ngx_str_t *body,
-    ngx_array_t *rules, ngx_array_t *usage, ngx_str_t *err);
+    ngx_array_t *rules, ngx_array_t *usage, ngx_array_t *revoked,
+    ngx_str_t *err);
 static ngx_int_t ngx_http_chatgate_control_line(ngx_str_t *fields,
-    ngx_uint_t n, ngx_array_t *rules, ngx_array_t *usage, ngx_str_t *err);
+    ngx_uint_t n, ngx_array_t *rules, ngx_array_t *usage,
+    ngx_array_t *revoked, ngx_str_t *err);
 static ngx_int_t ngx_http_chatgate_control_usage(ngx_str_t *fields,
     ngx_http_chatgate_usage_t *u, ngx_str_t *err);
 static ngx_int_t ngx_http_chatgate_parse_day(ngx_str_t *text,
@@ -183,7 +186,7 @@ ngx_http_chatgate_control_handler(ngx_http_request_t *r)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_chatgate_module);
 
-    if (r->method == NGX_HTTP_PUT) {
+    if (r->method == NGX_HTTP_PUT || r->method == NGX_HTTP_PATCH) {
         rc = ngx_http_read_client_request_body(r,
                                                ngx_http_chatgate_control_put);
         if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
@@ -206,7 +209,7 @@ ngx_http_chatgate_control_handler(ngx_http_request_t *r)
         return ngx_http_chatgate_control_send(r, b);
     }
 
-    ngx_str_set(&message, "the control location accepts GET and PUT");
+    ngx_str_set(&message, "the control location accepts GET, PUT and PATCH");
 
     /* send_error finalizes the request, and the content phase does again */
     r->main->count++;
@@ -225,7 +228,7 @@ ngx_http_chatgate_control_put(ngx_http_request_t *r)
     u_char                         buf[NGX_HTTP_CHATGATE_ERR_LEN];
     ngx_buf_t                     *b;
     ngx_str_t                      body, err;
-    ngx_array_t                    rules, usage;
+    ngx_array_t                    rules, usage, revoked;
     ngx_http_chatgate_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_chatgate_module);
@@ -243,38 +246,69 @@ ngx_http_chatgate_control_put(ngx_http_request_t *r)
         != NGX_OK
         || ngx_array_init(&usage, r->pool, 16,
                           sizeof(ngx_http_chatgate_usage_t))
+           != NGX_OK
+        || ngx_array_init(&revoked, r->pool, 16,
+                          sizeof(ngx_http_chatgate_revoke_t))
            != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    if (ngx_http_chatgate_control_parse(&body, &rules, &usage, &err)
+    if (ngx_http_chatgate_control_parse(&body, &rules, &usage, &revoked,
+                                        &err)
         != NGX_OK)
     {
         goto invalid;
     }
 
-    if (ngx_http_chatgate_limit_push(lcf->shm_zone, &rules, &usage,
-                                     r->connection->log)
-        != NGX_OK)
+    /* a PATCH adds revoked token ids and leaves the rules alone */
+
+    if (r->method == NGX_HTTP_PATCH && (rules.nelts || usage.nelts)) {
+        ngx_str_set(&err, "a PATCH takes only \"revoke\" lines, "
+                          "use PUT for rules and usage");
+        goto invalid;
+    }
+
+    if (r->method == NGX_HTTP_PUT
+        && ngx_http_chatgate_limit_push(lcf->shm_zone, &rules, &usage,
+                                        r->connection->log)
+           != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (revoked.nelts
+        && ngx_http_chatgate_revoke_add(lcf->shm_zone, &revoked,
+                                        r->connection->log)
+           != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                  "chatgate rule push applied: %ui rules, %ui usage lines",
-                  rules.nelts, usage.nelts);
+                  "chatgate rule push applied: %ui rules, %ui usage lines, "
+                  "%ui revoked token ids",
+                  rules.nelts, usage.nelts, revoked.nelts);
 
-    b = ngx_create_temp_buf(r->pool, 2 * NGX_ATOMIC_T_LEN + 32);
+    b = ngx_create_temp_buf(r->pool, 3 * NGX_ATOMIC_T_LEN + 40);
     if (b == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    b->last = ngx_sprintf(b->last, "ok %ui rules %ui usage\n",
-                          rules.nelts, usage.nelts);
+    if (r->method == NGX_HTTP_PUT) {
+        b->last = ngx_sprintf(b->last, "ok %ui rules %ui usage",
+                              rules.nelts, usage.nelts);
+        b->last = revoked.nelts
+                  ? ngx_sprintf(b->last, " %ui revoked\n", revoked.nelts)
+                  : ngx_sprintf(b->last, "\n");
+
+    } else {
+        b->last = ngx_sprintf(b->last, "ok %ui revoked\n", revoked.nelts);
+    }
 
     ngx_http_finalize_request(r, ngx_http_chatgate_control_send(r, b));
     return;
@@ -340,7 +374,7 @@ ngx_http_chatgate_control_body(ngx_http_request_t *r, ngx_str_t *body)
 
 static ngx_int_t
 ngx_http_chatgate_control_parse(ngx_str_t *body, ngx_array_t *rules,
-    ngx_array_t *usage, ngx_str_t *err)
+    ngx_array_t *usage, ngx_array_t *revoked, ngx_str_t *err)
 {
     u_char      *p, *end, *eol, *start;
     ngx_str_t    fields[NGX_HTTP_CHATGATE_MAX_FIELDS];
@@ -391,7 +425,8 @@ ngx_http_chatgate_control_parse(ngx_str_t *body, ngx_array_t *rules,
         cause.data = msg;
         cause.len = 0;
 
-        if (ngx_http_chatgate_control_line(fields, n, rules, usage, &cause)
+        if (ngx_http_chatgate_control_line(fields, n, rules, usage, revoked,
+                                           &cause)
             != NGX_OK)
         {
             err->len = ngx_snprintf(err->data, NGX_HTTP_CHATGATE_ERR_LEN,
@@ -407,11 +442,29 @@ ngx_http_chatgate_control_parse(ngx_str_t *body, ngx_array_t *rules,
 
 static ngx_int_t
 ngx_http_chatgate_control_line(ngx_str_t *fields, ngx_uint_t n,
-    ngx_array_t *rules, ngx_array_t *usage, ngx_str_t *err)
+    ngx_array_t *rules, ngx_array_t *usage, ngx_array_t *revoked,
+    ngx_str_t *err)
 {
-    ngx_uint_t                  i;
-    ngx_http_chatgate_rule_t   *rule, *r;
-    ngx_http_chatgate_usage_t  *u;
+    ngx_uint_t                   i;
+    ngx_http_chatgate_rule_t    *rule, *r;
+    ngx_http_chatgate_usage_t   *u;
+    ngx_http_chatgate_revoke_t  *rv;
+
+    if (fields[0].len == 6 && ngx_strncmp(fields[0].data, "revoke", 6) == 0)
+    {
+        if (n != 3) {
+            ngx_str_set(err, "expected \"revoke <jti> <exp>\"");
+            return NGX_ERROR;
+        }
+
+        rv = ngx_array_push(revoked);
+        if (rv == NULL) {
+            ngx_str_set(err, "out of memory");
+            return NGX_ERROR;
+        }
+
+        return ngx_http_chatgate_revoke_parse(&fields[1], &fields[2], rv, err);
+    }
 
     if (fields[0].len == 4 && ngx_strncmp(fields[0].data, "rule", 4) == 0) {
         if (n != 6) {
@@ -468,8 +521,8 @@ ngx_http_chatgate_control_line(ngx_str_t *fields, ngx_uint_t n,
     }
 
     err->len = ngx_snprintf(err->data, NGX_HTTP_CHATGATE_ERR_LEN,
-                            "unknown line type \"%*s\", expected \"rule\" "
-                            "or \"usage\"", ngx_min(fields[0].len, 32),
+                            "unknown line type \"%*s\", expected \"rule\", "
+                            "\"usage\" or \"revoke\"", ngx_min(fields[0].len, 32),
                             fields[0].data)
                - err->data;
 

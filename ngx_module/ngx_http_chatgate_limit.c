@@ -69,6 +69,7 @@ typedef struct {
     ngx_uint_t                    key_counters;
 
     ngx_http_chatgate_rules_t    *rules;
+    ngx_http_chatgate_revoked_sh_t  revoked;
 
     ngx_uint_t                    evicted;
     ngx_uint_t                    evicted_logged;
@@ -546,6 +547,10 @@ ngx_http_chatgate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                         ngx_http_chatgate_rbtree_insert_value);
         ngx_queue_init(&zone->sh->queue);
         ngx_queue_init(&zone->sh->key_queue);
+
+        /* revoked token ids may take about a quarter of the zone */
+        ngx_http_chatgate_revoke_init(&zone->sh->revoked,
+                                      shm_zone->shm.size / 256 / 4);
 
         len = sizeof(" in chatgate zone \"\"") + shm_zone->shm.name.len;
 
@@ -1517,6 +1522,86 @@ ngx_http_chatgate_limit_headers(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Checks a login attempt against the location's per-address login rate,
+ * in a counter "login:<address>" of the zone.  Returns NGX_DECLINED when
+ * the attempt may go on, or what sending 429 returns.
+ */
+
+ngx_int_t
+ngx_http_chatgate_limit_login(ngx_http_request_t *r,
+    ngx_http_chatgate_loc_conf_t *lcf)
+{
+    u_char                      *p;
+    uint64_t                     now, tat, cost;
+    ngx_str_t                   *addr;
+    ngx_http_chatgate_node_t    *node;
+    ngx_http_chatgate_zone_t    *zone;
+    ngx_http_chatgate_window_t   w;
+
+    zone = lcf->shm_zone->data;
+    now = ngx_http_chatgate_now(zone->cmcf);
+    addr = &r->connection->addr_text;
+
+    ngx_memzero(&w, sizeof(ngx_http_chatgate_window_t));
+
+    p = ngx_cpymem(w.scope, "login:", 6);
+    p = ngx_cpymem(p, addr->data,
+                   ngx_min(addr->len, NGX_HTTP_CHATGATE_SCOPE_LEN - 6));
+    w.scope_len = p - w.scope;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_chatgate_lookup(zone, w.scope, w.scope_len);
+
+    if (node == NULL) {
+        node = ngx_http_chatgate_create(zone, w.scope, w.scope_len, 0);
+        if (node == NULL) {
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            return ngx_http_chatgate_zone_full(r, zone);
+        }
+    }
+
+    ngx_http_chatgate_touch(zone, node);
+
+    ngx_http_chatgate_gcra(node->tat_minute, node->cost_minute, now,
+                           lcf->login_rate, NGX_HTTP_CHATGATE_MINUTE_USEC,
+                           lcf->login_burst, &w, &tat, &cost);
+
+    if (w.denied) {
+        node->denied++;
+
+    } else {
+        node->tat_minute = tat;
+        node->cost_minute = cost;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (w.denied) {
+        w.window = "login";
+        return ngx_http_chatgate_deny(r, lcf, &w);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* Returns the zone's revoked token ids and its slab pool. */
+
+ngx_http_chatgate_revoked_sh_t *
+ngx_http_chatgate_limit_revoked(ngx_shm_zone_t *shm_zone,
+    ngx_slab_pool_t **shpool)
+{
+    ngx_http_chatgate_zone_t  *zone;
+
+    zone = shm_zone->data;
+    *shpool = zone->shpool;
+
+    return &zone->sh->revoked;
 }
 
 

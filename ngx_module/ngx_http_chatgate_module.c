@@ -23,7 +23,7 @@
 
 static ngx_int_t ngx_http_chatgate_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_chatgate_identify(ngx_http_request_t *r,
-    ngx_http_chatgate_ctx_t *ctx);
+    ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf);
 static ngx_int_t ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx);
 static ngx_int_t ngx_http_chatgate_add_header(ngx_http_request_t *r,
@@ -96,6 +96,55 @@ static ngx_command_t  ngx_http_chatgate_commands[] = {
     { ngx_string("chatgate_control"),
       NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_http_chatgate_control,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chatgate_admin"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_chatgate_loc_conf_t, admin),
+      NULL },
+
+    { ngx_string("chatgate_roles"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_chatgate_roles,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_chatgate_loc_conf_t, read_roles),
+      NULL },
+
+    { ngx_string("chatgate_roles_write"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_chatgate_roles,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_chatgate_loc_conf_t, write_roles),
+      NULL },
+
+    { ngx_string("chatgate_admin_token_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_chatgate_secret_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_chatgate_loc_conf_t, admin_token_hash),
+      NULL },
+
+    { ngx_string("chatgate_jwt_secret_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_chatgate_secret_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_chatgate_loc_conf_t, jwt_secret),
+      NULL },
+
+    { ngx_string("chatgate_jwt_leeway"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_chatgate_loc_conf_t, jwt_leeway),
+      NULL },
+
+    { ngx_string("chatgate_login_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_chatgate_login_limit,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -175,6 +224,14 @@ static ngx_str_t  ngx_http_chatgate_client_addr_header =
     ngx_string("X-Chatgate-Client-Addr");
 static ngx_str_t  ngx_http_chatgate_key_id_header =
     ngx_string("X-Chatgate-Key-Id");
+static ngx_str_t  ngx_http_chatgate_role_header =
+    ngx_string("X-Chatgate-Role");
+static ngx_str_t  ngx_http_chatgate_subject_header =
+    ngx_string("X-Chatgate-Subject");
+static ngx_str_t  ngx_http_chatgate_jti_header =
+    ngx_string("X-Chatgate-Jti");
+static ngx_str_t  ngx_http_chatgate_models_header =
+    ngx_string("X-Chatgate-Models");
 
 static ngx_str_t  ngx_http_chatgate_invalid_request =
     ngx_string("invalid_request_error");
@@ -190,7 +247,7 @@ ngx_http_chatgate_handler(ngx_http_request_t *r)
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_chatgate_module);
 
-    if (!clcf->enable) {
+    if (!clcf->enable && !clcf->admin && !clcf->login_rate) {
         return NGX_DECLINED;
     }
 
@@ -207,9 +264,20 @@ ngx_http_chatgate_handler(ngx_http_request_t *r)
 
     ctx->handled = 1;
 
-    rc = ngx_http_chatgate_identify(r, ctx);
+    rc = ngx_http_chatgate_identify(r, ctx, clcf);
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    if (clcf->login_rate) {
+        rc = ngx_http_chatgate_limit_login(r, clcf);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
+    if (!clcf->enable) {
+        return NGX_DECLINED;
     }
 
     return ngx_http_chatgate_limit(r, ctx, clcf);
@@ -218,7 +286,7 @@ ngx_http_chatgate_handler(ngx_http_request_t *r)
 
 static ngx_int_t
 ngx_http_chatgate_identify(ngx_http_request_t *r,
-    ngx_http_chatgate_ctx_t *ctx)
+    ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf)
 {
     ngx_int_t  rc;
 
@@ -229,6 +297,11 @@ ngx_http_chatgate_identify(ngx_http_request_t *r,
     }
 
     rc = ngx_http_chatgate_read_key_id(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_chatgate_auth(r, ctx, lcf);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -299,6 +372,10 @@ ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
             continue;
         }
 
+        if (ctx->drop_authorization && &h[i] == r->headers_in.authorization) {
+            continue;
+        }
+
         copy = ngx_list_push(&headers);
         if (copy == NULL) {
             return NGX_ERROR;
@@ -328,7 +405,42 @@ ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    if (ctx->role.len
+        && (ngx_http_chatgate_add_header(r, &headers,
+                                         &ngx_http_chatgate_role_header,
+                                         &ctx->role)
+            != NGX_OK
+            || ngx_http_chatgate_add_header(r, &headers,
+                                            &ngx_http_chatgate_subject_header,
+                                            &ctx->subject)
+               != NGX_OK))
+    {
+        return NGX_ERROR;
+    }
+
+    if (ctx->jti.len
+        && ngx_http_chatgate_add_header(r, &headers,
+                                        &ngx_http_chatgate_jti_header,
+                                        &ctx->jti)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ctx->models.data
+        && ngx_http_chatgate_add_header(r, &headers,
+                                        &ngx_http_chatgate_models_header,
+                                        &ctx->models)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     r->headers_in.headers = headers;
+
+    if (ctx->drop_authorization) {
+        r->headers_in.authorization = NULL;
+    }
 
     return NGX_OK;
 }
@@ -452,9 +564,6 @@ ngx_http_chatgate_read_provider_key(ngx_http_request_t *r,
 {
     u_char     *p, digest[SHA256_DIGEST_LENGTH];
     ngx_str_t   token;
-
-    /* NOTE: a gateway JWT in the same header is hashed the same way until
-     * the module verifies JWTs */
 
     if (r->headers_in.authorization == NULL) {
         return NGX_OK;
@@ -879,6 +988,14 @@ ngx_http_chatgate_create_loc_conf(ngx_conf_t *cf)
     conf->control = NGX_CONF_UNSET;
     conf->retry_jitter = NGX_CONF_UNSET_MSEC;
 
+    conf->admin = NGX_CONF_UNSET;
+    conf->read_roles = NGX_CONF_UNSET_UINT;
+    conf->write_roles = NGX_CONF_UNSET_UINT;
+    conf->jwt_secret = NGX_CONF_UNSET_PTR;
+    conf->jwt_leeway = NGX_CONF_UNSET;
+    conf->login_rate = NGX_CONF_UNSET_UINT;
+    conf->login_burst = NGX_CONF_UNSET_UINT;
+
     return conf;
 }
 
@@ -894,6 +1011,10 @@ ngx_http_chatgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->shm_zone == NULL) {
         conf->shm_zone = prev->shm_zone;
+    }
+
+    if (ngx_http_chatgate_auth_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
     }
 
     /* chatgate_control is not inherited: it applies to its own location */
@@ -921,15 +1042,26 @@ ngx_http_chatgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 static ngx_int_t
 ngx_http_chatgate_init(ngx_conf_t *cf)
 {
+    ngx_array_t                *handlers;
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
+    /*
+     * Access handlers run from the last registered to the first, so the
+     * handler goes to the front: nginx's allow, deny and auth_basic then
+     * answer before the module verifies a token or counts a login.
+     */
+
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
     if (h == NULL) {
         return NGX_ERROR;
     }
+
+    handlers = &cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers;
+    h = handlers->elts;
+    ngx_memmove(h + 1, h, (handlers->nelts - 1) * sizeof(ngx_http_handler_pt));
 
     *h = ngx_http_chatgate_handler;
 

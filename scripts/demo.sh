@@ -98,6 +98,16 @@ CHATGATE_SQL_DIR=$repo/sql
 ENV
 chmod 600 "$var/chatgate.env"
 
+# Basic auth in front of /admin (conf.d/chatgate-admin.conf).
+mkdir -p "$var/etc"
+basic_password=$(openssl rand -hex 12)
+cat >>"$var/chatgate.env" <<ENV
+BASIC_AUTH_USER=admin
+BASIC_AUTH_PASSWORD=$basic_password
+ENV
+printf 'admin:%s\n' "$(openssl passwd -apr1 "$basic_password")" >"$var/etc/htpasswd"
+chmod 600 "$var/etc/htpasswd"
+
 say "applying migrations"
 (set -a && . "$var/chatgate.env" && "$build/chatgate-worker" migrate) >>"$var/log/migrate.log" 2>&1 ||
     fail "migrations failed; see $var/log/migrate.log"
@@ -119,7 +129,8 @@ wait_for "the worker" test -S "$socket"
 # demo has them.
 for f in conf.d/*; do
     sed -e "s|/usr/lib/nginx/modules/|$build/nginx/|g" \
-        -e "s|/run/chatgate/|$var/run/|g" "$f" >"$var/nginx/conf/$(basename "$f")"
+        -e "s|/run/chatgate/|$var/run/|g" -e "s|/etc/chatgate/|$var/etc/|g" \
+        "$f" >"$var/nginx/conf/$(basename "$f")"
 done
 
 user_line=""

@@ -11,13 +11,17 @@ use File::Basename qw(dirname);
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use IO::Socket::IP;
+use Digest::SHA qw(hmac_sha256);
+use JSON::PP ();
+use MIME::Base64 qw(encode_base64url);
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
 
 use Exporter qw(import);
 our @EXPORT = qw(free_port start_nginx stop_nginx reload_nginx http_request
                  error_log_alerts error_log module_path start_echo_server
-                 write_conf test_config control_put control_get limit_http);
+                 write_conf test_config control_put control_get limit_http
+                 make_jwt b64url write_file);
 
 my $repo = abs_path(dirname(__FILE__) . '/../..');
 my @started;
@@ -177,6 +181,33 @@ sub control_put {
 sub control_get {
     my ($port) = @_;
     return http_request(port => $port, path => '/control');
+}
+
+# base64url without padding, as JWTs use it.
+sub b64url {
+    my ($bytes) = @_;
+    return encode_base64url($bytes);
+}
+
+# Signs an HS256 JWT.  $header and $claims are hash refs, or strings that
+# are used as the JSON text as they are, so tests can forge any header.
+sub make_jwt {
+    my ($secret, $claims, $header) = @_;
+    my $json = JSON::PP->new->canonical;
+    $header //= { alg => 'HS256', typ => 'JWT' };
+
+    my $h = ref $header ? $json->encode($header) : $header;
+    my $c = ref $claims ? $json->encode($claims) : $claims;
+    my $signed = b64url($h) . '.' . b64url($c);
+
+    return $signed . '.' . b64url(hmac_sha256($signed, $secret));
+}
+
+sub write_file {
+    my ($path, $text) = @_;
+    open my $fh, '>', $path or die "cannot write $path: $!";
+    print $fh $text;
+    close $fh;
 }
 
 sub wait_port {
