@@ -22,6 +22,7 @@ typedef struct {
     cg_db_t                    *db;
     cg_logwriter_t             *logwriter;
     cg_upstream_t              *upstream;
+    struct cg_limits_s         *limits;       /* the rule sync (ratelimit.h) */
     struct evhttp              *http;
     struct evhttp_bound_socket *bound;
     unsigned                    in_flight;    /* chat requests without a response yet */

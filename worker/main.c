@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "db.h"
 #include "http.h"
+#include "ratelimit.h"
 #include "log.h"
 #include "logwriter.h"
 #include "upstream.h"
@@ -27,6 +28,7 @@ typedef struct {
     cg_db_t         *db;
     cg_logwriter_t  *logwriter;
     cg_upstream_t   *upstream;
+    cg_limits_t     *limits;
     cg_server_t      server;
     struct event    *sigterm;
     struct event    *sigint;
@@ -195,11 +197,18 @@ cg_main_setup(cg_main_t *m)
         return -1;
     }
 
+    m->limits = cg_limits_new(m->base, m->db, &m->conf);
+    if (m->limits == NULL) {
+        cg_log_error(NULL, "cannot set up the rate limit sync");
+        return -1;
+    }
+
     m->server.base = m->base;
     m->server.conf = &m->conf;
     m->server.db = m->db;
     m->server.logwriter = m->logwriter;
     m->server.upstream = m->upstream;
+    m->server.limits = m->limits;
     m->server.idle = cg_main_idle;
     m->server.idle_arg = m;
 
@@ -214,13 +223,20 @@ cg_main_setup(cg_main_t *m)
         return -1;
     }
 
-    return cg_http_start(&m->server);
+    if (cg_http_start(&m->server) != 0) {
+        return -1;
+    }
+
+    cg_limits_start(m->limits);
+    return 0;
 }
 
 
 static void
 cg_main_teardown(cg_main_t *m)
 {
+    /* before the server: waiting admin requests get their answer */
+    cg_limits_free(m->limits);
     cg_http_free(&m->server);
 
     /* NOTE: chats still running after the deadline are dropped unlogged */
