@@ -302,7 +302,10 @@ cg_limits_field_parse(const cg_limits_field_t *field, yajl_val v,
         return 0;
     }
 
-    if (YAJL_IS_INTEGER(v)) {
+    /* checked here, because -1 would read as CG_LIMITS_NONE later */
+    if (YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) >= field->min
+        && YAJL_GET_INTEGER(v) <= field->max)
+    {
         *out = (long) YAJL_GET_INTEGER(v);
         return 0;
     }

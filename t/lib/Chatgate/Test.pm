@@ -69,12 +69,16 @@ sub new {
     make_path("$self->{dir}/run", "$self->{dir}/conf", "$self->{dir}/tmp");
 
     $self->{socket} = "$self->{dir}/run/worker.sock";
+    $self->{control_socket} = "$self->{dir}/run/control.sock";
+    $self->{admin_token} = _random_hex(24);
+    $self->{seed_limits} = $args{seed_limits};
     $self->{emulator_port} = free_port();
     $self->{port} = free_port();
     $self->{env} = $self->_worker_env($args{env} // {});
 
     $self->_create_database();
     $self->_migrate();
+    $self->_relax_limits() unless $self->{seed_limits};
     $self->start_emulator();
     $self->start_worker();
     $self->start_nginx();
@@ -88,6 +92,7 @@ sub dir { $_[0]{dir} }
 sub port { $_[0]{port} }
 sub emulator_port { $_[0]{emulator_port} }
 sub key { $_[0]{key} }
+sub admin_token { $_[0]{admin_token} }
 sub db { $_[0]{db} }
 sub env { $_[0]{env} }
 sub url { "http://127.0.0.1:$_[0]{port}" . ($_[1] // '') }
@@ -127,6 +132,8 @@ sub _worker_env {
         CHATGATE_LOG_FLUSH_MS       => 100,
         CHATGATE_SPOOL_PATH         => "$self->{dir}/spool",
         CHATGATE_SQL_DIR            => "$self->{repo}/sql",
+        CHATGATE_CONTROL_URL        => "unix:$self->{control_socket}:/chatgate/control",
+        ADMIN_TOKEN                 => $self->{admin_token},
         %$override,
     );
 
@@ -176,6 +183,19 @@ sub _migrate {
     $status == 0
         or croak "chatgate-worker migrate exited with status $status:\n"
             . _tail($log);
+}
+
+# Lifts the seeded global rule (60 per minute) for scripts that test
+# something other than limits, so that their requests are never denied.
+# Scripts that test limits pass seed_limits => 1 and set their own rules.
+sub _relax_limits {
+    my ($self) = @_;
+    my @cmd = ($self->_psql_argv(), '-c',
+        'UPDATE rate_limits SET per_minute = 1000000, per_hour = NULL, '
+        . "burst = NULL, per_day = NULL WHERE scope = 'global'");
+
+    system(@cmd) == 0
+        or croak "relax the global rate limit failed: psql exited with $?";
 }
 
 # Starts argv in the background with stdout and stderr appended to log and
@@ -369,6 +389,11 @@ sub _write_nginx_conf {
         $text =~ s{/usr/lib/nginx/modules/}{$module_dir/}g;
         $text =~ s{/run/chatgate/}{$dir/run/}g;
 
+        # before the first push, as _relax_limits does for the pushed rule
+        $text =~ s{^chatgate_default_rule .*$}
+                  {chatgate_default_rule global per_minute=1000000;}m
+            unless $self->{seed_limits};
+
         my $dst = "$dir/conf/" . basename($src);
         open my $out, '>', $dst or croak "open $dst failed: $!";
         print $out $text;
@@ -402,6 +427,7 @@ http {
     access_log $dir/access.log chatgate_test;
 
     include chatgate-http.conf;
+    include chatgate-control.conf;
 
     server {
         listen 127.0.0.1:$self->{port};
@@ -468,6 +494,31 @@ sub chat {
 
     return $self->request('POST', $opt{path} // '/v1/chat/completions',
         json => \%body, headers => \%headers, tag => $opt{tag});
+}
+
+# Sends an admin API request with the script's X-Admin-Token. path is
+# under /admin/api (e.g. "/limits"). Options as for request(), plus token
+# (another token; undef sends none).
+sub admin {
+    my ($self, $method, $path, %opt) = @_;
+    my %headers = %{ $opt{headers} // {} };
+    my $token = exists $opt{token} ? $opt{token} : $self->{admin_token};
+
+    $headers{'X-Admin-Token'} = $token if defined $token;
+    delete $opt{token};
+
+    return $self->request($method, "/admin/api$path", %opt,
+        headers => \%headers);
+}
+
+# Stops nginx by its PID and starts it again with the same configuration.
+sub restart_nginx {
+    my ($self) = @_;
+
+    my $status = $self->stop_process('nginx', 'QUIT');
+    delete $self->{status}{nginx};
+    $self->start_nginx();
+    return $status;
 }
 
 # Sends bytes as they are over a new TCP connection and reads until the
