@@ -511,6 +511,36 @@ sub admin {
         headers => \%headers);
 }
 
+# Returns the body of GET on the module's control location (over its unix
+# socket): the rules in force and the counters, one per line.
+sub control_report {
+    my ($self) = @_;
+
+    my $s = IO::Socket::UNIX->new(Peer => $self->{control_socket})
+        or return '';
+    print $s "GET /chatgate/control HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    local $/;
+    my $raw = <$s> // '';
+    close $s;
+
+    my ($head, $body) = split /\r\n\r\n/, $raw, 2;
+    return ($head // '') =~ m{^HTTP/1\.\d 200} ? $body // '' : '';
+}
+
+# Polls code every 50 ms for at most timeout seconds (default 5) until it
+# returns true. Returns that value, or undef.
+sub wait_for {
+    my ($self, $code, $timeout) = @_;
+    my $deadline = time + ($timeout // 5);
+
+    while (1) {
+        my $v = $code->();
+        return $v if $v;
+        return undef if time > $deadline;
+        sleep 0.05;
+    }
+}
+
 # Stops nginx by its PID and starts it again with the same configuration.
 sub restart_nginx {
     my ($self) = @_;
