@@ -65,6 +65,11 @@ if [ -z "$(psql -X -h "$pghost" -U postgres -d postgres -Atc \
     psql -X -q -h "$pghost" -U postgres -d postgres -c 'CREATE DATABASE chatgate'
 fi
 
+# The admin token survives a restart of the demo, so scripts that use it
+# keep working.
+admin_token=$(sed -n 's/^ADMIN_TOKEN=//p' "$var/chatgate.env" 2>/dev/null || true)
+[ -n "$admin_token" ] || admin_token=$(openssl rand -hex 24)
+
 cat >"$var/chatgate.env" <<ENV
 CHATGATE_SOCKET=$socket
 DATABASE_URL=postgresql://postgres@/chatgate?host=$pghost
@@ -80,6 +85,8 @@ CHATGATE_MAX_BODY_SIZE=1048576
 CHATGATE_LOG_FLUSH_MS=200
 CHATGATE_SPOOL_PATH=$var/spool
 CHATGATE_SQL_DIR=$repo/sql
+CHATGATE_CONTROL_URL=unix:$var/run/control.sock:/chatgate/control
+ADMIN_TOKEN=$admin_token
 ENV
 chmod 600 "$var/chatgate.env"
 
@@ -135,6 +142,7 @@ http {
     access_log $var/log/nginx-access.log chatgate;
 
     include chatgate-http.conf;
+    include chatgate-control.conf;
 
     server {
         listen 127.0.0.1:$port;
@@ -144,6 +152,10 @@ http {
     }
 }
 CONF
+
+# nginx removes its unix sockets when it exits cleanly; one left by a crash
+# would make the listen fail.
+rm -f "$var/run/control.sock"
 
 say "starting nginx on 127.0.0.1:$port"
 /usr/sbin/nginx -p "$var/nginx/" -c "$var/nginx/conf/nginx.conf" -e "$var/log/nginx-error.log" ||
@@ -184,6 +196,9 @@ chatgate is running:
   curl -s http://127.0.0.1:$port/v1/chat/completions -H 'Authorization: Bearer sk-any' \\
       -H 'Content-Type: application/json' \\
       -d '{"model": "anthropic/claude-3-haiku", "messages": [{"role": "user", "content": "hi"}]}'
+
+  limits      curl -s -H "X-Admin-Token: \$ADMIN_TOKEN" http://127.0.0.1:$port/admin/api/limits
+              (ADMIN_TOKEN is in $var/chatgate.env)
 
 Stop it with: make stop
 USAGE

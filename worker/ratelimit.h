@@ -34,10 +34,11 @@ typedef struct {
 } cg_limits_rule_t;
 
 /*
- * Checks a rule scope and writes its canonical form into out:
- * "global", "ip:*", "key:*", "ip:<address>", "ip:<address>/<prefix>" (host
- * bits must be zero; a full-length prefix is dropped) or "key:<uuid>"
- * (lowercased). Returns 0, or -1 with the reason in err.
+ * Checks a rule scope and writes its canonical form into out. Accepted:
+ * "global", "ip:*", "key:*", "ip:<address>", "ip:<address>/<prefix>" and
+ * "key:<uuid>". A CIDR must have its host bits zero, a full-length prefix
+ * is dropped and a key id is lowercased. Returns 0, or -1 with the reason
+ * in err.
  */
 int cg_limits_scope_parse(const char *scope, char out[CG_LIMITS_SCOPE_LEN],
     char *err, size_t err_size);
@@ -67,7 +68,7 @@ typedef struct cg_limits_s  cg_limits_t;
 
 /*
  * Called once when a push that started after cg_limits_push() was
- * acknowledged by nginx (error NULL) or failed (error says why).
+ * acknowledged by nginx (error NULL) or failed (error describes the cause).
  */
 typedef void (*cg_limits_pushed_pt)(const char *error, void *arg);
 
@@ -79,7 +80,7 @@ cg_limits_t *cg_limits_new(struct event_base *base, cg_db_t *db,
 void cg_limits_start(cg_limits_t *limits);
 
 /*
- * Requests a push of the rule set as the database holds it now. done is
+ * Requests a push of the rule set as the database contains it now. done is
  * called from the loop, never inside this call. Returns 0, or -1 when no
  * control URL is set or memory ran out (done is then not called).
  */
