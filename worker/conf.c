@@ -509,7 +509,11 @@ cg_conf_control_url(cg_conf_t *conf, char *err, size_t err_size)
 
     if (strncmp(s, "http://", 7) == 0 && s[7] != '\0' && s[7] != '/') {
         conf->control_url = strdup(s);
-        return conf->control_url != NULL ? 0 : -1;
+        if (conf->control_url == NULL) {
+            snprintf(err, err_size, "out of memory while reading settings");
+            return -1;
+        }
+        return 0;
     }
 
     sep = strncmp(s, "unix:/", 6) == 0 ? strstr(s + 5, ":/") : NULL;

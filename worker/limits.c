@@ -644,8 +644,12 @@ cg_limits_push_done(cg_upstream_call_t *call, cg_upstream_result_t result,
 
     if (status != 200) {
         body = cg_upstream_body(call, &len);
+        if (body == NULL) {
+            len = 0;
+        }
+
         len = cg_utf8_cut(body, len, sizeof(answer) - 1);
-        memcpy(answer, body, len);
+        memcpy(answer, body ? body : "", len);
         answer[len] = '\0';
         cg_utf8_sanitize(answer, len);
 
