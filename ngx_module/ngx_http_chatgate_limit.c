@@ -667,6 +667,7 @@ ngx_http_chatgate_limit(ngx_http_request_t *r, ngx_http_chatgate_ctx_t *ctx,
 
     ngx_memzero(&tightest, sizeof(ngx_http_chatgate_window_t));
     ngx_memzero(&denial, sizeof(ngx_http_chatgate_window_t));
+    ngx_memzero(matches, sizeof(matches));
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 

@@ -95,6 +95,8 @@ CHATGATE_MAX_BODY_SIZE=1048576
 CHATGATE_LOG_FLUSH_MS=200
 CHATGATE_SPOOL_PATH=$var/spool
 CHATGATE_SQL_DIR=$repo/sql
+CHATGATE_CONTROL_URL=unix:$var/run/control.sock:/chatgate/control
+ADMIN_TOKEN=$admin_token
 ENV
 chmod 600 "$var/chatgate.env"
 
@@ -161,6 +163,7 @@ http {
     access_log $var/log/nginx-access.log chatgate;
 
     include chatgate-http.conf;
+    include chatgate-control.conf;
 
     server {
         listen 127.0.0.1:$port;
@@ -170,6 +173,10 @@ http {
     }
 }
 CONF
+
+# nginx removes its unix sockets when it exits cleanly; one left by a crash
+# would make the listen fail.
+rm -f "$var/run/control.sock"
 
 say "starting nginx on 127.0.0.1:$port"
 /usr/sbin/nginx -p "$var/nginx/" -c "$var/nginx/conf/nginx.conf" -e "$var/log/nginx-error.log" ||
@@ -212,6 +219,9 @@ chatgate is running:
   curl -s http://127.0.0.1:$port/v1/chat/completions -H 'Authorization: Bearer sk-any' \\
       -H 'Content-Type: application/json' \\
       -d '{"model": "anthropic/claude-3-haiku", "messages": [{"role": "user", "content": "hi"}]}'
+
+  limits      curl -s -H "X-Admin-Token: \$ADMIN_TOKEN" http://127.0.0.1:$port/admin/api/limits
+              (ADMIN_TOKEN is in $var/chatgate.env)
 
 Stop it with: make stop
 USAGE

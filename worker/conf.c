@@ -38,6 +38,7 @@ static char *cg_conf_string(const char *name, const char *def);
 static int cg_conf_secret(const char *name, size_t min_len, char **out,
     char *err, size_t err_size);
 static void cg_conf_free_secret(char *secret);
+static int cg_conf_control_url(cg_conf_t *conf, char *err, size_t err_size);
 
 
 int
@@ -57,6 +58,7 @@ cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
         { "CHATGATE_RETRY_DEADLINE_MS", 10000, 0, 3600000, CG_CONF_MS },
         { "CHATGATE_STREAM_BUFFER", 256 << 10, 16 << 10, 64 << 20, CG_CONF_BYTES },
         { "CHATGATE_STREAM_TIMELINE", 0, 0, 1, CG_CONF_COUNT },
+        { "CHATGATE_LIMITS_SYNC_MS", 1000, 50, 3600000, CG_CONF_MS },
     };
     static const char  *url_names[CG_PROVIDER_COUNT] = {
         "OPENAI_BASE_URL", "OPENROUTER_BASE_URL", "ANTHROPIC_BASE_URL",
@@ -100,6 +102,7 @@ cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
     if (conf->retry_deadline_ms > conf->request_timeout_ms) {
         conf->retry_deadline_ms = conf->request_timeout_ms;
     }
+    conf->limits_sync_ms = (int) value[12];
 
     s = getenv("CHATGATE_LOG_LEVEL");
     if (s != NULL && *s != '\0' && cg_log_level_parse(s, &conf->log_level) != 0) {
@@ -164,6 +167,10 @@ cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
         goto fail;
     }
 
+    if (cg_conf_control_url(conf, err, err_size) != 0) {
+        goto fail;
+    }
+
     if (cg_conf_secret("ADMIN_TOKEN", 16, &conf->admin_token, err, err_size)
         != 0
         || cg_conf_secret("ADMIN_KMS_KEY", 1, &conf->kms_key, err, err_size)
@@ -193,6 +200,8 @@ cg_conf_free(cg_conf_t *conf)
     free(conf->proxy);
     free(conf->spool_path);
     free(conf->sql_dir);
+    free(conf->control_url);
+    free(conf->control_socket);
 
     for (i = 0; i < CG_PROVIDER_COUNT; i++) {
         free(conf->base_url[i]);
@@ -492,4 +501,52 @@ cg_conf_string(const char *name, const char *def)
     }
 
     return s ? strdup(s) : NULL;
+}
+
+
+/*
+ * Reads CHATGATE_CONTROL_URL: "http://127.0.0.1:PORT/PATH" (or another
+ * http:// URL) or "unix:/SOCKET/PATH:/PATH", the form nginx uses for unix
+ * sockets. Leaves both fields NULL when the setting is unset or empty.
+ */
+static int
+cg_conf_control_url(cg_conf_t *conf, char *err, size_t err_size)
+{
+    const char  *s, *sep;
+    size_t       path_len;
+
+    s = getenv("CHATGATE_CONTROL_URL");
+    if (s == NULL || *s == '\0') {
+        return 0;
+    }
+
+    if (strncmp(s, "http://", 7) == 0 && s[7] != '\0' && s[7] != '/') {
+        conf->control_url = strdup(s);
+        if (conf->control_url == NULL) {
+            snprintf(err, err_size, "out of memory while reading settings");
+            return -1;
+        }
+        return 0;
+    }
+
+    sep = strncmp(s, "unix:/", 6) == 0 ? strstr(s + 5, ":/") : NULL;
+    if (sep == NULL) {
+        snprintf(err, err_size, "invalid CHATGATE_CONTROL_URL \"%s\": "
+                 "expected http://127.0.0.1:PORT/PATH or "
+                 "unix:/SOCKET/PATH:/PATH", s);
+        return -1;
+    }
+
+    path_len = (size_t) (sep - (s + 5));
+
+    conf->control_socket = strndup(s + 5, path_len);
+    if (conf->control_socket == NULL
+        || asprintf(&conf->control_url, "http://localhost%s", sep + 1) < 0)
+    {
+        conf->control_url = NULL;
+        snprintf(err, err_size, "out of memory while reading settings");
+        return -1;
+    }
+
+    return 0;
 }

@@ -34,6 +34,16 @@ typedef struct {
     int                stream_timeline;    /* 1: store chunk arrival times of streams */
 
     /*
+     * The nginx module's control location, from CHATGATE_CONTROL_URL:
+     * control_url is what curl requests and control_socket the unix socket
+     * it connects to (NULL for TCP). Both NULL when the setting is unset, and
+     * then no rule is pushed.
+     */
+    char              *control_url;
+    char              *control_socket;
+    int                limits_sync_ms;     /* CHATGATE_LIMITS_SYNC_MS */
+
+    /*
      * Admin secrets, kept apart on purpose: a leaked ADMIN_TOKEN (it travels
      * in headers) unlocks the admin API but no stored key. NULL when unset.
      * cg_conf_free() wipes them.

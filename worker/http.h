@@ -24,6 +24,7 @@ typedef struct {
     cg_upstream_t              *upstream;
     struct cg_keys_s           *keys;         /* stored provider keys (keys.h) */
     struct cg_hasher_s         *hasher;       /* password hashing threads (users.h) */
+    struct cg_limits_s         *limits;       /* the rule sync (ratelimit.h) */
     struct evhttp              *http;
     struct evhttp_bound_socket *bound;
     unsigned                    in_flight;    /* chat and async admin requests without a response yet */

@@ -14,6 +14,7 @@
 #include "db.h"
 #include "http.h"
 #include "keys.h"
+#include "ratelimit.h"
 #include "log.h"
 #include "logwriter.h"
 #include "secret.h"
@@ -36,6 +37,7 @@ typedef struct {
     cg_upstream_t   *upstream;
     cg_keys_t       *keys;
     cg_hasher_t     *hasher;
+    cg_limits_t     *limits;
     cg_server_t      server;
     struct event    *sigterm;
     struct event    *sigint;
@@ -256,6 +258,12 @@ cg_main_setup(cg_main_t *m, cg_vault_kms_key_t *kms)
         return -1;
     }
 
+    m->limits = cg_limits_new(m->base, m->db, &m->conf);
+    if (m->limits == NULL) {
+        cg_log_error(NULL, "cannot set up the rate limit sync");
+        return -1;
+    }
+
     m->server.base = m->base;
     m->server.conf = &m->conf;
     m->server.db = m->db;
@@ -263,6 +271,7 @@ cg_main_setup(cg_main_t *m, cg_vault_kms_key_t *kms)
     m->server.upstream = m->upstream;
     m->server.keys = m->keys;
     m->server.hasher = m->hasher;
+    m->server.limits = m->limits;
     m->server.idle = cg_main_idle;
     m->server.idle_arg = m;
 
@@ -277,13 +286,20 @@ cg_main_setup(cg_main_t *m, cg_vault_kms_key_t *kms)
         return -1;
     }
 
-    return cg_http_start(&m->server);
+    if (cg_http_start(&m->server) != 0) {
+        return -1;
+    }
+
+    cg_limits_start(m->limits);
+    return 0;
 }
 
 
 static void
 cg_main_teardown(cg_main_t *m)
 {
+    /* before the server: waiting admin requests get their answer */
+    cg_limits_free(m->limits);
     cg_http_free(&m->server);
     cg_hasher_free(m->hasher);
 

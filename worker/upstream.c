@@ -139,6 +139,17 @@ cg_upstream_start(cg_upstream_t *up, const char *url,
     const struct curl_slist *headers, const char *body, size_t body_len,
     size_t max_body, const cg_upstream_handler_t *handler, void *arg)
 {
+    return cg_upstream_start_method(up, "POST", NULL, url, headers, body,
+                                    body_len, max_body, handler, arg);
+}
+
+
+cg_upstream_call_t *
+cg_upstream_start_method(cg_upstream_t *up, const char *method,
+    const char *unix_path, const char *url, const struct curl_slist *headers,
+    const char *body, size_t body_len, size_t max_body,
+    const cg_upstream_handler_t *handler, void *arg)
+{
     cg_upstream_call_t  *call;
     CURL                *e;
 
@@ -163,9 +174,24 @@ cg_upstream_start(cg_upstream_t *up, const char *url,
 
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *) headers);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
+
+    if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+
+    } else {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
+
+        if (strcmp(method, "POST") != 0) {
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        }
+    }
+
+    if (unix_path != NULL) {
+        curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, unix_path);
+    }
+
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cg_upstream_header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, call);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cg_upstream_write_cb);

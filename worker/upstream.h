@@ -72,6 +72,17 @@ cg_upstream_call_t *cg_upstream_start(cg_upstream_t *up, const char *url,
     const struct curl_slist *headers, const char *body, size_t body_len,
     size_t max_body, const cg_upstream_handler_t *handler, void *arg);
 
+/*
+ * Starts a call like cg_upstream_start() with another method: "GET" sends
+ * no body, any other method sends body like a POST does. When unix_path is
+ * not NULL, the call connects to that unix socket instead of the url's
+ * host. method and unix_path are copied.
+ */
+cg_upstream_call_t *cg_upstream_start_method(cg_upstream_t *up,
+    const char *method, const char *unix_path, const char *url,
+    const struct curl_slist *headers, const char *body, size_t body_len,
+    size_t max_body, const cg_upstream_handler_t *handler, void *arg);
+
 /* Stops and frees a running call; its on_done is not called. */
 void cg_upstream_cancel(cg_upstream_call_t *call);
 

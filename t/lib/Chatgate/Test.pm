@@ -72,12 +72,15 @@ sub new {
     make_path("$self->{dir}/run", "$self->{dir}/conf", "$self->{dir}/tmp");
 
     $self->{socket} = "$self->{dir}/run/worker.sock";
+    $self->{control_socket} = "$self->{dir}/run/control.sock";
+    $self->{seed_limits} = $args{seed_limits};
     $self->{emulator_port} = free_port();
     $self->{port} = free_port();
     $self->{env} = $self->_worker_env($args{env} // {});
 
     $self->_create_database();
     $self->_migrate();
+    $self->_relax_limits() unless $self->{seed_limits};
     $self->start_emulator();
     $self->start_worker();
     $self->start_nginx();
@@ -136,6 +139,7 @@ sub _worker_env {
         ADMIN_TOKEN                 => $self->{admin_token},
         ADMIN_KMS_KEY               => $self->{kms_key},
         JWT_SECRET                  => $self->{jwt_secret},
+        CHATGATE_CONTROL_URL        => "unix:$self->{control_socket}:/chatgate/control",
         %$override,
     );
 
@@ -185,6 +189,19 @@ sub _migrate {
     $status == 0
         or croak "chatgate-worker migrate exited with status $status:\n"
             . _tail($log);
+}
+
+# Lifts the seeded global rule (60 per minute) for scripts that test
+# something other than limits, so that their requests are never denied.
+# Scripts that test limits pass seed_limits => 1 and set their own rules.
+sub _relax_limits {
+    my ($self) = @_;
+    my @cmd = ($self->_psql_argv(), '-c',
+        'UPDATE rate_limits SET per_minute = 1000000, per_hour = NULL, '
+        . "burst = NULL, per_day = NULL WHERE scope = 'global'");
+
+    system(@cmd) == 0
+        or croak "relax the global rate limit failed: psql exited with $?";
 }
 
 # Starts argv in the background with stdout and stderr appended to log and
@@ -378,6 +395,11 @@ sub _write_nginx_conf {
         $text =~ s{/usr/lib/nginx/modules/}{$module_dir/}g;
         $text =~ s{/run/chatgate/}{$dir/run/}g;
 
+        # before the first push, as _relax_limits does for the pushed rule
+        $text =~ s{^chatgate_default_rule .*$}
+                  {chatgate_default_rule global per_minute=1000000;}m
+            unless $self->{seed_limits};
+
         my $dst = "$dir/conf/" . basename($src);
         open my $out, '>', $dst or croak "open $dst failed: $!";
         print $out $text;
@@ -411,6 +433,7 @@ http {
     access_log $dir/access.log chatgate_test;
 
     include chatgate-http.conf;
+    include chatgate-control.conf;
 
     server {
         listen 127.0.0.1:$self->{port};
@@ -477,6 +500,61 @@ sub chat {
 
     return $self->request('POST', $opt{path} // '/v1/chat/completions',
         json => \%body, headers => \%headers, tag => $opt{tag});
+}
+
+# Sends an admin API request through nginx with the script's X-Admin-Token.
+# path is under /admin/api (e.g. "/limits"). Options as for request(), plus
+# token (another token; undef sends none).
+sub admin_via_nginx {
+    my ($self, $method, $path, %opt) = @_;
+    my %headers = %{ $opt{headers} // {} };
+    my $token = exists $opt{token} ? $opt{token} : $self->{admin_token};
+
+    $headers{'X-Admin-Token'} = $token if defined $token;
+    delete $opt{token};
+
+    return $self->request($method, "/admin/api$path", %opt,
+        headers => \%headers);
+}
+
+# Returns the body of GET on the module's control location (over its unix
+# socket): the rules in force and the counters, one per line.
+sub control_report {
+    my ($self) = @_;
+
+    my $s = IO::Socket::UNIX->new(Peer => $self->{control_socket})
+        or return '';
+    print $s "GET /chatgate/control HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    local $/;
+    my $raw = <$s> // '';
+    close $s;
+
+    my ($head, $body) = split /\r\n\r\n/, $raw, 2;
+    return ($head // '') =~ m{^HTTP/1\.\d 200} ? $body // '' : '';
+}
+
+# Polls code every 50 ms for at most timeout seconds (default 5) until it
+# returns true. Returns that value, or undef.
+sub wait_for {
+    my ($self, $code, $timeout) = @_;
+    my $deadline = time + ($timeout // 5);
+
+    while (1) {
+        my $v = $code->();
+        return $v if $v;
+        return undef if time > $deadline;
+        sleep 0.05;
+    }
+}
+
+# Stops nginx by its PID and starts it again with the same configuration.
+sub restart_nginx {
+    my ($self) = @_;
+
+    my $status = $self->stop_process('nginx', 'QUIT');
+    delete $self->{status}{nginx};
+    $self->start_nginx();
+    return $status;
 }
 
 # Sends bytes as they are over a new TCP connection and reads until the
