@@ -32,13 +32,13 @@ for f in "$build/chatgate-worker" "$build/chatgate-emulator" build/nginx/ngx_htt
 done
 
 pgdir=$build/test/pg
-pg_stop "$pgdir"
+pg_destroy "$pgdir"
 rm -rf "$build/test"
 mkdir -p "$build/test"
 
 cleanup() {
     say "stopping PostgreSQL"
-    pg_stop "$pgdir"
+    pg_destroy "$pgdir"
 }
 trap cleanup EXIT
 trap 'exit 130' INT

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@ static int cg_conf_base_url(const char *name, const char *def, char **out,
 static char *cg_conf_string(const char *name, const char *def);
 static int cg_conf_secret(const char *name, size_t min_len, char **out,
     char *err, size_t err_size);
+static int cg_conf_group(const char *name, gid_t *gid, char *err,
+    size_t err_size);
 static void cg_conf_free_secret(char *secret);
 static int cg_conf_control_url(cg_conf_t *conf, char *err, size_t err_size);
 
@@ -114,8 +117,20 @@ cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
         conf->log_level = CG_LOG_INFO;
     }
 
+    s = getenv("CHATGATE_SOCKET_GROUP");
+    conf->socket_group = (gid_t) -1;
+    if (s != NULL && *s != '\0'
+        && cg_conf_group(s, &conf->socket_group, err, err_size) != 0)
+    {
+        goto fail;
+    }
+
+    /*
+     * Whoever can connect to the socket is trusted like nginx (it may send
+     * X-Chatgate-* identity headers), so only the owner and the group may.
+     */
     s = getenv("CHATGATE_SOCKET_MODE");
-    conf->socket_mode = 0666;
+    conf->socket_mode = 0660;
     if (s != NULL && *s != '\0') {
         errno = 0;
         unsigned long mode = strtoul(s, &end, 8);
@@ -246,6 +261,34 @@ cg_conf_secret(const char *name, size_t min_len, char **out, char *err,
         return -1;
     }
 
+    return 0;
+}
+
+
+/* Sets *gid from a group name or number. */
+static int
+cg_conf_group(const char *name, gid_t *gid, char *err, size_t err_size)
+{
+    struct group  *gr;
+    char          *end;
+    unsigned long  n;
+
+    errno = 0;
+    n = strtoul(name, &end, 10);
+    if (errno == 0 && *end == '\0' && n < (unsigned long) (gid_t) -1) {
+        *gid = (gid_t) n;
+        return 0;
+    }
+
+    gr = getgrnam(name);
+    if (gr == NULL) {
+        snprintf(err, err_size, "invalid CHATGATE_SOCKET_GROUP \"%s\": no "
+                 "such group; name the group nginx's worker processes run "
+                 "in, for example www-data", name);
+        return -1;
+    }
+
+    *gid = gr->gr_gid;
     return 0;
 }
 
