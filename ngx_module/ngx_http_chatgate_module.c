@@ -1,16 +1,670 @@
+
+/*
+ * ngx_http_chatgate_module: the directives, the access phase handler that
+ * identifies the caller and hands the identity to the worker in internal
+ * request headers, and the module's variables.
+ */
+
+
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-static ngx_http_module_t  ngx_http_chatgate_module_ctx = {
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+#include <openssl/rand.h>
+
+#include "ngx_http_chatgate.h"
+
+
+#define NGX_HTTP_CHATGATE_HEADER_PREFIX  "x-chatgate-"
+
+
+static ngx_int_t ngx_http_chatgate_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_chatgate_identify(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx);
+static ngx_int_t ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx);
+static ngx_int_t ngx_http_chatgate_add_header(ngx_http_request_t *r,
+    ngx_list_t *headers, ngx_str_t *key, ngx_str_t *value);
+static ngx_int_t ngx_http_chatgate_read_key_id(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx);
+static ngx_int_t ngx_http_chatgate_parse_uuid(ngx_str_t *value,
+    u_char *canonical);
+static ngx_int_t ngx_http_chatgate_make_request_id(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx);
+static void ngx_http_chatgate_cleanup_ctx(void *data);
+
+static ngx_int_t ngx_http_chatgate_request_id_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_chatgate_client_addr_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+
+static ngx_int_t ngx_http_chatgate_add_variables(ngx_conf_t *cf);
+static void *ngx_http_chatgate_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_chatgate_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_chatgate_init(ngx_conf_t *cf);
+
+
+static ngx_command_t  ngx_http_chatgate_commands[] = {
+
+    { ngx_string("chatgate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_chatgate_loc_conf_t, enable),
+      NULL },
+
+      ngx_null_command
 };
+
+
+static ngx_http_module_t  ngx_http_chatgate_module_ctx = {
+    ngx_http_chatgate_add_variables,       /* preconfiguration */
+    ngx_http_chatgate_init,                /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_chatgate_create_loc_conf,     /* create location configuration */
+    ngx_http_chatgate_merge_loc_conf       /* merge location configuration */
+};
+
 
 ngx_module_t  ngx_http_chatgate_module = {
     NGX_MODULE_V1,
-    &ngx_http_chatgate_module_ctx,
-    NULL,
-    NGX_HTTP_MODULE,
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    &ngx_http_chatgate_module_ctx,         /* module context */
+    ngx_http_chatgate_commands,            /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+static ngx_http_variable_t  ngx_http_chatgate_vars[] = {
+
+    { ngx_string("chatgate_request_id"), NULL,
+      ngx_http_chatgate_request_id_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("chatgate_client_addr"), NULL,
+      ngx_http_chatgate_client_addr_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t  ngx_http_chatgate_request_id_header =
+    ngx_string("X-Chatgate-Request-Id");
+static ngx_str_t  ngx_http_chatgate_client_addr_header =
+    ngx_string("X-Chatgate-Client-Addr");
+static ngx_str_t  ngx_http_chatgate_key_id_header =
+    ngx_string("X-Chatgate-Key-Id");
+
+static ngx_str_t  ngx_http_chatgate_invalid_request =
+    ngx_string("invalid_request_error");
+static ngx_str_t  ngx_http_chatgate_key_id_param = ngx_string("X-Key-Id");
+
+
+static ngx_int_t
+ngx_http_chatgate_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_http_chatgate_ctx_t       *ctx;
+    ngx_http_chatgate_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_chatgate_module);
+
+    if (!clcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_chatgate_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* after an internal redirect the request has been identified already */
+
+    if (ctx->handled) {
+        return NGX_DECLINED;
+    }
+
+    ctx->handled = 1;
+
+    rc = ngx_http_chatgate_identify(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_chatgate_identify(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    if (ctx->request_id.len == 0
+        && ngx_http_chatgate_make_request_id(r, ctx) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_chatgate_read_key_id(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_chatgate_rebuild_headers(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Copies the request headers into a new list without the X-Chatgate-*
+ * headers the client sent, then appends the module's own.  The old
+ * entries stay in the pool untouched, so pointers such as
+ * r->headers_in.host keep pointing at valid headers.
+ */
+
+static ngx_int_t
+ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx)
+{
+    size_t            prefix_len;
+    ngx_uint_t        i;
+    ngx_list_t        headers;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *copy;
+
+    if (ngx_list_init(&headers, r->pool, 20, sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    prefix_len = sizeof(NGX_HTTP_CHATGATE_HEADER_PREFIX) - 1;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len >= prefix_len
+            && ngx_strncasecmp(h[i].key.data,
+                               (u_char *) NGX_HTTP_CHATGATE_HEADER_PREFIX,
+                               prefix_len)
+               == 0)
+        {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "chatgate removed client header \"%V\"",
+                           &h[i].key);
+            continue;
+        }
+
+        copy = ngx_list_push(&headers);
+        if (copy == NULL) {
+            return NGX_ERROR;
+        }
+
+        *copy = h[i];
+    }
+
+    if (ngx_http_chatgate_add_header(r, &headers,
+                                     &ngx_http_chatgate_request_id_header,
+                                     &ctx->request_id)
+        != NGX_OK
+        || ngx_http_chatgate_add_header(r, &headers,
+                                        &ngx_http_chatgate_client_addr_header,
+                                        &r->connection->addr_text)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ctx->key_id.len
+        && ngx_http_chatgate_add_header(r, &headers,
+                                        &ngx_http_chatgate_key_id_header,
+                                        &ctx->key_id)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    r->headers_in.headers = headers;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_chatgate_add_header(ngx_http_request_t *r, ngx_list_t *headers,
+    ngx_str_t *key, ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->lowcase_key = ngx_pnalloc(r->pool, key->len);
+    if (h->lowcase_key == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->key = *key;
+    h->value = *value;
+    h->hash = ngx_hash_strlow(h->lowcase_key, key->data, key->len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Reads X-Key-Id.  Returns NGX_OK when it is absent or one canonical
+ * 8-4-4-4-12 hex UUID, which is stored in lowercase; otherwise sends 400.
+ */
+
+static ngx_int_t
+ngx_http_chatgate_read_key_id(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx)
+{
+    u_char           *canonical;
+    ngx_str_t         message, *value;
+    ngx_uint_t        i, found;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    value = NULL;
+    found = 0;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("X-Key-Id") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Key-Id",
+                               sizeof("X-Key-Id") - 1)
+               == 0)
+        {
+            value = &h[i].value;
+            found++;
+        }
+    }
+
+    if (found == 0) {
+        return NGX_OK;
+    }
+
+    if (found > 1) {
+        ngx_str_set(&message, "more than one X-Key-Id header was sent");
+        goto invalid;
+    }
+
+    canonical = ngx_pnalloc(r->pool, NGX_HTTP_CHATGATE_UUID_LEN);
+    if (canonical == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_chatgate_parse_uuid(value, canonical) != NGX_OK) {
+        ngx_str_set(&message, "X-Key-Id must be a UUID in the form "
+                              "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx");
+        goto invalid;
+    }
+
+    ctx->key_id.data = canonical;
+    ctx->key_id.len = NGX_HTTP_CHATGATE_UUID_LEN;
+    ctx->limit_key = ctx->key_id;
+
+    return NGX_OK;
+
+invalid:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "chatgate rejected request: %V", &message);
+
+    return ngx_http_chatgate_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        &ngx_http_chatgate_invalid_request,
+                                        &message,
+                                        &ngx_http_chatgate_key_id_param,
+                                        NULL);
+}
+
+
+static ngx_int_t
+ngx_http_chatgate_parse_uuid(ngx_str_t *value, u_char *canonical)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    if (value->len != NGX_HTTP_CHATGATE_UUID_LEN) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < NGX_HTTP_CHATGATE_UUID_LEN; i++) {
+        c = value->data[i];
+
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-') {
+                return NGX_ERROR;
+            }
+
+            canonical[i] = c;
+            continue;
+        }
+
+        c = ngx_tolower(c);
+
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return NGX_ERROR;
+        }
+
+        canonical[i] = c;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Request ids come from OpenSSL's RAND_bytes: a CSPRNG that reseeds from
+ * the kernel and, since OpenSSL 1.1.1, reseeds after fork(), so nginx
+ * workers never share a stream.  An id that others can see (in logs, in
+ * the worker) gives no clue to the next one, which a fast generator seeded
+ * once would not promise, and 16 bytes per request is a small cost.
+ */
+
+static ngx_int_t
+ngx_http_chatgate_make_request_id(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx)
+{
+    u_char  bytes[NGX_HTTP_CHATGATE_REQUEST_ID_LEN / 2];
+
+    if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "chatgate: RAND_bytes() failed to make a request id");
+        return NGX_ERROR;
+    }
+
+    ctx->request_id.data = ngx_pnalloc(r->pool,
+                                       NGX_HTTP_CHATGATE_REQUEST_ID_LEN);
+    if (ctx->request_id.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_hex_dump(ctx->request_id.data, bytes, sizeof(bytes));
+    ctx->request_id.len = NGX_HTTP_CHATGATE_REQUEST_ID_LEN;
+
+    return NGX_OK;
+}
+
+
+ngx_http_chatgate_ctx_t *
+ngx_http_chatgate_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_chatgate_ctx_t  *ctx;
+
+    r = r->main;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_chatgate_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_chatgate_cleanup_ctx) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_chatgate_module);
+            return ctx;
+        }
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_chatgate_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_chatgate_ctx_t));
+
+    cln->handler = ngx_http_chatgate_cleanup_ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_chatgate_module);
+
+    return ctx;
+}
+
+
+/* Marks the pool cleanup entry that contains the context: nothing to free. */
+
+static void
+ngx_http_chatgate_cleanup_ctx(void *data)
+{
+}
+
+
+/*
+ * Sends an OpenAI-style error: {"error":{"message":...,"type":...,
+ * "param":...,"code":...}}.  A NULL param or code is sent as null.
+ * Returns NGX_DONE once the request is finalized, or an HTTP status for
+ * nginx to send with its own page when the body cannot be built.
+ */
+
+ngx_int_t
+ngx_http_chatgate_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, ngx_str_t *message, ngx_str_t *param, ngx_str_t *code)
+{
+    size_t        len;
+    u_char       *p;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = sizeof("{\"error\":{\"message\":\"\",\"type\":\"\",\"param\":,"
+                 "\"code\":}}\n") - 1
+          + message->len + ngx_escape_json(NULL, message->data, message->len)
+          + type->len
+          + (param ? param->len + 2 : sizeof("null") - 1)
+          + (code ? code->len + 2 : sizeof("null") - 1);
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(b->last, "{\"error\":{\"message\":\"",
+                   sizeof("{\"error\":{\"message\":\"") - 1);
+    p = (u_char *) ngx_escape_json(p, message->data, message->len);
+    p = ngx_sprintf(p, "\",\"type\":\"%V\",\"param\":", type);
+    p = param ? ngx_sprintf(p, "\"%V\"", param) : ngx_cpymem(p, "null", 4);
+    p = ngx_cpymem(p, ",\"code\":", sizeof(",\"code\":") - 1);
+    p = code ? ngx_sprintf(p, "\"%V\"", code) : ngx_cpymem(p, "null", 4);
+    p = ngx_cpymem(p, "}}\n", 3);
+
+    b->last = p;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        ngx_http_finalize_request(r, rc);
+        return NGX_DONE;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_chatgate_request_id_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_chatgate_ctx_t  *ctx;
+
+    ctx = ngx_http_chatgate_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->request_id.len == 0
+        && ngx_http_chatgate_make_request_id(r->main, ctx) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    v->len = ctx->request_id.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = ctx->request_id.data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_chatgate_client_addr_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    v->len = r->connection->addr_text.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = r->connection->addr_text.data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_chatgate_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_chatgate_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_chatgate_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_chatgate_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_chatgate_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->shm_zone = NULL;
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->control = NGX_CONF_UNSET;
+    conf->retry_jitter = NGX_CONF_UNSET_MSEC;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_chatgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_chatgate_loc_conf_t  *prev = parent;
+    ngx_http_chatgate_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_value(conf->control, prev->control, 0);
+    ngx_conf_merge_msec_value(conf->retry_jitter, prev->retry_jitter, 500);
+
+    if (conf->shm_zone == NULL) {
+        conf->shm_zone = prev->shm_zone;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_chatgate_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_chatgate_handler;
+
+    return NGX_OK;
+}

@@ -7,7 +7,8 @@
 /*
  * PostgreSQL from inside the event loop: nonblocking libpq connections
  * watched by libevent, so a slow or absent database never stalls a chat.
- * Connections are opened lazily and reopened with backoff after a failure.
+ * Connections are opened from the loop once cg_db_new() returns, and reopened
+ * with backoff after a failure.
  */
 
 typedef struct cg_db_s  cg_db_t;
@@ -15,7 +16,10 @@ typedef struct cg_db_s  cg_db_t;
 /*
  * Called once per query. On success res is the query's result (owned by the
  * db, valid only during the call) and error is NULL; on failure res may be
- * NULL and error says why, with no connection string in it.
+ * NULL and error says why, with no connection string in it. A server error
+ * comes with its result, so PQresultErrorField() can read the SQLSTATE.
+ * Callbacks run from the loop or from cg_db_free(), never inside
+ * cg_db_query(), and must not call cg_db_free().
  */
 typedef void (*cg_db_result_pt)(PGresult *res, const char *error, void *arg);
 

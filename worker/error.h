@@ -19,11 +19,18 @@ typedef struct {
     const char  *type;
     const char  *code;
     const char  *param;
+    char         param_path[64];   /* param when built at run time, e.g.
+                                      "messages[2].role"; used if param is NULL */
     char         message[512];
 } cg_error_t;
 
+/* Sets every field of err; code, param and param_path are cleared. */
 void cg_error_set(cg_error_t *err, int status, const char *type,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Formats param_path, the parameter an error is about, and clears param. */
+void cg_error_param(cg_error_t *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Returns a malloc'ed JSON body for err; *len receives its length. */
 char *cg_error_json(const cg_error_t *err, size_t *len);

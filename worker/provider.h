@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 #include <curl/curl.h>
+#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
 #include "error.h"
@@ -109,5 +110,57 @@ void cg_completion_free(cg_completion_t *c);
  */
 void cg_provider_error_message(cg_provider_id_t id, long status,
     const char *body, size_t len, char *msg, size_t msg_size);
+
+
+/*
+ * Adapter internals, shared by provider*.c and stream.c. A body builder
+ * writes the provider's request body with g; a completion parser translates
+ * a parsed 2xx body. Both return 0, or -1 with err set.
+ */
+int cg_openai_build_body(const cg_chat_request_t *req, yajl_gen g,
+    cg_error_t *err);
+int cg_anthropic_build_body(const cg_chat_request_t *req, yajl_gen g,
+    cg_error_t *err);
+int cg_ollama_build_body(const cg_chat_request_t *req, yajl_gen g,
+    cg_error_t *err);
+
+int cg_openai_parse_completion(const cg_chat_request_t *req, yajl_val root,
+    const char *completion_id, cg_completion_t *out, cg_error_t *err);
+int cg_anthropic_parse_completion(const cg_chat_request_t *req, yajl_val root,
+    const char *completion_id, long created, cg_completion_t *out,
+    cg_error_t *err);
+int cg_ollama_parse_completion(const cg_chat_request_t *req, yajl_val root,
+    const char *completion_id, long created, cg_completion_t *out,
+    cg_error_t *err);
+
+/* Maps a provider's stop reason to OpenAI's finish_reason (NULL: unknown). */
+const char *cg_anthropic_finish_reason(const char *stop_reason);
+const char *cg_ollama_finish_reason(const char *done_reason, int done);
+
+/*
+ * Writes a chat.completion object with one choice holding text. A NULL
+ * finish_reason is written as null; usage fields below 0 as null.
+ */
+int cg_completion_gen(yajl_gen g, const char *completion_id, long created,
+    const char *model, const char *text, const char *finish_reason,
+    const cg_usage_t *usage);
+
+/*
+ * Copy request options into the provider body being written: the number
+ * root[key] as member "as", and "stop" (a string or an array of strings) as
+ * an array named "as". Absent or null options are skipped; a wrong type is a
+ * 400. Return 0 or -1.
+ */
+int cg_provider_gen_number(yajl_gen g, yajl_val root, const char *key,
+    const char *as, cg_error_t *err);
+int cg_provider_gen_stop(yajl_gen g, yajl_val root, const char *as,
+    cg_error_t *err);
+
+/* Reads an OpenAI usage object into out; absent figures become -1. */
+void cg_openai_usage(yajl_val usage, cg_usage_t *out);
+
+/* Sets err to the 502 for a 2xx body that breaks the provider's format. */
+void cg_provider_invalid_answer(cg_error_t *err, cg_provider_id_t id,
+    const char *cause);
 
 #endif

@@ -1,0 +1,693 @@
+package Chatgate::Test;
+
+# One chatgate stack per test script, in the manner of nginx-tests'
+# Test::Nginx: a temporary folder, a database of its own in the cluster that
+# scripts/test.sh started, the provider emulator on a free port, the worker
+# on a unix socket and nginx with the module on a free 127.0.0.1 port.
+#
+#   my $t = Chatgate::Test->new(env => { CHATGATE_REQUEST_TIMEOUT_MS => 1000 });
+#   my $r = $t->chat(content => 'hello');
+#   is($r->{status}, 200, 'chat openai status');
+#   $t->finish;     # stops everything, checks the logs, calls done_testing
+#
+# Every process is stopped by its PID, by finish() or, when the script dies,
+# by the END block. Core Perl modules only.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Cwd qw(abs_path);
+use Digest::SHA qw(sha256_hex);
+use File::Basename qw(basename dirname);
+use File::Path qw(make_path remove_tree);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use IO::Socket::UNIX;
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+my $REPO = abs_path(dirname(__FILE__) . '/../../..');
+my $JSON = JSON::PP->new->utf8->canonical;
+
+# Processes started by any object of this script: PID => name.
+my %RUNNING;
+my $OWNER_PID = $$;
+
+# Seconds to wait for a process to become ready or to exit. Sanitizer
+# builds start slower, so the bound is generous.
+my $START_TIMEOUT = 30;
+my $STOP_TIMEOUT = 15;
+
+sub new {
+    my ($class, %args) = @_;
+
+    my $pghost = $ENV{CHATGATE_TEST_PGHOST}
+        or croak 'CHATGATE_TEST_PGHOST is not set: run the tests through '
+            . 'scripts/test.sh BUILD, or start a cluster with '
+            . '"scripts/pg.sh start DIR" and export its socket folder';
+
+    my $name = basename($0, '.t');
+    $name =~ s/[^a-z0-9]+/_/gi;
+
+    my $self = bless {
+        name    => $name,
+        build   => abs_path($ENV{CHATGATE_BUILD} // "$REPO/build"),
+        repo    => $REPO,
+        pghost  => $pghost,
+        db      => lc(substr("cg_${name}_$$", 0, 63)),
+        key     => 'sk-test-' . _random_hex(16),
+        procs   => {},
+        http    => HTTP::Tiny->new(timeout => 30, keep_alive => 0),
+    }, $class;
+
+    # A unix socket path is limited to 107 bytes, so the folder stays short.
+    $self->{dir} = tempdir("chatgate-$name-XXXXXX", TMPDIR => 1, CLEANUP => 0);
+    make_path("$self->{dir}/run", "$self->{dir}/conf", "$self->{dir}/tmp");
+
+    $self->{socket} = "$self->{dir}/run/worker.sock";
+    $self->{emulator_port} = free_port();
+    $self->{port} = free_port();
+    $self->{env} = $self->_worker_env($args{env} // {});
+
+    $self->_create_database();
+    $self->_migrate();
+    $self->start_emulator();
+    $self->start_worker();
+    $self->start_nginx();
+
+    return $self;
+}
+
+# Accessors.
+
+sub dir { $_[0]{dir} }
+sub port { $_[0]{port} }
+sub emulator_port { $_[0]{emulator_port} }
+sub key { $_[0]{key} }
+sub db { $_[0]{db} }
+sub env { $_[0]{env} }
+sub url { "http://127.0.0.1:$_[0]{port}" . ($_[1] // '') }
+sub pid { $_[0]{procs}{$_[1]} }
+
+sub _random_hex {
+    my ($bytes) = @_;
+    return join '', map { sprintf '%02x', int rand 256 } 1 .. $bytes;
+}
+
+# Returns a TCP port on 127.0.0.1 that nothing listens on right now.
+sub free_port {
+    my $s = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1)
+        or croak "bind to a free port on 127.0.0.1 failed: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+sub _worker_env {
+    my ($self, $override) = @_;
+    my $emu = "http://127.0.0.1:$self->{emulator_port}";
+
+    my %env = (
+        CHATGATE_SOCKET             => $self->{socket},
+        DATABASE_URL                => "postgresql://postgres@/$self->{db}?host=$self->{pghost}",
+        CHATGATE_LOG_LEVEL          => 'debug',
+        OPENAI_BASE_URL             => "$emu/v1",
+        OPENROUTER_BASE_URL         => "$emu/api/v1",
+        ANTHROPIC_BASE_URL          => "$emu/v1",
+        OLLAMA_BASE_URL             => $emu,
+        CHATGATE_DEFAULT_PROVIDER   => 'openai',
+        CHATGATE_CONNECT_TIMEOUT_MS => 2000,
+        CHATGATE_REQUEST_TIMEOUT_MS => 10000,
+        CHATGATE_MAX_BODY_SIZE      => 1048576,
+        CHATGATE_LOG_FLUSH_MS       => 100,
+        CHATGATE_SPOOL_PATH         => "$self->{dir}/spool",
+        CHATGATE_SQL_DIR            => "$self->{repo}/sql",
+        %$override,
+    );
+
+    open my $fh, '>', "$self->{dir}/chatgate.env"
+        or croak "open $self->{dir}/chatgate.env failed: $!";
+    chmod 0600, "$self->{dir}/chatgate.env";
+    print $fh "$_=$env{$_}\n" for sort keys %env;
+    close $fh;
+
+    return \%env;
+}
+
+# The inherited environment minus any chatgate setting from the caller's
+# shell, so that only the test's own settings reach the worker.
+sub _clean_env {
+    my %env = %ENV;
+    for (keys %env) {
+        delete $env{$_} if /^(CHATGATE_|DATABASE_URL$|PG|\w+_BASE_URL$)/;
+    }
+    return %env;
+}
+
+sub _psql_argv {
+    my ($self, $db) = @_;
+    return ('psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1',
+        '-h', $self->{pghost}, '-U', 'postgres', '-d', $db // $self->{db});
+}
+
+sub _create_database {
+    my ($self) = @_;
+    my @cmd = ($self->_psql_argv('postgres'), '-c',
+        qq{CREATE DATABASE "$self->{db}"});
+
+    system(@cmd) == 0
+        or croak "create database \"$self->{db}\" failed: psql exited with $?";
+}
+
+sub _migrate {
+    my ($self) = @_;
+    my $log = "$self->{dir}/migrate.log";
+
+    my $pid = $self->spawn('migrate', $log,
+        { _clean_env(), %{ $self->{env} } },
+        "$self->{build}/chatgate-worker", 'migrate');
+    my $status = $self->wait_exit('migrate', $START_TIMEOUT);
+
+    $status == 0
+        or croak "chatgate-worker migrate exited with status $status:\n"
+            . _tail($log);
+}
+
+# Starts argv in the background with stdout and stderr appended to log and
+# the given environment, and records it under name. Returns the PID.
+sub spawn {
+    my ($self, $name, $log, $env, @argv) = @_;
+
+    my $pid = fork // croak "fork for $name failed: $!";
+    if ($pid == 0) {
+        %ENV = %$env if $env;
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $log or POSIX::_exit(126);
+        open STDERR, '>&', \*STDOUT or POSIX::_exit(126);
+        no warnings 'exec';
+        exec { $argv[0] } @argv;
+        print STDERR "exec $argv[0] failed: $!\n";
+        POSIX::_exit(127);
+    }
+
+    $self->{procs}{$name} = $pid;
+    $self->{logs}{$name} = $log;
+    $RUNNING{$pid} = $name;
+    return $pid;
+}
+
+# Runs code in a forked child, recorded under name. The child writes what
+# code returns, as JSON, to a file that result() reads. For a request that
+# must be in flight while the test does something else.
+sub in_background {
+    my ($self, $name, $code) = @_;
+    my $file = "$self->{dir}/$name.result";
+
+    my $pid = fork // croak "fork for $name failed: $!";
+    if ($pid == 0) {
+        my $result = eval { $code->() } // { error => "$@" };
+        if (open my $fh, '>', "$file.tmp") {
+            print $fh $JSON->encode($result);
+            close $fh;
+            rename "$file.tmp", $file;
+        }
+        POSIX::_exit(0);
+    }
+
+    $self->{procs}{$name} = $pid;
+    $RUNNING{$pid} = $name;
+    return $pid;
+}
+
+# Waits for the background child name and returns what its code returned.
+sub result {
+    my ($self, $name, $timeout) = @_;
+
+    $self->wait_exit($name, $timeout // $START_TIMEOUT);
+    open my $fh, '<', "$self->{dir}/$name.result" or return undef;
+    local $/;
+    return $JSON->decode(<$fh>);
+}
+
+# Returns 1 while the process recorded as name runs.
+sub is_running {
+    my ($self, $name) = @_;
+    my $pid = $self->{procs}{$name} or return 0;
+
+    return 0 if exists $self->{status}{$name};
+    my $r = waitpid($pid, WNOHANG);
+    return 1 if $r == 0;
+
+    $self->{status}{$name} = $r == $pid ? $? : -1;
+    delete $RUNNING{$pid};
+    return 0;
+}
+
+# Waits up to timeout seconds for the process name to exit. Returns its wait
+# status (as $?), or undef if it still runs.
+sub wait_exit {
+    my ($self, $name, $timeout) = @_;
+    my $deadline = time + ($timeout // $STOP_TIMEOUT);
+
+    while ($self->is_running($name)) {
+        return undef if time > $deadline;
+        sleep 0.05;
+    }
+    return $self->{status}{$name};
+}
+
+sub signal {
+    my ($self, $name, $sig) = @_;
+    my $pid = $self->{procs}{$name} or croak "no process named $name";
+    kill $sig, $pid;
+}
+
+# Sends sig to name, waits, then sends SIGKILL if it is still there.
+# Returns the wait status, or undef when it had to be killed.
+sub stop_process {
+    my ($self, $name, $sig) = @_;
+
+    return $self->{status}{$name} unless $self->is_running($name);
+
+    $self->signal($name, $sig // 'TERM');
+    my $status = $self->wait_exit($name, $STOP_TIMEOUT);
+    return $status if defined $status;
+
+    diag("$name (PID $self->{procs}{$name}) still runs "
+        . "$STOP_TIMEOUT s after SIG" . ($sig // 'TERM') . ', sending SIGKILL');
+    $self->signal($name, 'KILL');
+    $self->wait_exit($name, 5);
+    return undef;
+}
+
+sub _tail {
+    my ($file, $lines) = @_;
+    open my $fh, '<', $file or return "($file: $!)\n";
+    my @all = <$fh>;
+    splice @all, 0, @all - ($lines // 30) if @all > ($lines // 30);
+    return join '', map { "    $_" } @all;
+}
+
+# Waits until connect() succeeds, while the process name still runs.
+sub _wait_ready {
+    my ($self, $name, $connect) = @_;
+    my $deadline = time + $START_TIMEOUT;
+
+    while (time < $deadline) {
+        $self->is_running($name)
+            or croak "$name exited during start-up (status "
+                . ($self->{status}{$name} // '?') . "):\n"
+                . _tail($self->{logs}{$name});
+        my $s = $connect->();
+        return 1 if $s;
+        sleep 0.05;
+    }
+    croak "$name did not accept connections within $START_TIMEOUT s:\n"
+        . _tail($self->{logs}{$name});
+}
+
+sub start_emulator {
+    my ($self) = @_;
+    my $port = $self->{emulator_port};
+
+    $self->spawn('emulator', "$self->{dir}/emulator.log", undef,
+        "$self->{build}/chatgate-emulator", '--listen', "127.0.0.1:$port",
+        '--pid-file', "$self->{dir}/run/emulator.pid");
+    $self->_wait_ready('emulator', sub {
+        IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
+    });
+}
+
+sub start_worker {
+    my ($self) = @_;
+    my $socket = $self->{socket};
+
+    unlink $socket;
+    delete $self->{status}{worker};
+    $self->spawn('worker', "$self->{dir}/worker.log", { _clean_env() },
+        "$self->{build}/chatgate-worker", 'serve',
+        '--env-file', "$self->{dir}/chatgate.env");
+    $self->_wait_ready('worker', sub {
+        -S $socket && IO::Socket::UNIX->new(Peer => $socket);
+    });
+}
+
+sub start_nginx {
+    my ($self) = @_;
+    my $dir = $self->{dir};
+    my $port = $self->{port};
+
+    $self->_write_nginx_conf();
+    $self->spawn('nginx', "$dir/nginx.stderr", undef,
+        '/usr/sbin/nginx', '-p', "$dir/", '-c', "$dir/conf/nginx.conf",
+        '-e', "$dir/error.log");
+    $self->{logs}{nginx} = "$dir/error.log";
+    $self->_wait_ready('nginx', sub {
+        IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
+    });
+}
+
+# Copies the operator's drop-in files from conf.d, pointing the module path
+# and the socket folder at this test's build and folder, and writes an
+# nginx.conf around them.
+sub _write_nginx_conf {
+    my ($self) = @_;
+    my $dir = $self->{dir};
+    my $module_dir = "$self->{repo}/build/nginx";
+
+    for my $src (glob "$self->{repo}/conf.d/*") {
+        open my $in, '<', $src or croak "open $src failed: $!";
+        local $/;
+        my $text = <$in>;
+        close $in;
+
+        $text =~ s{/usr/lib/nginx/modules/}{$module_dir/}g;
+        $text =~ s{/run/chatgate/}{$dir/run/}g;
+
+        my $dst = "$dir/conf/" . basename($src);
+        open my $out, '>', $dst or croak "open $dst failed: $!";
+        print $out $text;
+        close $out;
+    }
+
+    my $conf = <<"CONF";
+include chatgate-module.conf;
+
+# The tests run as root and their folder is under /tmp: workers as root can
+# reach the worker's socket there.
+user root;
+worker_processes 2;
+daemon off;
+pid $dir/run/nginx.pid;
+error_log $dir/error.log info;
+
+events {
+    worker_connections 1024;
+}
+
+http {
+    client_body_temp_path $dir/tmp/client_body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+
+    log_format chatgate_test '\$remote_addr "\$request" \$status '
+                             'rid=\$chatgate_request_id tag=\$http_x_test_tag';
+    access_log $dir/access.log chatgate_test;
+
+    include chatgate-http.conf;
+
+    server {
+        listen 127.0.0.1:$self->{port};
+        server_name localhost;
+
+        include chatgate-server.conf;
+    }
+}
+CONF
+
+    open my $fh, '>', "$dir/conf/nginx.conf" or croak "open nginx.conf failed: $!";
+    print $fh $conf;
+    close $fh;
+}
+
+# Requests.
+
+# Sends an HTTP request to nginx. Options: headers, body, json (a structure
+# sent as the JSON body) and tag (sent as X-Test-Tag, so that request_id()
+# finds the request in the access log; a fresh one is made when absent).
+# Returns HTTP::Tiny's response with json (the decoded body, when it is
+# JSON) and tag added.
+sub request {
+    my ($self, $method, $path, %opt) = @_;
+    my %headers = %{ $opt{headers} // {} };
+
+    my $tag = $opt{tag} // _random_hex(8);
+    $headers{'X-Test-Tag'} = $tag;
+
+    my %req = (headers => \%headers);
+    if (exists $opt{json}) {
+        $req{content} = $JSON->encode($opt{json});
+        $headers{'Content-Type'} //= 'application/json';
+    } elsif (defined $opt{body}) {
+        $req{content} = $opt{body};
+        $headers{'Content-Type'} //= 'application/json';
+    }
+
+    my $started = time;
+    my $r = $self->{http}->request($method, $self->url($path), \%req);
+    $r->{elapsed} = time - $started;
+    $r->{tag} = $tag;
+    $r->{json} = eval { $JSON->decode($r->{content}) } if length($r->{content} // '');
+    return $r;
+}
+
+# POSTs a chat to /v1/chat/completions. Options: model (default
+# "openai/gpt-4o-mini"), content (one user message) or messages, key (the
+# bearer credential, default the script's BYOK key; undef sends none),
+# extra (more fields for the body), headers, tag.
+sub chat {
+    my ($self, %opt) = @_;
+
+    my %body = (
+        model    => $opt{model} // 'openai/gpt-4o-mini',
+        messages => $opt{messages}
+            // [ { role => 'user', content => $opt{content} // 'hello' } ],
+        %{ $opt{extra} // {} },
+    );
+
+    my %headers = %{ $opt{headers} // {} };
+    my $key = exists $opt{key} ? $opt{key} : $self->{key};
+    $headers{Authorization} = "Bearer $key" if defined $key;
+
+    return $self->request('POST', $opt{path} // '/v1/chat/completions',
+        json => \%body, headers => \%headers, tag => $opt{tag});
+}
+
+# Sends bytes as they are over a new TCP connection and reads until the
+# server closes it (at most timeout seconds). For requests HTTP::Tiny cannot
+# send. Returns { status, headers (lowercase names), body, raw }.
+sub raw {
+    my ($self, $bytes, $timeout) = @_;
+
+    my $s = IO::Socket::INET->new(
+        PeerAddr => "127.0.0.1:$self->{port}", Timeout => 5)
+        or croak "connect to nginx on port $self->{port} failed: $!";
+    $s->autoflush(1);
+    print $s $bytes;
+
+    my $raw = '';
+    my $deadline = time + ($timeout // 10);
+    my $rin = '';
+    vec($rin, fileno($s), 1) = 1;
+    while (time < $deadline) {
+        my $rout = $rin;
+        next unless select($rout, undef, undef, 0.2);
+        my $n = sysread($s, my $buf, 65536);
+        last unless $n;
+        $raw .= $buf;
+    }
+    close $s;
+
+    my ($head, $body) = split /\r\n\r\n/, $raw, 2;
+    my ($status_line, @lines) = split /\r\n/, $head // '';
+    my %headers = map { my ($n, $v) = split /:\s*/, $_, 2; (lc $n, $v) } @lines;
+    my ($status) = ($status_line // '') =~ m{^HTTP/\d\.\d (\d{3})};
+
+    return {
+        status  => $status // 0,
+        headers => \%headers,
+        body    => $body // '',
+        raw     => $raw,
+        json    => eval { $JSON->decode($body // '') },
+    };
+}
+
+# Returns nginx's request id for the request sent with tag, from the access
+# log (nginx writes the line when the request ends, so this polls briefly).
+sub request_id {
+    my ($self, $tag) = @_;
+    my $deadline = time + 5;
+
+    while (time < $deadline) {
+        for (split /\n/, $self->read_log('access')) {
+            return $1 if /rid=(\S+) tag=\Q$tag\E\b/ && $1 ne '-';
+        }
+        sleep 0.05;
+    }
+    return undef;
+}
+
+# Returns the list of requests that the emulator received (GET
+# /_emulator/requests), decoded; a {"requests": [...]} wrapper is removed.
+sub emulator_requests {
+    my ($self) = @_;
+    my $r = $self->{http}->get(
+        "http://127.0.0.1:$self->{emulator_port}/_emulator/requests");
+
+    $r->{success}
+        or croak "GET /_emulator/requests failed: $r->{status} $r->{reason}";
+    my $list = $JSON->decode($r->{content});
+    $list = $list->{requests} // [] if ref $list eq 'HASH';
+    return @$list;
+}
+
+# Returns the requests recorded by the emulator that mention text anywhere
+# (path, headers, body, as the emulator reports them).
+sub emulator_requests_with {
+    my ($self, $text) = @_;
+    return grep { index($JSON->encode($_), $text) >= 0 } $self->emulator_requests();
+}
+
+sub sha256 { sha256_hex($_[1]) }
+
+# Counts the words in text: the emulator reports usage as word counts.
+sub word_count {
+    my ($self, $text) = @_;
+    my @words = split ' ', $text // '';
+    return scalar @words;
+}
+
+# Database.
+
+# Runs sql on the script's database and returns the rows as a list of
+# hashes (column => value, numbers as numbers, NULL as undef).
+sub query {
+    my ($self, $sql) = @_;
+    my @cmd = ($self->_psql_argv(), '-c',
+        "SELECT coalesce(json_agg(row_to_json(q)), '[]') FROM ($sql) q");
+
+    open my $fh, '-|', @cmd or croak "run psql failed: $!";
+    local $/;
+    my $out = <$fh>;
+    close $fh or croak "psql failed (status $?) on: $sql";
+    return @{ $JSON->decode($out) };
+}
+
+# Returns the chat_logs row of request_id, polling for at most timeout
+# seconds (default 10) because the worker writes rows in batches; undef
+# when none appears.
+sub log_row {
+    my ($self, $request_id, $timeout) = @_;
+
+    $request_id =~ /^[\w.:-]+$/
+        or croak "request id \"$request_id\" has characters a request id cannot have";
+
+    my $deadline = time + ($timeout // 10);
+    while (1) {
+        my ($row) = $self->query(
+            "SELECT * FROM chat_logs WHERE request_id = '$request_id'");
+        return $row if $row;
+        return undef if time > $deadline;
+        sleep 0.1;
+    }
+}
+
+# Starts psql with sql in the background, recorded under name.
+sub psql_background {
+    my ($self, $name, $sql) = @_;
+    return $self->spawn($name, "$self->{dir}/$name.log", undef,
+        $self->_psql_argv(), '-c', $sql);
+}
+
+# Logs.
+
+my %LOG_FILES = (
+    error    => 'error.log',
+    access   => 'access.log',
+    worker   => 'worker.log',
+    emulator => 'emulator.log',
+    migrate  => 'migrate.log',
+);
+
+sub read_log {
+    my ($self, $which) = @_;
+    my $file = "$self->{dir}/" . ($LOG_FILES{$which} // $which);
+
+    open my $fh, '<', $file or return '';
+    local $/;
+    return <$fh> // '';
+}
+
+# Returns the names of the logs among @which that contain text.
+sub logs_containing {
+    my ($self, $text, @which) = @_;
+    return grep { index($self->read_log($_), $text) >= 0 } @which;
+}
+
+# Returns the lines of log which that match re.
+sub log_lines {
+    my ($self, $which, $re) = @_;
+    return grep { $_ =~ $re } split /\n/, $self->read_log($which);
+}
+
+# Stopping.
+
+# Stops nginx, the worker and the emulator, in that order, by PID.
+sub stop {
+    my ($self) = @_;
+
+    $self->stop_process('nginx', 'QUIT');
+    $self->stop_process('worker', 'TERM');
+    $self->stop_process('emulator', 'TERM');
+    for my $name (keys %{ $self->{procs} }) {
+        $self->stop_process($name, 'TERM');
+    }
+}
+
+# Stops everything, checks that no log shows an alert or a sanitizer
+# report, removes the folder if every test passed, and ends the plan.
+sub finish {
+    my ($self) = @_;
+
+    $self->stop();
+
+    my @alerts = $self->log_lines('error', qr/\[(alert|emerg)\]/);
+    ok(!@alerts, 'nginx error log no alerts') or diag(join "\n", @alerts);
+
+    # NOTE: leak reports count as failures too. Leaks that libcurl or OpenSSL
+    # keep until exit would need an LSan suppressions file here.
+    for my $which (qw(worker emulator migrate)) {
+        my @reports = $self->log_lines($which,
+            qr/ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+        ok(!@reports, "$which log no sanitizer reports")
+            or diag(join "\n", @reports);
+    }
+
+    if (Test::More->builder->is_passing) {
+        remove_tree($self->{dir});
+    } else {
+        diag("logs and configuration kept in $self->{dir}");
+    }
+
+    $self->{finished} = 1;
+    done_testing();
+}
+
+END {
+    my $status = $?;
+
+    if ($$ == $OWNER_PID) {
+        for my $pid (keys %RUNNING) {
+            kill 'TERM', $pid;
+        }
+        my $deadline = time + $STOP_TIMEOUT;
+        for my $pid (keys %RUNNING) {
+            while (waitpid($pid, WNOHANG) == 0 && time < $deadline) {
+                sleep 0.05;
+            }
+            kill 'KILL', $pid if kill 0, $pid;
+            waitpid($pid, 0);
+        }
+    }
+
+    $? = $status;
+}
+
+1;

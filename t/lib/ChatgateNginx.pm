@@ -1,0 +1,276 @@
+package ChatgateNginx;
+
+# Starts Debian's nginx with the chatgate module under a temporary prefix,
+# sends raw HTTP/1.0 requests to it and stops it by PID.  Core Perl only.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use IO::Socket::IP;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(sleep time);
+
+use Exporter qw(import);
+our @EXPORT = qw(free_port start_nginx stop_nginx reload_nginx http_request
+                 error_log_alerts module_path start_echo_server);
+
+my $repo = abs_path(dirname(__FILE__) . '/../..');
+my @started;
+
+sub module_path {
+    return $ENV{CHATGATE_MODULE}
+        // "$repo/build/nginx/ngx_http_chatgate_module.so";
+}
+
+# Returns a TCP port on 127.0.0.1 that nothing listens on at the moment.
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Proto => 'tcp', ReuseAddr => 1)
+        or die "cannot bind a free port: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+# Writes the http {} body (%%DIR%% stands for the prefix) into a full nginx.conf under a new temporary
+# prefix, starts nginx and waits until every port in $ports accepts.
+# Returns a handle: { dir, conf, pid }.
+sub start_nginx {
+    my (%args) = @_;
+    my $dir = tempdir('chatgate-t-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $workers = $args{workers} // 1;
+    my $main = $args{main} // '';
+    my $module = module_path();
+    my $http = $args{http} // '';
+
+    # tests write %%DIR%% where they need the prefix, which exists only now
+    $http =~ s/%%DIR%%/$dir/g;
+
+    die "module not built: $module (run make module)\n" unless -f $module;
+
+    my $conf = <<"CONF";
+load_module $module;
+user root;
+worker_processes $workers;
+daemon on;
+pid $dir/nginx.pid;
+error_log $dir/error.log info;
+$main
+events { worker_connections 1024; }
+http {
+    access_log $dir/access.log;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+$http
+}
+CONF
+
+    open my $fh, '>', "$dir/nginx.conf" or die "cannot write nginx.conf: $!";
+    print $fh $conf;
+    close $fh;
+
+    my $out = `/usr/sbin/nginx -p $dir/ -c $dir/nginx.conf -e $dir/error.log 2>&1`;
+    die "nginx failed to start: $out\n" if $?;
+
+    my $nginx = { dir => $dir, conf => "$dir/nginx.conf" };
+    my $deadline = time + 5;
+
+    while (time < $deadline) {
+        if (open my $p, '<', "$dir/nginx.pid") {
+            my $pid = <$p>;
+            if (defined $pid && $pid =~ /^(\d+)/) {
+                $nginx->{pid} = $1;
+                last;
+            }
+        }
+        sleep 0.05;
+    }
+
+    die "nginx wrote no pid file in $dir\n" unless $nginx->{pid};
+    push @started, $nginx;
+
+    for my $port (@{ $args{ports} // [] }) {
+        wait_port($port);
+    }
+
+    return $nginx;
+}
+
+sub wait_port {
+    my ($port) = @_;
+    my $deadline = time + 5;
+
+    while (time < $deadline) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $port, Proto => 'tcp');
+        return if $s;
+        sleep 0.05;
+    }
+
+    die "nothing listens on 127.0.0.1:$port\n";
+}
+
+# Sends SIGHUP and waits until the old worker processes have exited, so
+# the next request is served by the new configuration.
+sub reload_nginx {
+    my ($nginx) = @_;
+    my $before = worker_pids($nginx->{pid});
+
+    kill 'HUP', $nginx->{pid} or die "cannot signal nginx $nginx->{pid}: $!";
+
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        my $now = worker_pids($nginx->{pid});
+        my %old = map { $_ => 1 } @$before;
+        if (@$now && !grep { $old{$_} } @$now) {
+            return 1;
+        }
+        sleep 0.05;
+    }
+
+    return 0;
+}
+
+sub worker_pids {
+    my ($master) = @_;
+    my @pids;
+
+    opendir my $d, '/proc' or return [];
+    for my $pid (grep { /^\d+$/ } readdir $d) {
+        open my $f, '<', "/proc/$pid/stat" or next;
+        my $stat = <$f>;
+        next unless defined $stat && $stat =~ /^\d+ \(.*\) \S (\d+)/;
+        push @pids, $pid if $1 == $master;
+    }
+
+    return \@pids;
+}
+
+sub stop_nginx {
+    my ($nginx) = @_;
+    my $pid = $nginx->{pid} or return;
+
+    kill 'QUIT', $pid;
+
+    my $deadline = time + 5;
+    while (time < $deadline && kill(0, $pid)) {
+        sleep 0.05;
+    }
+
+    kill 'KILL', $pid if kill(0, $pid);
+    delete $nginx->{pid};
+}
+
+my @children;
+
+END {
+    # waitpid below sets $?, which would replace the test's exit status
+    local $?;
+
+    stop_nginx($_) for @started;
+
+    for my $pid (@children) {
+        kill 'TERM', $pid;
+        waitpid $pid, 0;
+    }
+}
+
+# Forks a server on 127.0.0.1:$port that answers each request with 200 and
+# the request head it received as the body, so tests see every header
+# exactly as nginx forwarded it.  It exits after $max requests or 60 s.
+sub start_echo_server {
+    my ($port, $max) = @_;
+    $max //= 1000;
+
+    my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                       LocalPort => $port, Listen => 64,
+                                       Proto => 'tcp', ReuseAddr => 1)
+        or die "cannot listen on 127.0.0.1:$port: $!";
+
+    my $pid = fork // die "fork failed: $!";
+
+    if ($pid) {
+        close $listen;
+        push @children, $pid;
+        return $pid;
+    }
+
+    @started = ();
+    @children = ();
+    alarm 60;
+
+    for (1 .. $max) {
+        my $c = $listen->accept or next;
+        my $head = '';
+
+        while (my $line = <$c>) {
+            $head .= $line;
+            last if $line eq "\r\n";
+        }
+
+        my ($len) = $head =~ /^content-length:\s*(\d+)/mi;
+        read $c, my $body, $len if $len;
+
+        print $c "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"
+               . "Content-Length: " . length($head) . "\r\n\r\n$head";
+        close $c;
+    }
+
+    POSIX::_exit(0);
+}
+
+# Sends one HTTP/1.0 request and returns { status, headers, body }, where
+# headers maps each lowercase name to a list of values.  $headers is a list
+# of [name, value] pairs so that tests can send duplicates and any case.
+sub http_request {
+    my (%args) = @_;
+    my $host = $args{host} // '127.0.0.1';
+    my $method = $args{method} // 'GET';
+    my $body = $args{body} // '';
+
+    my $s = IO::Socket::IP->new(PeerHost => $host, PeerPort => $args{port},
+                                Proto => 'tcp', Timeout => 5)
+        or die "cannot connect to $host:$args{port}: $!";
+
+    my $req = "$method $args{path} HTTP/1.0\r\nHost: localhost\r\n";
+    for my $h (@{ $args{headers} // [] }) {
+        $req .= "$h->[0]: $h->[1]\r\n";
+    }
+    $req .= "Content-Length: " . length($body) . "\r\n" if length $body;
+    $req .= "\r\n$body";
+
+    print $s $req;
+
+    local $/;
+    my $raw = <$s> // '';
+    close $s;
+
+    my ($head, $rbody) = split /\r\n\r\n/, $raw, 2;
+    my @lines = split /\r\n/, $head // '';
+    my $status_line = shift @lines // '';
+    my ($status) = $status_line =~ m{^HTTP/\d\.\d (\d{3})};
+    my %h;
+
+    for my $line (@lines) {
+        my ($k, $v) = split /:\s*/, $line, 2;
+        push @{ $h{lc $k} }, $v;
+    }
+
+    return { status => $status // 0, headers => \%h, body => $rbody // '' };
+}
+
+# Returns the [alert] and [emerg] lines of the error log.
+sub error_log_alerts {
+    my ($nginx) = @_;
+    open my $f, '<', "$nginx->{dir}/error.log" or return ();
+    return grep { /\[(alert|emerg)\]/ } <$f>;
+}
+
+1;

@@ -1,0 +1,549 @@
+/* Request parsing, call building, answer translation and errors. */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "tap.h"
+#include "json.h"
+#include "provider.h"
+
+
+static int
+parse(const char *body, cg_chat_request_t *req, cg_error_t *err)
+{
+    return cg_chat_request_parse(body, strlen(body), CG_PROVIDER_OPENROUTER,
+                                 req, err);
+}
+
+
+static void
+expect_400(const char *name, const char *body, const char *param)
+{
+    cg_chat_request_t  req;
+    cg_error_t         err;
+    const char        *got;
+
+    memset(&err, 0, sizeof(err));
+    is_int(parse(body, &req, &err), -1, "%s rejected", name);
+    is_int(err.status, 400, "%s status 400", name);
+    is_str(err.type, "invalid_request_error", "%s type", name);
+
+    got = err.param ? err.param : (err.param_path[0] ? err.param_path : NULL);
+    is_str(got, param, "%s param", name);
+}
+
+
+static void
+test_request_valid(void)
+{
+    cg_chat_request_t  req;
+    cg_error_t         err;
+
+    is_int(parse("{\"model\":\"anthropic/claude-3-5-haiku\",\"stream\":true,"
+                 "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                 &req, &err), 0, "request anthropic prefix parsed");
+    is_int(req.provider, CG_PROVIDER_ANTHROPIC, "request provider anthropic");
+    is_str(req.model, "claude-3-5-haiku", "request upstream model");
+    is_str(req.model_requested, "anthropic/claude-3-5-haiku",
+           "request requested model");
+    is_int(req.stream, 1, "request stream true");
+    cg_chat_request_free(&req);
+
+    is_int(parse("{\"model\":\"meta-llama/llama-3\",\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"hi\"}]}", &req, &err), 0,
+           "request unknown prefix parsed");
+    is_int(req.provider, CG_PROVIDER_OPENROUTER,
+           "request unknown prefix default provider");
+    is_str(req.model, "meta-llama/llama-3", "request unknown prefix kept");
+    cg_chat_request_free(&req);
+
+    is_int(parse("{\"model\":\"openrouter/openai/gpt-4o\",\"messages\":"
+                 "[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":"
+                 "[{\"id\":\"c\"}]},{\"role\":\"tool\",\"content\":[{\"type\":"
+                 "\"text\",\"text\":\"x\"}]}]}", &req, &err), 0,
+           "request tool_calls null content parsed");
+    is_int(req.provider, CG_PROVIDER_OPENROUTER, "request openrouter prefix");
+    is_str(req.model, "openai/gpt-4o", "request model keeps inner slash");
+    is_int(req.stream, 0, "request stream default false");
+    cg_chat_request_free(&req);
+}
+
+
+static void
+test_request_invalid(void)
+{
+    char    *big;
+    size_t   i, n, len;
+
+    expect_400("not json", "{\"model\":", NULL);
+    expect_400("not object", "[1,2]", NULL);
+    expect_400("model missing", "{\"messages\":[{\"role\":\"user\","
+               "\"content\":\"a\"}]}", "model");
+    expect_400("model empty", "{\"model\":\"\",\"messages\":[]}", "model");
+    expect_400("model number", "{\"model\":5,\"messages\":[]}", "model");
+    expect_400("model prefix only", "{\"model\":\"ollama/\",\"messages\":"
+               "[{\"role\":\"user\",\"content\":\"a\"}]}", "model");
+    expect_400("messages missing", "{\"model\":\"m\"}", "messages");
+    expect_400("messages empty", "{\"model\":\"m\",\"messages\":[]}",
+               "messages");
+    expect_400("messages object", "{\"model\":\"m\",\"messages\":{}}",
+               "messages");
+    expect_400("message not object", "{\"model\":\"m\",\"messages\":[1]}",
+               "messages[0]");
+    expect_400("role unknown", "{\"model\":\"m\",\"messages\":[{\"role\":"
+               "\"user\",\"content\":\"a\"},{\"role\":\"bot\",\"content\":"
+               "\"a\"}]}", "messages[1].role");
+    expect_400("content number", "{\"model\":\"m\",\"messages\":[{\"role\":"
+               "\"user\",\"content\":1}]}", "messages[0].content");
+    expect_400("content null user", "{\"model\":\"m\",\"messages\":[{\"role\":"
+               "\"user\",\"content\":null}]}", "messages[0].content");
+    expect_400("content part untyped", "{\"model\":\"m\",\"messages\":"
+               "[{\"role\":\"user\",\"content\":[{\"text\":\"a\"}]}]}",
+               "messages[0].content[0]");
+    expect_400("stream string", "{\"model\":\"m\",\"stream\":\"yes\","
+               "\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]}",
+               "stream");
+    expect_400("bad utf8", "{\"model\":\"m\xff\",\"messages\":[{\"role\":"
+               "\"user\",\"content\":\"a\"}]}", NULL);
+
+    big = malloc(400);
+    memset(big, 'a', 399);
+    big[399] = '\0';
+    {
+        char  body[600];
+
+        snprintf(body, sizeof(body), "{\"model\":\"%s\",\"messages\":[]}",
+                 big);
+        expect_400("model too long", body, "model");
+    }
+    free(big);
+
+    /* 10 001 messages, and nesting far past the depth limit. */
+    n = 10001;
+    big = malloc(64 + n * 32);
+    strcpy(big, "{\"model\":\"m\",\"messages\":[");
+    for (i = 0; i < n; i++) {
+        strcat(big, i ? ",{\"role\":\"user\",\"content\":\"a\"}"
+                      : "{\"role\":\"user\",\"content\":\"a\"}");
+    }
+    strcat(big, "]}");
+    expect_400("messages too many", big, "messages");
+    free(big);
+
+    n = 100000;
+    big = malloc(n * 2 + 64);
+    strcpy(big, "{\"model\":\"m\",\"x\":");
+    len = strlen(big);
+    memset(big + len, '[', n);
+    big[len + n] = '\0';
+    expect_400("deep nesting", big, NULL);
+    free(big);
+}
+
+
+static void
+test_form(void)
+{
+    cg_chat_request_t  req;
+    cg_error_t         err;
+    char               key_id[40];
+    const char        *body;
+
+    body = "{\"provider\":\"anthropic\",\"model\":\"anthropic/claude\","
+           "\"key_id\":\"k1\",\"messages\":[{\"role\":\"user\",\"content\":"
+           "\"hi\"}]}";
+    is_int(cg_chat_form_parse(body, strlen(body), CG_PROVIDER_OPENAI, &req,
+                              key_id, sizeof(key_id), &err), 0,
+           "form parsed");
+    is_int(req.provider, CG_PROVIDER_ANTHROPIC, "form provider");
+    is_str(req.model, "claude", "form matching prefix dropped");
+    is_str(key_id, "k1", "form key_id copied");
+    ok(cg_json_get(req.root, "provider") == NULL, "form provider removed");
+    ok(cg_json_get(req.root, "key_id") == NULL, "form key_id removed");
+    cg_chat_request_free(&req);
+
+    body = "{\"provider\":\"openrouter\",\"model\":\"openai/gpt-4o\","
+           "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    is_int(cg_chat_form_parse(body, strlen(body), CG_PROVIDER_OPENAI, &req,
+                              key_id, sizeof(key_id), &err), 0,
+           "form other prefix parsed");
+    is_str(req.model, "openai/gpt-4o", "form other prefix kept");
+    cg_chat_request_free(&req);
+
+    body = "{\"provider\":\"azure\",\"model\":\"m\",\"messages\":"
+           "[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    is_int(cg_chat_form_parse(body, strlen(body), CG_PROVIDER_OPENAI, &req,
+                              key_id, sizeof(key_id), &err), -1,
+           "form unknown provider rejected");
+    is_str(err.param, "provider", "form unknown provider param");
+
+    body = "{\"provider\":\"ollama\",\"model\":\"m\",\"key_id\":"
+           "\"0123456789012345678901234567890123456789\",\"messages\":"
+           "[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    is_int(cg_chat_form_parse(body, strlen(body), CG_PROVIDER_OPENAI, &req,
+                              key_id, sizeof(key_id), &err), -1,
+           "form long key_id rejected");
+    is_str(err.param, "key_id", "form long key_id param");
+}
+
+
+static int
+has_header(struct curl_slist *h, const char *line)
+{
+    for ( /* void */ ; h; h = h->next) {
+        if (strcmp(h->data, line) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+static int
+header_prefix(struct curl_slist *h, const char *prefix)
+{
+    for ( /* void */ ; h; h = h->next) {
+        if (strncmp(h->data, prefix, strlen(prefix)) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+static void
+test_build_openai(void)
+{
+    cg_chat_request_t   req;
+    cg_provider_call_t  call;
+    cg_error_t          err;
+
+    parse("{\"model\":\"openai/gpt-4o\",\"temperature\":0.70,\"seed\":"
+          "12345678901234567890,\"stream\":true,\"messages\":[{\"role\":"
+          "\"user\",\"content\":\"h\\u00e9 \\\"q\\\"\"}]}", &req, &err);
+
+    is_int(cg_provider_build_call(&req, "https://api.openai.com/v1/", "sk-x",
+                                  &call, &err), 0, "openai call built");
+    is_str(call.url, "https://api.openai.com/v1/chat/completions",
+           "openai url no double slash");
+    ok(has_header(call.headers, "Authorization: Bearer sk-x"),
+       "openai bearer header");
+    ok(has_header(call.headers, "Content-Type: application/json"),
+       "openai content type");
+    ok(strstr(call.body, "\"model\":\"gpt-4o\"") != NULL, "openai model "
+       "replaced");
+    ok(strstr(call.body, "\"temperature\":0.70") != NULL,
+       "openai number text kept");
+    ok(strstr(call.body, "12345678901234567890") != NULL,
+       "openai big integer kept");
+    ok(strstr(call.body, "\"stream_options\":{\"include_usage\":true}")
+       != NULL, "openai include_usage added");
+    ok(strstr(call.body, "h\xc3\xa9 \\\"q\\\"") != NULL,
+       "openai string escaped");
+    cg_provider_call_free(&call);
+
+    is_int(cg_provider_build_call(&req, "http://x", "bad\r\nX: y", &call,
+                                  &err), -1, "key with line break rejected");
+    ok(strstr(err.message, "bad") == NULL, "key absent from error");
+    cg_chat_request_free(&req);
+
+    parse("{\"model\":\"m\",\"stream\":true,\"stream_options\":{},"
+          "\"messages\":[{\"role\":\"user\",\"content\":\"h\"}]}", &req, &err);
+    cg_provider_build_call(&req, "http://x", "k", &call, &err);
+    ok(strstr(call.body, "include_usage") == NULL,
+       "openai client stream_options kept");
+    cg_provider_call_free(&call);
+    cg_chat_request_free(&req);
+}
+
+
+static void
+test_build_anthropic(void)
+{
+    cg_chat_request_t   req;
+    cg_provider_call_t  call;
+    cg_error_t          err;
+
+    parse("{\"model\":\"anthropic/claude\",\"max_completion_tokens\":100,"
+          "\"temperature\":0.5,\"top_p\":1,\"stop\":\"END\",\"messages\":["
+          "{\"role\":\"system\",\"content\":\"be brief\"},"
+          "{\"role\":\"developer\",\"content\":[{\"type\":\"text\",\"text\":"
+          "\"be kind\"}]},"
+          "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":"
+          "\"hi\"}]}]}", &req, &err);
+
+    is_int(cg_provider_build_call(&req, "https://api.anthropic.com/v1",
+                                  "sk-ant-x", &call, &err), 0,
+           "anthropic call built");
+    is_str(call.url, "https://api.anthropic.com/v1/messages", "anthropic url");
+    ok(has_header(call.headers, "x-api-key: sk-ant-x"), "anthropic key header");
+    ok(has_header(call.headers, "anthropic-version: 2023-06-01"),
+       "anthropic version header");
+    ok(!header_prefix(call.headers, "Authorization"),
+       "anthropic no authorization");
+    ok(strstr(call.body, "\"system\":\"be brief\\n\\nbe kind\"") != NULL,
+       "anthropic system joined");
+    ok(strstr(call.body, "\"max_tokens\":100") != NULL,
+       "anthropic max_completion_tokens");
+    ok(strstr(call.body, "\"stop_sequences\":[\"END\"]") != NULL,
+       "anthropic stop string");
+    ok(strstr(call.body, "\"temperature\":0.5") != NULL,
+       "anthropic temperature");
+    ok(strstr(call.body, "\"messages\":[{\"role\":\"user\",\"content\":"
+              "[{\"type\":\"text\",\"text\":\"hi\"}]}]") != NULL,
+       "anthropic messages without system");
+    ok(strstr(call.body, "\"stream\"") == NULL, "anthropic no stream");
+    cg_provider_call_free(&call);
+    cg_chat_request_free(&req);
+
+    parse("{\"model\":\"anthropic/claude\",\"stream\":true,\"messages\":"
+          "[{\"role\":\"user\",\"content\":\"hi\"}]}", &req, &err);
+    cg_provider_build_call(&req, "http://h/", "k", &call, &err);
+    ok(strstr(call.body, "\"max_tokens\":4096") != NULL,
+       "anthropic default max_tokens");
+    ok(strstr(call.body, "\"stream\":true") != NULL, "anthropic stream");
+    cg_provider_call_free(&call);
+    cg_chat_request_free(&req);
+
+    parse("{\"model\":\"anthropic/claude\",\"max_tokens\":\"9\",\"messages\":"
+          "[{\"role\":\"user\",\"content\":\"hi\"}]}", &req, &err);
+    is_int(cg_provider_build_call(&req, "http://h", "k", &call, &err), -1,
+           "anthropic bad max_tokens rejected");
+    is_str(err.param, "max_tokens", "anthropic bad max_tokens param");
+    cg_chat_request_free(&req);
+
+    parse("{\"model\":\"anthropic/claude\",\"messages\":"
+          "[{\"role\":\"system\",\"content\":\"s\"}]}", &req, &err);
+    is_int(cg_provider_build_call(&req, "http://h", "k", &call, &err), -1,
+           "anthropic system only rejected");
+    cg_chat_request_free(&req);
+}
+
+
+static void
+test_build_ollama(void)
+{
+    cg_chat_request_t   req;
+    cg_provider_call_t  call;
+    cg_error_t          err;
+
+    parse("{\"model\":\"ollama/llama3:8b\",\"max_tokens\":50,\"seed\":7,"
+          "\"stop\":[\"a\",\"b\"],\"temperature\":0.2,\"messages\":["
+          "{\"role\":\"developer\",\"content\":\"d\"},"
+          "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"x\"},"
+          "{\"type\":\"text\",\"text\":\"y\"}]}]}", &req, &err);
+
+    is_int(cg_provider_build_call(&req, "http://127.0.0.1:11434//", "",
+                                  &call, &err), 0, "ollama call built");
+    is_str(call.url, "http://127.0.0.1:11434/api/chat", "ollama url");
+    ok(!header_prefix(call.headers, "Authorization"),
+       "ollama no authorization without key");
+    ok(strstr(call.body, "\"stream\":false") != NULL, "ollama stream false");
+    ok(strstr(call.body, "\"options\":{\"temperature\":0.2,\"seed\":7,"
+              "\"num_predict\":50,\"stop\":[\"a\",\"b\"]}") != NULL,
+       "ollama options");
+    ok(strstr(call.body, "{\"role\":\"system\",\"content\":\"d\"}") != NULL,
+       "ollama developer as system");
+    ok(strstr(call.body, "{\"role\":\"user\",\"content\":\"x\\ny\"}") != NULL,
+       "ollama parts joined");
+    cg_provider_call_free(&call);
+
+    cg_provider_build_call(&req, "http://h", "tok", &call, &err);
+    ok(has_header(call.headers, "Authorization: Bearer tok"),
+       "ollama bearer with key");
+    cg_provider_call_free(&call);
+    cg_chat_request_free(&req);
+}
+
+
+static void
+completion(const char *model, const char *body, cg_completion_t *out,
+    cg_error_t *err, int *rc)
+{
+    cg_chat_request_t  req;
+    char               text[256];
+
+    snprintf(text, sizeof(text), "{\"model\":\"%s\",\"messages\":[{\"role\":"
+             "\"user\",\"content\":\"q\"}]}", model);
+    parse(text, &req, err);
+    *rc = cg_provider_parse_completion(&req, body, strlen(body), "chatcmpl-1",
+                                       1700000000, out, err);
+    cg_chat_request_free(&req);
+}
+
+
+static void
+test_completion(void)
+{
+    cg_completion_t  c;
+    cg_error_t       err;
+    int              rc;
+
+    completion("openai/gpt-4o", "{\"id\":\"up-1\",\"object\":"
+               "\"chat.completion\",\"model\":\"gpt-4o-2024\",\"choices\":"
+               "[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+               "\"hello\"},\"finish_reason\":\"stop\"}],\"usage\":"
+               "{\"prompt_tokens\":3,\"completion_tokens\":2,"
+               "\"total_tokens\":5}}", &c, &err, &rc);
+    is_int(rc, 0, "openai answer parsed");
+    is_str(c.reply, "hello", "openai reply");
+    is_int(c.usage.total_tokens, 5, "openai usage total");
+    ok(strstr(c.body, "\"id\":\"up-1\"") != NULL, "openai id kept");
+    ok(strstr(c.body, "\"model\":\"openai/gpt-4o\"") != NULL,
+       "openai model as requested");
+    cg_completion_free(&c);
+
+    completion("anthropic/claude", "{\"id\":\"msg_1\",\"type\":\"message\","
+               "\"content\":[{\"type\":\"text\",\"text\":\"he\"},{\"type\":"
+               "\"text\",\"text\":\"llo\"}],\"stop_reason\":\"max_tokens\","
+               "\"usage\":{\"input_tokens\":10,\"output_tokens\":4}}",
+               &c, &err, &rc);
+    is_int(rc, 0, "anthropic answer parsed");
+    is_str(c.reply, "hello", "anthropic reply joined");
+    is_int(c.usage.prompt_tokens, 10, "anthropic prompt tokens");
+    is_int(c.usage.completion_tokens, 4, "anthropic completion tokens");
+    is_int(c.usage.total_tokens, 14, "anthropic total tokens");
+    is_str(c.body, "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\","
+           "\"created\":1700000000,\"model\":\"anthropic/claude\",\"choices\":"
+           "[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+           "\"hello\"},\"finish_reason\":\"length\"}],\"usage\":"
+           "{\"prompt_tokens\":10,\"completion_tokens\":4,\"total_tokens\":14}}",
+           "anthropic body");
+    cg_completion_free(&c);
+
+    completion("ollama/llama3", "{\"model\":\"llama3\",\"message\":{\"role\":"
+               "\"assistant\",\"content\":\"hey\"},\"done\":true,"
+               "\"done_reason\":\"stop\",\"eval_count\":6}", &c, &err, &rc);
+    is_int(rc, 0, "ollama answer parsed");
+    is_str(c.reply, "hey", "ollama reply");
+    is_int(c.usage.prompt_tokens, -1, "ollama missing prompt count");
+    is_int(c.usage.completion_tokens, 6, "ollama eval count");
+    is_int(c.usage.total_tokens, -1, "ollama total unknown");
+    ok(strstr(c.body, "\"prompt_tokens\":null") != NULL,
+       "ollama missing count null");
+    ok(strstr(c.body, "\"finish_reason\":\"stop\"") != NULL,
+       "ollama finish reason");
+    cg_completion_free(&c);
+
+    completion("anthropic/claude", "<html>bad gateway</html>", &c, &err, &rc);
+    is_int(rc, -1, "anthropic html rejected");
+    is_int(err.status, 502, "invalid answer status 502");
+    is_str(err.type, "upstream_error", "invalid answer type");
+    ok(strncmp(err.message, "provider \"anthropic\" sent an invalid answer: ",
+               44) == 0, "invalid answer message");
+
+    completion("ollama/x", "{\"done\":true}", &c, &err, &rc);
+    is_int(rc, -1, "ollama answer without message rejected");
+    completion("gpt", "{\"choices\":[]}", &c, &err, &rc);
+    is_int(rc, -1, "openai answer without choices rejected");
+}
+
+
+static void
+test_error_message(void)
+{
+    char        msg[400], body[1200];
+    size_t      i;
+    const char *b;
+
+    b = "{\"error\":{\"message\":\"Incorrect API key provided: "
+        "sk-proj-abcdefghijklmnop.\",\"type\":\"invalid_request_error\"}}";
+    cg_provider_error_message(CG_PROVIDER_OPENAI, 401, b, strlen(b), msg,
+                              sizeof(msg));
+    is_str(msg, "Incorrect API key provided: [redacted].",
+           "openai error message redacted");
+
+    b = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
+        "\"message\":\"Overloaded\"}}";
+    cg_provider_error_message(CG_PROVIDER_ANTHROPIC, 529, b, strlen(b), msg,
+                              sizeof(msg));
+    is_str(msg, "Overloaded", "anthropic error message");
+
+    b = "{\"error\":\"model \\\"x\\\" not found\"}";
+    cg_provider_error_message(CG_PROVIDER_OLLAMA, 404, b, strlen(b), msg,
+                              sizeof(msg));
+    is_str(msg, "model \"x\" not found", "ollama error message");
+
+    cg_provider_error_message(CG_PROVIDER_OLLAMA, 503, "oops", 4, msg,
+                              sizeof(msg));
+    is_str(msg, "HTTP 503", "error fallback status");
+
+    strcpy(body, "{\"error\":{\"message\":\"");
+    for (i = 0; i < 400; i++) {
+        strcat(body, "\xc3\xa9");
+    }
+    strcat(body, "\"}}");
+    cg_provider_error_message(CG_PROVIDER_OPENAI, 500, body, strlen(body),
+                              msg, sizeof(msg));
+    is_int(strlen(msg), 300, "error message cut at 300 bytes");
+}
+
+
+static void
+test_redact(void)
+{
+    char  text[256];
+
+    strcpy(text, "key sk-ant-api03-AAAAbbbbCCCC and sk-or-v1-12345678 end");
+    cg_redact(text, NULL);
+    is_str(text, "key [redacted] and [redacted] end", "redact sk keys");
+
+    strcpy(text, "sk-short ok, task-abcdefghijkl ok");
+    cg_redact(text, NULL);
+    is_str(text, "sk-short ok, task-abcdefghijkl ok", "redact leaves non keys");
+
+    strcpy(text, "Authorization: Bearer eyJhbGciOi.x.y, next");
+    cg_redact(text, NULL);
+    is_str(text, "Authorization: Bearer [redacted], next", "redact bearer");
+
+    strcpy(text, "x-api-key: abc123456789 {\"x-api-key\": \"zz3456789012\"}");
+    cg_redact(text, NULL);
+    is_str(text, "x-api-key: [redacted] {\"x-api-key\": \"[redacted]\"}",
+           "redact x-api-key forms");
+
+    strcpy(text, "your key XYZ is bad");
+    cg_redact(text, "XYZ");
+    is_str(text, "your key [redacted]", "redact secret, length kept");
+}
+
+
+static void
+test_error_json(void)
+{
+    cg_error_t   err;
+    char        *json;
+    size_t       len;
+
+    cg_error_set(&err, 400, "invalid_request_error", "bad \"%s\"\n\x01 \xff",
+                 "q</");
+    cg_error_param(&err, "messages[%d].role", 2);
+    json = cg_error_json(&err, &len);
+    is_str(json, "{\"error\":{\"message\":\"bad \\\"q</\\\"\\n\\u0001 ?\","
+           "\"type\":\"invalid_request_error\",\"param\":"
+           "\"messages[2].role\",\"code\":null}}", "error json escaped");
+    is_int(len, strlen(json), "error json length");
+    free(json);
+
+    cg_error_set(&err, 502, "upstream_error", "x");
+    json = cg_error_json(&err, &len);
+    ok(strstr(json, "\"param\":null") != NULL, "error json null param");
+    free(json);
+}
+
+
+int
+main(void)
+{
+    test_request_valid();
+    test_request_invalid();
+    test_form();
+    test_build_openai();
+    test_build_anthropic();
+    test_build_ollama();
+    test_completion();
+    test_error_message();
+    test_redact();
+    test_error_json();
+
+    return done();
+}

@@ -1,0 +1,392 @@
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+
+static int cg_json_depth_ok(const char *text, size_t len);
+static size_t cg_utf8_seq_len(const unsigned char *s, size_t len);
+
+
+int
+cg_buf_append(cg_buf_t *b, const void *p, size_t n)
+{
+    size_t   cap;
+    char    *data;
+
+    if (b->len + n + 1 > b->cap) {
+        cap = b->cap ? b->cap : 256;
+
+        while (cap < b->len + n + 1) {
+            if (cap > SIZE_MAX / 2) {
+                return -1;
+            }
+            cap *= 2;
+        }
+
+        data = realloc(b->data, cap);
+        if (data == NULL) {
+            return -1;
+        }
+
+        b->data = data;
+        b->cap = cap;
+    }
+
+    if (n) {
+        memcpy(b->data + b->len, p, n);
+    }
+    b->len += n;
+    b->data[b->len] = '\0';
+
+    return 0;
+}
+
+
+int
+cg_buf_append_str(cg_buf_t *b, const char *s)
+{
+    return cg_buf_append(b, s, strlen(s));
+}
+
+
+void
+cg_buf_reset(cg_buf_t *b)
+{
+    b->len = 0;
+    if (b->data) {
+        b->data[0] = '\0';
+    }
+}
+
+
+void
+cg_buf_free(cg_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+
+yajl_val
+cg_json_parse(const char *text, size_t len, char *errbuf, size_t errbuf_size)
+{
+    char      *copy, *nl;
+    yajl_val   root;
+
+    errbuf[0] = '\0';
+
+    if (memchr(text, '\0', len) != NULL) {
+        snprintf(errbuf, errbuf_size, "NUL byte in the body");
+        return NULL;
+    }
+
+    if (!cg_json_depth_ok(text, len)) {
+        snprintf(errbuf, errbuf_size, "nested deeper than %d levels",
+                 CG_JSON_MAX_DEPTH);
+        return NULL;
+    }
+
+    /* yajl_tree_parse() reads up to a NUL, so the text needs a copy. */
+    copy = malloc(len + 1);
+    if (copy == NULL) {
+        snprintf(errbuf, errbuf_size, "out of memory");
+        return NULL;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+
+    root = yajl_tree_parse(copy, errbuf, errbuf_size);
+    free(copy);
+
+    if (root == NULL) {
+        /* yajl's later lines quote the input around the error: drop them. */
+        nl = strchr(errbuf, '\n');
+        if (nl) {
+            *nl = '\0';
+        }
+        if (errbuf[0] == '\0') {
+            snprintf(errbuf, errbuf_size, "parse error");
+        }
+    }
+
+    return root;
+}
+
+
+/*
+ * Checks the nesting depth before yajl builds a tree, because yajl_tree_free()
+ * and cg_json_gen_value() recurse once per level.
+ */
+static int
+cg_json_depth_ok(const char *text, size_t len)
+{
+    size_t  i;
+    int     depth = 0, in_string = 0, escaped = 0;
+
+    for (i = 0; i < len; i++) {
+        char  c = text[i];
+
+        if (in_string) {
+            if (escaped) {
+                escaped = 0;
+            } else if (c == '\\') {
+                escaped = 1;
+            } else if (c == '"') {
+                in_string = 0;
+            }
+            continue;
+        }
+
+        if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > CG_JSON_MAX_DEPTH) {
+                return 0;
+            }
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+
+    return 1;
+}
+
+
+yajl_val
+cg_json_get(yajl_val obj, const char *key)
+{
+    size_t  i;
+
+    if (!YAJL_IS_OBJECT(obj)) {
+        return NULL;
+    }
+
+    for (i = 0; i < obj->u.object.len; i++) {
+        if (strcmp(obj->u.object.keys[i], key) == 0) {
+            return obj->u.object.values[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+const char *
+cg_json_get_string(yajl_val obj, const char *key)
+{
+    yajl_val  v = cg_json_get(obj, key);
+
+    return YAJL_IS_STRING(v) ? v->u.string : NULL;
+}
+
+
+int
+cg_json_get_long(yajl_val obj, const char *key, long *out)
+{
+    yajl_val  v = cg_json_get(obj, key);
+
+    if (!YAJL_IS_INTEGER(v)) {
+        return -1;
+    }
+
+    if (v->u.number.i < LONG_MIN || v->u.number.i > LONG_MAX) {
+        return -1;
+    }
+
+    *out = (long) v->u.number.i;
+    return 0;
+}
+
+
+yajl_gen
+cg_json_gen_new(void)
+{
+    yajl_gen  g = yajl_gen_alloc(NULL);
+
+    if (g) {
+        yajl_gen_config(g, yajl_gen_beautify, 0);
+    }
+
+    return g;
+}
+
+
+int
+cg_json_gen_value(yajl_gen g, yajl_val v)
+{
+    size_t  i;
+
+    if (v == NULL) {
+        return yajl_gen_null(g) == yajl_gen_status_ok ? 0 : -1;
+    }
+
+    switch (v->type) {
+
+    case yajl_t_string:
+        return cg_json_gen_str(g, v->u.string);
+
+    case yajl_t_number:
+        return yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r))
+               == yajl_gen_status_ok ? 0 : -1;
+
+    case yajl_t_true:
+    case yajl_t_false:
+        return yajl_gen_bool(g, v->type == yajl_t_true)
+               == yajl_gen_status_ok ? 0 : -1;
+
+    case yajl_t_null:
+        return yajl_gen_null(g) == yajl_gen_status_ok ? 0 : -1;
+
+    case yajl_t_array:
+        if (yajl_gen_array_open(g) != yajl_gen_status_ok) {
+            return -1;
+        }
+        for (i = 0; i < v->u.array.len; i++) {
+            if (cg_json_gen_value(g, v->u.array.values[i]) != 0) {
+                return -1;
+            }
+        }
+        return yajl_gen_array_close(g) == yajl_gen_status_ok ? 0 : -1;
+
+    case yajl_t_object:
+        if (yajl_gen_map_open(g) != yajl_gen_status_ok) {
+            return -1;
+        }
+        for (i = 0; i < v->u.object.len; i++) {
+            if (cg_json_gen_str(g, v->u.object.keys[i]) != 0
+                || cg_json_gen_value(g, v->u.object.values[i]) != 0)
+            {
+                return -1;
+            }
+        }
+        return yajl_gen_map_close(g) == yajl_gen_status_ok ? 0 : -1;
+
+    default:
+        return -1;
+    }
+}
+
+
+int
+cg_json_gen_str(yajl_gen g, const char *s)
+{
+    return yajl_gen_string(g, (const unsigned char *) s, strlen(s))
+           == yajl_gen_status_ok ? 0 : -1;
+}
+
+
+int
+cg_json_gen_count(yajl_gen g, long value)
+{
+    yajl_gen_status  rc;
+
+    rc = value < 0 ? yajl_gen_null(g) : yajl_gen_integer(g, value);
+
+    return rc == yajl_gen_status_ok ? 0 : -1;
+}
+
+
+char *
+cg_json_gen_finish(yajl_gen g, size_t *len)
+{
+    const unsigned char  *text;
+    size_t                n;
+    char                 *copy = NULL;
+
+    if (yajl_gen_get_buf(g, &text, &n) == yajl_gen_status_ok) {
+        copy = malloc(n + 1);
+        if (copy) {
+            memcpy(copy, text, n);
+            copy[n] = '\0';
+            *len = n;
+        }
+    }
+
+    yajl_gen_free(g);
+    return copy;
+}
+
+
+/* Returns the length of the valid UTF-8 sequence at s, or 0. */
+static size_t
+cg_utf8_seq_len(const unsigned char *s, size_t len)
+{
+    size_t    n, i;
+    uint32_t  cp;
+
+    if (s[0] < 0x80) {
+        return 1;
+    } else if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+        cp = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        cp = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+
+    if (n > len) {
+        return 0;
+    }
+
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+
+    /* Overlong forms, UTF-16 surrogates and code points past U+10FFFF. */
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000)
+        || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+    {
+        return 0;
+    }
+
+    return n;
+}
+
+
+size_t
+cg_utf8_sanitize(char *s, size_t len)
+{
+    size_t  i = 0, n, replaced = 0;
+
+    while (i < len) {
+        n = cg_utf8_seq_len((unsigned char *) s + i, len - i);
+        if (n == 0) {
+            s[i++] = '?';
+            replaced++;
+        } else {
+            i += n;
+        }
+    }
+
+    return replaced;
+}
+
+
+size_t
+cg_utf8_cut(const char *s, size_t len, size_t max)
+{
+    if (len <= max) {
+        return len;
+    }
+
+    /* Step back over continuation bytes to the start of a sequence. */
+    while (max > 0 && ((unsigned char) s[max] & 0xc0) == 0x80) {
+        max--;
+    }
+
+    return max;
+}

@@ -1,0 +1,84 @@
+#ifndef CG_JSON_H
+#define CG_JSON_H
+
+#include <stddef.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+/*
+ * JSON helpers over yajl shared by the provider adapters and the stream
+ * translators, plus a growable byte buffer.
+ */
+
+/* Deepest nesting of arrays and objects a parsed document may have. */
+#define CG_JSON_MAX_DEPTH  128
+
+/*
+ * A growable byte buffer. data is NUL-terminated after every successful
+ * append (the NUL is not counted in len); a zeroed cg_buf_t is empty.
+ */
+typedef struct {
+    char    *data;
+    size_t   len;
+    size_t   cap;
+} cg_buf_t;
+
+int cg_buf_append(cg_buf_t *b, const void *p, size_t n);
+int cg_buf_append_str(cg_buf_t *b, const char *s);
+void cg_buf_reset(cg_buf_t *b);
+void cg_buf_free(cg_buf_t *b);
+
+/*
+ * Parses len bytes of JSON (no NUL needed) into a tree the caller frees with
+ * yajl_tree_free(). Strings must be valid UTF-8. Returns NULL with a one-line
+ * cause in errbuf on a syntax error, a NUL byte, nesting deeper than
+ * CG_JSON_MAX_DEPTH or lack of memory.
+ */
+yajl_val cg_json_parse(const char *text, size_t len, char *errbuf,
+    size_t errbuf_size);
+
+/* Returns the member key of object obj, or NULL when obj is no object. */
+yajl_val cg_json_get(yajl_val obj, const char *key);
+
+/* Returns the member key of obj when it is a string, else NULL. */
+const char *cg_json_get_string(yajl_val obj, const char *key);
+
+/*
+ * Stores the member key of obj in *out when it is an integer that fits a
+ * long. Returns 0, or -1 (and leaves *out alone) otherwise.
+ */
+int cg_json_get_long(yajl_val obj, const char *key, long *out);
+
+/* Creates a generator for compact output with '/' left unescaped. */
+yajl_gen cg_json_gen_new(void);
+
+/*
+ * Writes v with g. Numbers are written with the text they were parsed from,
+ * so 1.10 stays 1.10 and large integers keep every digit. Returns 0 or -1.
+ */
+int cg_json_gen_value(yajl_gen g, yajl_val v);
+
+/* Writes a NUL-terminated string (an object key or a value). */
+int cg_json_gen_str(yajl_gen g, const char *s);
+
+/* Writes a long, or null when value is negative (an unknown count). */
+int cg_json_gen_count(yajl_gen g, long value);
+
+/*
+ * Copies what g produced into a malloc'ed NUL-terminated string and frees g.
+ * Returns NULL on lack of memory; *len receives the length.
+ */
+char *cg_json_gen_finish(yajl_gen g, size_t *len);
+
+/*
+ * Replaces every byte that is not part of a valid UTF-8 sequence with '?',
+ * in place, so the text can be written as a JSON string or sent to
+ * PostgreSQL, which rejects a whole batch for one such byte. Returns how
+ * many bytes it replaced.
+ */
+size_t cg_utf8_sanitize(char *s, size_t len);
+
+/* Returns the largest length <= max that does not cut a UTF-8 sequence. */
+size_t cg_utf8_cut(const char *s, size_t len, size_t max);
+
+#endif

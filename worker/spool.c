@@ -1,0 +1,671 @@
+/*
+ * The spool file of the log writer, its line format, and the PostgreSQL
+ * array literals that batches are sent as.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "spool.h"
+
+#define CG_SPOOL_VERSION     "1"
+#define CG_SPOOL_READ_SIZE   (64 * 1024)
+
+typedef enum {
+    CG_FIELD_I64,
+    CG_FIELD_INT,
+    CG_FIELD_LONG,
+    CG_FIELD_STR
+} cg_field_type_t;
+
+typedef struct {
+    cg_field_type_t  type;
+    size_t           offset;
+    size_t           size;
+} cg_field_t;
+
+#define CG_FIELD(type, name)                                                 \
+    { type, offsetof(cg_log_row_t, name), sizeof(((cg_log_row_t *) 0)->name) }
+
+/* The columns of a spool line after the version, in order. */
+static const cg_field_t  cg_spool_fields[] = {
+    CG_FIELD(CG_FIELD_I64, time_us),
+    CG_FIELD(CG_FIELD_STR, request_id),
+    CG_FIELD(CG_FIELD_STR, client_addr),
+    CG_FIELD(CG_FIELD_STR, key_id),
+    CG_FIELD(CG_FIELD_STR, provider),
+    CG_FIELD(CG_FIELD_STR, model),
+    CG_FIELD(CG_FIELD_INT, ok),
+    CG_FIELD(CG_FIELD_INT, status),
+    CG_FIELD(CG_FIELD_INT, latency_ms),
+    CG_FIELD(CG_FIELD_LONG, prompt_tokens),
+    CG_FIELD(CG_FIELD_LONG, completion_tokens),
+    CG_FIELD(CG_FIELD_LONG, total_tokens),
+    CG_FIELD(CG_FIELD_STR, error_class),
+    CG_FIELD(CG_FIELD_STR, error_message),
+    CG_FIELD(CG_FIELD_INT, stream),
+    CG_FIELD(CG_FIELD_INT, ttft_ms),
+    CG_FIELD(CG_FIELD_INT, stream_ms),
+    CG_FIELD(CG_FIELD_INT, chunks),
+};
+
+#define CG_SPOOL_NFIELDS  (sizeof(cg_spool_fields) / sizeof(cg_spool_fields[0]))
+
+struct cg_spool_s {
+    int    fd;
+    char  *path;
+    char  *read_buf;            /* CG_SPOOL_READ_SIZE bytes */
+};
+
+
+int
+cg_pg_array_begin(cg_buf_t *buf)
+{
+    buf->len = 0;
+    return cg_buf_append(buf, "{", 1);
+}
+
+
+static int
+cg_pg_array_separate(cg_buf_t *buf)
+{
+    if (buf->len > 1) {
+        return cg_buf_append(buf, ",", 1);
+    }
+
+    return 0;
+}
+
+
+/*
+ * A text element is always double-quoted, with backslash and double quote
+ * escaped by a backslash: inside quotes PostgreSQL's array parser takes
+ * everything else literally, including braces, commas, spaces and "NULL".
+ */
+int
+cg_pg_array_add_text(cg_buf_t *buf, const char *text)
+{
+    const char  *p, *run;
+
+    if (cg_pg_array_separate(buf) != 0) {
+        return -1;
+    }
+
+    if (text == NULL) {
+        return cg_buf_append(buf, "NULL", 4);
+    }
+
+    if (cg_buf_append(buf, "\"", 1) != 0) {
+        return -1;
+    }
+
+    for (p = run = text; *p; p++) {
+        if (*p != '"' && *p != '\\') {
+            continue;
+        }
+
+        if (cg_buf_append(buf, run, p - run) != 0
+            || cg_buf_append(buf, "\\", 1) != 0)
+        {
+            return -1;
+        }
+
+        run = p;
+    }
+
+    if (cg_buf_append(buf, run, p - run) != 0) {
+        return -1;
+    }
+
+    return cg_buf_append(buf, "\"", 1);
+}
+
+
+int
+cg_pg_array_add_int(cg_buf_t *buf, long long value)
+{
+    char  num[24];
+    int   n;
+
+    if (cg_pg_array_separate(buf) != 0) {
+        return -1;
+    }
+
+    if (value < 0) {
+        return cg_buf_append(buf, "NULL", 4);
+    }
+
+    n = snprintf(num, sizeof(num), "%lld", value);
+
+    return cg_buf_append(buf, num, n);
+}
+
+
+int
+cg_pg_array_add_bool(cg_buf_t *buf, int value)
+{
+    if (cg_pg_array_separate(buf) != 0) {
+        return -1;
+    }
+
+    return cg_buf_append(buf, value ? "t" : "f", 1);
+}
+
+
+int
+cg_pg_array_end(cg_buf_t *buf)
+{
+    return cg_buf_append(buf, "}", 1);
+}
+
+
+/* Appends s escaped at out; returns the new end, or NULL past end. */
+static char *
+cg_spool_escape(char *out, char *end, const char *s)
+{
+    char  c;
+
+    for ( /* void */ ; *s; s++) {
+        if (end - out < 2) {
+            return NULL;
+        }
+
+        switch (*s) {
+        case '\\': c = '\\'; break;
+        case '\t': c = 't'; break;
+        case '\n': c = 'n'; break;
+        case '\r': c = 'r'; break;
+        default:
+            *out++ = *s;
+            continue;
+        }
+
+        *out++ = '\\';
+        *out++ = c;
+    }
+
+    return out;
+}
+
+
+size_t
+cg_spool_encode(const cg_log_row_t *row, char *buf, size_t size)
+{
+    const cg_field_t  *f;
+    const char        *base = (const char *) row;
+    char              *out = buf, *end = buf + size;
+    long long          value;
+    size_t             i;
+    int                n;
+
+    if (size < sizeof(CG_SPOOL_VERSION)) {
+        return 0;
+    }
+
+    memcpy(out, CG_SPOOL_VERSION, sizeof(CG_SPOOL_VERSION) - 1);
+    out += sizeof(CG_SPOOL_VERSION) - 1;
+
+    for (i = 0; i < CG_SPOOL_NFIELDS; i++) {
+        f = &cg_spool_fields[i];
+
+        if (end - out < 2) {
+            return 0;
+        }
+        *out++ = '\t';
+
+        switch (f->type) {
+        case CG_FIELD_STR:
+            out = cg_spool_escape(out, end, base + f->offset);
+            if (out == NULL) {
+                return 0;
+            }
+            continue;
+
+        case CG_FIELD_I64:
+            value = *(const int64_t *) (base + f->offset);
+            break;
+
+        case CG_FIELD_INT:
+            value = *(const int *) (base + f->offset);
+            break;
+
+        default:
+            value = *(const long *) (base + f->offset);
+            break;
+        }
+
+        n = snprintf(out, end - out, "%lld", value);
+        if (n < 0 || n >= end - out) {
+            return 0;
+        }
+        out += n;
+    }
+
+    if (end - out < 2) {
+        return 0;
+    }
+
+    *out++ = '\n';
+    *out = '\0';
+
+    return out - buf;
+}
+
+
+/* Unescapes the field [p, end) into dst of size bytes, NUL-terminated. */
+static int
+cg_spool_unescape(const char *p, const char *end, char *dst, size_t size)
+{
+    char  c;
+
+    for ( /* void */ ; p < end; p++) {
+        if (size < 2) {
+            return -1;
+        }
+
+        c = *p;
+
+        if (c == '\\') {
+            if (++p == end) {
+                return -1;
+            }
+
+            switch (*p) {
+            case '\\': c = '\\'; break;
+            case 't': c = '\t'; break;
+            case 'n': c = '\n'; break;
+            case 'r': c = '\r'; break;
+            default: return -1;
+            }
+
+        } else if (c == '\0' || c == '\n') {
+            return -1;
+        }
+
+        *dst++ = c;
+        size--;
+    }
+
+    *dst = '\0';
+
+    return 0;
+}
+
+
+static int
+cg_spool_parse_number(const char *p, const char *end, long long min,
+    long long max, long long *value)
+{
+    char        num[24], *last;
+    size_t      len = end - p;
+    long long   v;
+
+    if (len == 0 || len >= sizeof(num)) {
+        return -1;
+    }
+
+    memcpy(num, p, len);
+    num[len] = '\0';
+
+    errno = 0;
+    v = strtoll(num, &last, 10);
+
+    if (errno != 0 || *last != '\0' || v < min || v > max) {
+        return -1;
+    }
+
+    *value = v;
+
+    return 0;
+}
+
+
+static int
+cg_spool_decode_field(const cg_field_t *f, const char *p, const char *end,
+    cg_log_row_t *row)
+{
+    char       *base = (char *) row;
+    long long   value;
+
+    switch (f->type) {
+    case CG_FIELD_STR:
+        return cg_spool_unescape(p, end, base + f->offset, f->size);
+
+    case CG_FIELD_I64:
+        if (cg_spool_parse_number(p, end, INT64_MIN, INT64_MAX, &value) != 0) {
+            return -1;
+        }
+        *(int64_t *) (base + f->offset) = value;
+        return 0;
+
+    case CG_FIELD_INT:
+        if (cg_spool_parse_number(p, end, INT_MIN, INT_MAX, &value) != 0) {
+            return -1;
+        }
+        *(int *) (base + f->offset) = (int) value;
+        return 0;
+
+    default:
+        if (cg_spool_parse_number(p, end, LONG_MIN, LONG_MAX, &value) != 0) {
+            return -1;
+        }
+        *(long *) (base + f->offset) = (long) value;
+        return 0;
+    }
+}
+
+
+int
+cg_spool_decode(const char *line, size_t len, cg_log_row_t *row)
+{
+    const char  *p = line, *end = line + len, *tab;
+    size_t       i;
+
+    cg_log_row_init(row);
+
+    tab = memchr(p, '\t', end - p);
+    if (tab == NULL
+        || (size_t) (tab - p) != sizeof(CG_SPOOL_VERSION) - 1
+        || memcmp(p, CG_SPOOL_VERSION, tab - p) != 0)
+    {
+        return -1;
+    }
+
+    p = tab + 1;
+
+    for (i = 0; i < CG_SPOOL_NFIELDS; i++) {
+        tab = memchr(p, '\t', end - p);
+
+        if ((tab == NULL) != (i == CG_SPOOL_NFIELDS - 1)) {
+            return -1;
+        }
+
+        if (tab == NULL) {
+            tab = end;
+        }
+
+        if (cg_spool_decode_field(&cg_spool_fields[i], p, tab, row) != 0) {
+            return -1;
+        }
+
+        p = tab + 1;
+    }
+
+    return 0;
+}
+
+
+/* Cuts off a last line that lacks its newline. Returns 0 or -1. */
+static int
+cg_spool_repair(cg_spool_t *spool)
+{
+    char   c;
+    off_t  size, end;
+
+    size = lseek(spool->fd, 0, SEEK_END);
+    if (size <= 0) {
+        return size < 0 ? -1 : 0;
+    }
+
+    for (end = size; end > 0; end--) {
+        if (pread(spool->fd, &c, 1, end - 1) != 1) {
+            return -1;
+        }
+
+        if (c == '\n') {
+            break;
+        }
+    }
+
+    if (end == size) {
+        return 0;
+    }
+
+    cg_log_warn(NULL, "spool file \"%s\" ends in an incomplete line, "
+                "cutting off its last %lld bytes",
+                spool->path, (long long) (size - end));
+
+    return ftruncate(spool->fd, end);
+}
+
+
+cg_spool_t *
+cg_spool_open(const char *path)
+{
+    cg_spool_t  *spool;
+    int          err;
+
+    spool = calloc(1, sizeof(cg_spool_t));
+    if (spool == NULL) {
+        return NULL;
+    }
+
+    spool->fd = -1;
+    spool->path = strdup(path);
+    spool->read_buf = malloc(CG_SPOOL_READ_SIZE);
+    if (spool->path == NULL || spool->read_buf == NULL) {
+        errno = ENOMEM;
+        goto fail;
+    }
+
+    spool->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (spool->fd == -1) {
+        goto fail;
+    }
+
+    if (cg_spool_repair(spool) != 0) {
+        goto fail;
+    }
+
+    return spool;
+
+fail:
+
+    err = errno;
+    cg_log_error(NULL, "open spool file \"%s\" failed: %s", path,
+                 strerror(err));
+    cg_spool_close(spool);
+    errno = err;
+
+    return NULL;
+}
+
+
+/* Writes all of len bytes; returns 0 or -1 with errno set. */
+static int
+cg_spool_write_all(int fd, const char *data, size_t len)
+{
+    ssize_t  n;
+
+    while (len > 0) {
+        n = write(fd, data, len);
+
+        if (n == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+
+        data += n;
+        len -= n;
+    }
+
+    return 0;
+}
+
+
+int
+cg_spool_append(cg_spool_t *spool, const cg_log_row_t *rows, int n)
+{
+    char      line[CG_SPOOL_LINE_MAX];
+    cg_buf_t  buf = { 0 };
+    size_t    len;
+    off_t     size;
+    int       i, err;
+
+    for (i = 0; i < n; i++) {
+        len = cg_spool_encode(&rows[i], line, sizeof(line));
+
+        /* Cannot happen while the fields of cg_log_row_t fit the line. */
+        if (len == 0) {
+            cg_log_error(rows[i].request_id, "spool line too long, row dropped");
+            continue;
+        }
+
+        if (cg_buf_append(&buf, line, len) != 0) {
+            errno = ENOMEM;
+            goto fail;
+        }
+    }
+
+    if (buf.len == 0) {
+        return 0;
+    }
+
+    size = lseek(spool->fd, 0, SEEK_END);
+    if (size == -1) {
+        goto fail;
+    }
+
+    if (cg_spool_write_all(spool->fd, buf.data, buf.len) != 0
+        || fsync(spool->fd) != 0)
+    {
+        err = errno;
+        if (ftruncate(spool->fd, size) != 0) {
+            cg_log_error(NULL, "cut back spool file \"%s\" failed: %s",
+                         spool->path, strerror(errno));
+        }
+        errno = err;
+        goto fail;
+    }
+
+    cg_buf_free(&buf);
+
+    return 0;
+
+fail:
+
+    cg_log_error(NULL, "append of %d rows to spool file \"%s\" failed: %s",
+                 n, spool->path, strerror(errno));
+    cg_buf_free(&buf);
+
+    return -1;
+}
+
+
+int
+cg_spool_read(cg_spool_t *spool, off_t offset, cg_log_row_t *rows, int max,
+    off_t *next, int *bad)
+{
+    ssize_t      got;
+    const char  *p, *end, *nl;
+    int          n = 0, skipping = 0;
+
+    *bad = 0;
+
+    while (n == 0) {
+        got = pread(spool->fd, spool->read_buf, CG_SPOOL_READ_SIZE, offset);
+        if (got == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+            cg_log_error(NULL, "read spool file \"%s\" at offset %lld "
+                         "failed: %s", spool->path, (long long) offset,
+                         strerror(errno));
+            return -1;
+        }
+
+        if (got == 0) {
+            break;
+        }
+
+        p = spool->read_buf;
+        end = p + got;
+
+        while (n < max && (nl = memchr(p, '\n', end - p)) != NULL) {
+            if (skipping) {
+                skipping = 0;
+
+            } else if (cg_spool_decode(p, nl - p, &rows[n]) == 0) {
+                n++;
+
+            } else {
+                (*bad)++;
+            }
+
+            offset += nl + 1 - p;
+            p = nl + 1;
+        }
+
+        if (p == spool->read_buf && n < max) {
+            if (got < CG_SPOOL_READ_SIZE) {
+                /* The end of the file, without a newline: not ours yet. */
+                break;
+            }
+
+            /* A whole buffer without a newline cannot be a line we wrote. */
+            if (!skipping) {
+                (*bad)++;
+            }
+            skipping = 1;
+            offset += got;
+        }
+    }
+
+    *next = offset;
+
+    return n;
+}
+
+
+off_t
+cg_spool_size(cg_spool_t *spool)
+{
+    return lseek(spool->fd, 0, SEEK_END);
+}
+
+
+int
+cg_spool_truncate(cg_spool_t *spool)
+{
+    if (ftruncate(spool->fd, 0) != 0 || fsync(spool->fd) != 0) {
+        cg_log_error(NULL, "truncate spool file \"%s\" failed: %s",
+                     spool->path, strerror(errno));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+const char *
+cg_spool_path(cg_spool_t *spool)
+{
+    return spool->path;
+}
+
+
+void
+cg_spool_close(cg_spool_t *spool)
+{
+    if (spool == NULL) {
+        return;
+    }
+
+    if (spool->fd != -1) {
+        close(spool->fd);
+    }
+
+    free(spool->read_buf);
+    free(spool->path);
+    free(spool);
+}
