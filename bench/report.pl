@@ -92,11 +92,11 @@ sub max_of {
 print "## chatgate benchmark, $meta{date}\n\n";
 printf "Machine: %s CPUs (%s), Linux %s, nginx %s, wrk %s, node %s, PostgreSQL %s.  \n",
     map { $meta{$_} // '?' } qw(nproc cpu kernel nginx wrk node postgres);
-printf "Commit %s, emulator: %s.  \nSettings: %s.\n\n",
-    map { $meta{$_} // '?' } qw(commit emulator settings);
+printf "Commit %s, emulator: %s.  \nLoad average %s; after the run %s.  \nSettings: %s.\n\n",
+    map { $meta{$_} // '?' } qw(commit emulator loadavg loadavg_after settings);
 
-print "| case | nginx workers | conns | req/s | p50 ms | p99 ms | added p50 ms | gateway CPU us/req | peak RSS MB | errors / non-2xx | note |\n";
-print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+print "| case | nginx workers | conns | req/s | p50 ms | p99 ms | added p50 ms | gateway CPU us/req | peak RSS MB | errors / non-2xx | other CPU % | note |\n";
+print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
 
 for my $key (@order) {
     my ($id, $conns) = split /\t/, $key;
@@ -116,17 +116,19 @@ for my $key (@order) {
     my $worker_rss = max_of($key, 'worker_rss_kb');
     push @notes, sprintf 'worker RSS %.1f MB', $worker_rss / 1024 if defined $worker_rss;
 
-    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d / %d | %s |\n",
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d / %d | %s | %s |\n",
         $first->{case}, $first->{workers}, $conns,
         fmt_spread($key, 'rps', 0), fmt_spread($key, 'p50_ms', 3), fmt_spread($key, 'p99_ms', 3),
         fmt($added, 3), fmt_spread($key, 'gw_cpu_us_per_req', 1),
         defined $rss ? sprintf('%.1f', $rss / 1024) : '-',
-        sum_of($key, 'errors'), sum_of($key, 'non2xx'), join('; ', @notes) || '';
+        sum_of($key, 'errors'), sum_of($key, 'non2xx'), fmt_spread($key, 'other_cpu_pct', 0),
+        join('; ', @notes) || '';
 }
 
 print "\nreq/s, p50, p99 and CPU: median of the runs, (min-max) across them. added p50: the\n"
     . "case's median p50 minus the direct case's at the same connections. Peak RSS: VmHWM\n"
-    . "summed over the gateway's processes, highest seen.\n";
+    . "summed over the gateway's processes, highest seen. other CPU: CPU time of processes\n"
+    . "outside the benchmark (other jobs on the machine) as a share of all CPUs during the run.\n";
 
 # Growth curve: every instance measured at more than the main connection counts.
 my %growth;

@@ -56,7 +56,7 @@ for cmd in wrk curl perl ps; do
     command -v "$cmd" >/dev/null || bench_die "$cmd not found; run make deps"
 done
 
-stamp=$(date -u +%Y-%m-%dT%H%MZ)
+stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 host=$(hostname -s)
 BENCH_RUN_DIR=$BUILD/bench/run-$stamp
 rm -rf "$BENCH_RUN_DIR"
@@ -114,6 +114,7 @@ bench_estimate
 bench_warmup
 bench_run_all
 bench_record_skips
+printf '# loadavg_after\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$BENCH_TSV"
 
 perl "$REPO/bench/report.pl" "$BENCH_TSV" | tee "$BENCH_MD"
 bench_log "results: $BENCH_TSV, summary: $BENCH_MD, logs: $BENCH_RUN_DIR"

@@ -31,8 +31,10 @@ bench_add_instance() {
 }
 
 bench_add_skip() {
-    bench_log "skipping $1: $2"
-    BENCH_SKIPS+=("$1	$2")
+    local reason=${2//$BENCH_RUN_DIR\//}
+
+    bench_log "skipping $1: $reason"
+    BENCH_SKIPS+=("$1	$reason")
 }
 
 # Sends one request like the benchmark's and returns 0 when it gets a 200.
@@ -172,7 +174,7 @@ bench_case_module() {
                 "$(bench_emu_location "chatgate on; $BENCH_LIMIT_LOCATION")" \
                 "$BENCH_LIMIT_HTTP" "with limiter" 2>/dev/null; then
             # Drop the skip just added and try without the limiter.
-            note="limiter off: $BENCH_SKIP_REASON"
+            note="limiter off (${BENCH_SKIP_REASON//$BENCH_RUN_DIR\//})"
             unset 'BENCH_SKIPS[-1]'
             bench_nginx_case module "$w" "$main" "$(bench_emu_location "chatgate on;")" "" \
                 "$note" || continue

@@ -99,3 +99,22 @@ bench_peak_rss_kb() {
     done
     echo "$total"
 }
+
+# Prints the busy CPU time of the whole machine (all CPUs, clock ticks): the
+# user, nice, system, irq, softirq and steal columns of /proc/stat.
+bench_system_busy_ticks() {
+    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+# Prints the CPU time (clock ticks) of this shell's waited-for children,
+# from bash's "times" builtin.
+bench_children_ticks() {
+    times | awk -v hz="$(getconf CLK_TCK)" 'NR == 2 {
+        total = 0
+        for (i = 1; i <= 2; i++) {
+            split($i, part, "m")
+            total += part[1] * 60 + part[2]
+        }
+        printf "%d\n", total * hz
+    }'
+}

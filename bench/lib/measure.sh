@@ -2,7 +2,7 @@
 # run: throughput, latency percentiles, and the gateway's CPU time and peak
 # RSS read from /proc around the run.
 
-BENCH_COLUMNS="run case id workers conns keys seconds requests rps p50_ms p99_ms mean_ms errors non2xx gw_cpu_us_per_req emu_cpu_us_per_req db_cpu_us_per_req gw_rss_kb worker_rss_kb log_rows note"
+BENCH_COLUMNS="run case id workers conns keys seconds requests rps p50_ms p99_ms mean_ms errors non2xx gw_cpu_us_per_req emu_cpu_us_per_req db_cpu_us_per_req gw_rss_kb worker_rss_kb log_rows other_cpu_pct note"
 CLK_TCK=$(getconf CLK_TCK)
 
 # Writes the machine description and the settings as "# name<TAB>value"
@@ -23,6 +23,7 @@ bench_write_header() {
         printf '# node\t%s\n' "$(node --version 2>/dev/null || echo none)"
         printf '# postgres\t%s\n' "$("$PG_BIN/postgres" --version 2>/dev/null | awk '{ print $3 }')"
         printf '# commit\t%s\n' "$commit"
+        printf '# loadavg\t%s (before the run)\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
         printf '# emulator\t%s (%s threads)\n' "$BENCH_EMULATOR" "$BENCH_EMU_THREADS"
         printf '# settings\tBENCH_SECONDS=%s BENCH_RUNS=%s BENCH_CONNS="%s" BENCH_GROWTH_CONNS="%s" BENCH_WORKERS="%s"\n' \
             "$BENCH_SECONDS" "$BENCH_RUNS" "$BENCH_CONNS" "$BENCH_GROWTH_CONNS" "$BENCH_WORKERS"
@@ -88,6 +89,7 @@ bench_measure() {
     local gw_pids emu_pids db_pids gw0 emu0 db0 rows0=- rows1 result
     local requests duration p50 p99 mean errors non2xx rps
     local gw_cpu emu_cpu db_cpu gw_rss worker_rss=- log_rows=-
+    local wrk0 wrk_cpu busy0 busy other
 
     gw_pids=$(bench_resolve_pids "${INST_GW[$id]}")
     emu_pids=$(bench_nginx_pids "$EMU_PID")
@@ -98,18 +100,28 @@ bench_measure() {
     gw0=$(bench_cpu_ticks $gw_pids)
     emu0=$(bench_cpu_ticks $emu_pids)
     db0=$(bench_cpu_ticks $db_pids)
+    wrk0=$(bench_children_ticks)
+    busy0=$(bench_system_busy_ticks)
 
     result=$(bench_wrk "$id" "$conns" "$BENCH_SECONDS")
 
+    busy=$(( $(bench_system_busy_ticks) - busy0 ))
+    wrk_cpu=$(( $(bench_children_ticks) - wrk0 ))
     gw_cpu=$(( $(bench_cpu_ticks $gw_pids) - gw0 ))
     emu_cpu=$(( $(bench_cpu_ticks $emu_pids) - emu0 ))
     db_cpu=$(( $(bench_cpu_ticks $db_pids) - db0 ))
+
+    # CPU used by processes outside the benchmark (other jobs on the
+    # machine), as a share of all CPUs over the run: it flags noisy runs.
+    other=$(awk -v b="$busy" -v o="$((gw_cpu + emu_cpu + db_cpu + wrk_cpu))" \
+        -v s="$BENCH_SECONDS" -v n="$(nproc)" -v hz="$CLK_TCK" \
+        'BEGIN { v = (b - o) * 100 / (s * n * hz); printf "%.0f", v < 0 ? 0 : v }')
 
     if [ -z "$result" ]; then
         bench_log "$id c$conns run $run: wrk printed no result, see $BENCH_RUN_DIR/wrk.stderr"
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s%s\twrk failed\n' "$run" "${INST_CASE[$id]}" "$id" \
             "${INST_WORKERS[$id]}" "$conns" "${INST_KEYS[$id]}" "$BENCH_SECONDS" \
-            "$(printf '\t-%.0s' {1..13})" >>"$BENCH_TSV"
+            "$(printf '\t-%.0s' {1..14})" >>"$BENCH_TSV"
         return
     fi
 
@@ -143,11 +155,11 @@ bench_measure() {
         "$( [ -n "${INST_GW[$id]}" ] && bench_us_per_req "$gw_cpu" "$requests" || echo -)" \
         "$(bench_us_per_req "$emu_cpu" "$requests")" \
         "$( [ -n "$db_pids" ] && [ "${INST_LOGROWS[$id]}" = 1 ] && bench_us_per_req "$db_cpu" "$requests" || echo -)" \
-        "$gw_rss" "$worker_rss" "$log_rows" "${INST_NOTE[$id]:--}" |
+        "$gw_rss" "$worker_rss" "$log_rows" "$other" "${INST_NOTE[$id]:--}" |
         paste -s -d '\t' >>"$BENCH_TSV"
 
-    bench_log "$(printf '%-22s c%-5s run %s: %8s req/s  p50 %8s ms  p99 %8s ms  errors %s  non-2xx %s' \
-        "$id" "$conns" "$run" "$rps" "$p50" "$p99" "$errors" "$non2xx")"
+    bench_log "$(printf '%-22s c%-5s run %s: %8s req/s  p50 %8s ms  p99 %8s ms  errors %s  non-2xx %s  other CPU %s%%' \
+        "$id" "$conns" "$run" "$rps" "$p50" "$p99" "$errors" "$non2xx" "$other")"
 }
 
 bench_jobs_per_run() {
@@ -195,6 +207,6 @@ bench_record_skips() {
         name=${skip%%	*}
         reason=${skip#*	}
         printf '0\t%s\t%s%s\tskipped: %s\n' "$name" "$name" \
-            "$(printf '\t-%.0s' {1..17})" "$(echo "$reason" | tr '\t\n' '  ')" >>"$BENCH_TSV"
+            "$(printf '\t-%.0s' {1..18})" "$(echo "$reason" | tr '\t\n' '  ')" >>"$BENCH_TSV"
     done
 }

@@ -89,7 +89,8 @@ bench_start_nginx() {
     local dir=$1 out
 
     if ! out=$("$NGINX_BIN" -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>&1); then
-        BENCH_SKIP_REASON="nginx -t failed: $(echo "$out" | grep -m1 -E 'emerg|error' | sed 's/^nginx: //')"
+        BENCH_SKIP_REASON="nginx -t failed: $(echo "$out" | grep -m1 -E 'emerg|error' |
+            sed -e 's/^nginx: //' -e 's/ in [^ ]*:[0-9]*$//')"
         return 1
     fi
 
