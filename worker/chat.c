@@ -1,0 +1,737 @@
+/*
+ * Chat requests: POST /v1/chat/completions and POST /chat. One cg_chat_t per
+ * request carries it from the handler through the provider call to the
+ * response and the request log row.
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <strings.h>
+#include <time.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/keyvalq_struct.h>
+#include <yajl/yajl_gen.h>
+
+#include "chat.h"
+#include "log.h"
+
+/* max size of a provider's complete response, far above any chat completion */
+#define CG_CHAT_MAX_ANSWER  (16 * 1024 * 1024)
+
+/*
+ * One chat request. It owns everything it points to except srv and req;
+ * req is set to NULL once the response is handed to evhttp, which frees it.
+ */
+typedef struct {
+    cg_server_t             *srv;
+    struct evhttp_request   *req;
+    cg_chat_kind_t           kind;
+    cg_request_info_t        info;
+    char                    *api_key;       /* BYOK key: wiped before free */
+    size_t                   api_key_len;
+    cg_chat_request_t        chat;
+    unsigned                 chat_parsed:1;
+    unsigned                 call_built:1;
+    unsigned                 writing:1;     /* cg_chat_sent will count the request out */
+    cg_provider_call_t       call;
+    cg_upstream_call_t      *upstream;
+    struct event            *watch;         /* client connection, see cg_chat_watch_client */
+    int64_t                  start_us;      /* wall clock, for the log row */
+    struct timespec          start;         /* monotonic, for latency */
+    char                     retry_after[32];
+} cg_chat_t;
+
+static int cg_chat_read_body(cg_chat_t *c, const char **body, size_t *len,
+    cg_error_t *err);
+static int cg_chat_credential(cg_chat_t *c, const char *form_key_id,
+    cg_error_t *err, const char **error_class);
+static void cg_chat_start_call(cg_chat_t *c);
+static void cg_chat_on_done(cg_upstream_call_t *call,
+    cg_upstream_result_t result, const char *error, void *arg);
+static void cg_chat_answer_status(cg_chat_t *c, cg_upstream_call_t *call);
+static void cg_chat_answer_ok(cg_chat_t *c, const char *body, size_t len);
+static char *cg_chat_form_json(cg_chat_t *c, const cg_completion_t *out,
+    size_t *len);
+static void cg_chat_watch_client(cg_chat_t *c);
+static void cg_chat_client_readable(evutil_socket_t fd, short events,
+    void *arg);
+static struct evhttp_request *cg_chat_detach(cg_chat_t *c);
+static void cg_chat_wipe_headers(cg_chat_t *c);
+static void cg_chat_sent(struct evhttp_request *req, void *arg);
+static void cg_chat_leave(cg_server_t *srv);
+static void cg_chat_fail(cg_chat_t *c, const cg_error_t *err,
+    const char *error_class);
+static void cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
+    const cg_error_t *err, const char *error_class);
+static int cg_chat_latency_ms(const cg_chat_t *c);
+static void cg_chat_copy(char *dst, size_t size, const char *src);
+
+
+void
+cg_chat_handle(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, cg_chat_kind_t kind)
+{
+    cg_chat_t    *c;
+    cg_error_t    err;
+    const char   *body, *error_class;
+    size_t        len;
+    char          form_key_id[48] = "";
+    int           rc;
+    struct timespec  now;
+
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        cg_log_error(info->request_id, "out of memory for a chat request");
+        cg_error_set(&err, 500, "server_error", "out of memory");
+        cg_http_send_error(req, info->request_id, &err);
+        return;
+    }
+
+    c->srv = srv;
+    c->req = req;
+    c->kind = kind;
+    c->info = *info;
+    clock_gettime(CLOCK_MONOTONIC, &c->start);
+    clock_gettime(CLOCK_REALTIME, &now);
+    c->start_us = (int64_t) now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    srv->in_flight++;
+
+    if (cg_chat_read_body(c, &body, &len, &err) != 0) {
+        cg_chat_fail(c, &err, err.status == 413 ? "too_large" : "invalid_request");
+        return;
+    }
+
+    if (kind == CG_CHAT_FORM) {
+        rc = cg_chat_form_parse(body, len, srv->conf->default_provider,
+                                &c->chat, form_key_id, sizeof(form_key_id),
+                                &err);
+    } else {
+        rc = cg_chat_request_parse(body, len, srv->conf->default_provider,
+                                   &c->chat, &err);
+    }
+
+    if (rc != 0) {
+        cg_chat_fail(c, &err, "invalid_request");
+        return;
+    }
+    c->chat_parsed = 1;
+
+    if (c->chat.stream) {
+        /*
+         * TODO: stream with evhttp_send_reply_start/chunk/end and the
+         * on_data, pause and cancel hooks of upstream.h.
+         */
+        cg_error_set(&err, 400, "invalid_request_error",
+                     "streaming is not supported yet");
+        err.param = "stream";
+        cg_chat_fail(c, &err, "invalid_request");
+        return;
+    }
+
+    if (cg_chat_credential(c, form_key_id, &err, &error_class) != 0) {
+        cg_chat_fail(c, &err, error_class);
+        return;
+    }
+
+    cg_chat_start_call(c);
+}
+
+
+/* Checks the body size against CHATGATE_MAX_BODY_SIZE and makes it contiguous. */
+static int
+cg_chat_read_body(cg_chat_t *c, const char **body, size_t *len,
+    cg_error_t *err)
+{
+    struct evbuffer  *in = evhttp_request_get_input_buffer(c->req);
+
+    *len = evbuffer_get_length(in);
+
+    if (*len > c->srv->conf->max_body_size) {
+        cg_error_set(err, 413, "invalid_request_error",
+                     "request body of %zu bytes is larger than the limit of "
+                     "%zu bytes", *len, c->srv->conf->max_body_size);
+        err->code = "request_too_large";
+        return -1;
+    }
+
+    if (*len == 0) {
+        cg_error_set(err, 400, "invalid_request_error",
+                     "request body is empty, expected a JSON object");
+        return -1;
+    }
+
+    *body = (const char *) evbuffer_pullup(in, -1);
+    if (*body == NULL) {
+        cg_error_set(err, 500, "server_error", "out of memory");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * Picks the credential: a stored key id (from nginx or the /chat form), or
+ * the client's own provider key in "Authorization: Bearer" (BYOK), copied
+ * into c->api_key. Returns 0, or -1 with err and *error_class set.
+ */
+static int
+cg_chat_credential(cg_chat_t *c, const char *form_key_id, cg_error_t *err,
+    const char **error_class)
+{
+    const char  *auth, *key;
+    size_t       len, i;
+
+    *error_class = "auth";
+
+    if (c->info.key_id_given || form_key_id[0] != '\0') {
+        if (c->info.key_id[0] == '\0') {
+            cg_chat_copy(c->info.key_id, sizeof(c->info.key_id), form_key_id);
+        }
+        /* TODO: resolve stored key ids once the key vault exists */
+        cg_error_set(err, 403, "permission_error",
+                     "stored keys are not available yet, send your provider "
+                     "key as \"Authorization: Bearer <key>\"");
+        return -1;
+    }
+
+    auth = evhttp_find_header(evhttp_request_get_input_headers(c->req),
+                              "Authorization");
+    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
+        cg_error_set(err, 401, "authentication_error",
+                     "missing provider key, send it as \"Authorization: "
+                     "Bearer <key>\"");
+        return -1;
+    }
+
+    key = auth + 7;
+    while (*key == ' ') {
+        key++;
+    }
+    len = strlen(key);
+    while (len > 0 && key[len - 1] == ' ') {
+        len--;
+    }
+
+    /* the key goes into a header of the provider call, so no control bytes */
+    for (i = 0; i < len; i++) {
+        if ((unsigned char) key[i] <= 0x20 || (unsigned char) key[i] >= 0x7f) {
+            break;
+        }
+    }
+
+    if (len == 0 || len > 1024 || i < len) {
+        cg_error_set(err, 401, "authentication_error",
+                     "invalid provider key in the Authorization header: "
+                     "expected 1 to 1024 printable characters");
+        return -1;
+    }
+
+    c->api_key = strndup(key, len);
+    if (c->api_key == NULL) {
+        *error_class = "internal";
+        cg_error_set(err, 500, "server_error", "out of memory");
+        return -1;
+    }
+    c->api_key_len = len;
+    snprintf(c->info.key_id, sizeof(c->info.key_id), "byok");
+
+    return 0;
+}
+
+
+static void
+cg_chat_start_call(cg_chat_t *c)
+{
+    static const cg_upstream_handler_t  handler = {
+        NULL, NULL, cg_chat_on_done
+    };
+    const cg_conf_t  *conf = c->srv->conf;
+    cg_error_t        err;
+
+    if (cg_provider_build_call(&c->chat, conf->base_url[c->chat.provider],
+                               c->api_key, &c->call, &err) != 0)
+    {
+        cg_chat_fail(c, &err,
+                     err.status < 500 ? "invalid_request" : "internal");
+        return;
+    }
+    c->call_built = 1;
+
+    c->upstream = cg_upstream_start(c->srv->upstream, c->call.url,
+                                    c->call.headers, c->call.body,
+                                    c->call.body_len, CG_CHAT_MAX_ANSWER,
+                                    &handler, c);
+    if (c->upstream == NULL) {
+        cg_error_set(&err, 500, "server_error",
+                     "cannot start the call to provider \"%s\"",
+                     cg_provider_name(c->chat.provider));
+        cg_chat_fail(c, &err, "internal");
+        return;
+    }
+
+    cg_chat_watch_client(c);
+
+    cg_log_debug(c->info.request_id, "calling provider \"%s\" model \"%s\"",
+                 cg_provider_name(c->chat.provider), c->chat.model);
+}
+
+
+static void
+cg_chat_on_done(cg_upstream_call_t *call, cg_upstream_result_t result,
+    const char *error, void *arg)
+{
+    cg_chat_t    *c = arg;
+    cg_error_t    err;
+    const char   *name = cg_provider_name(c->chat.provider);
+    long          timeout_ms = c->srv->conf->request_timeout_ms;
+
+    c->upstream = NULL;
+
+    switch (result) {
+
+    case CG_UPSTREAM_OK:
+        cg_chat_answer_status(c, call);
+        return;
+
+    case CG_UPSTREAM_TIMEOUT:
+        cg_error_set(&err, 504, "timeout", "provider \"%s\" did not answer "
+                     "within %ld ms", name, timeout_ms);
+        cg_chat_fail(c, &err, "timeout");
+        return;
+
+    case CG_UPSTREAM_CONNECT:
+        cg_error_set(&err, 502, "upstream_error", "connect to provider \"%s\" "
+                     "failed: %s", name, error);
+        cg_chat_fail(c, &err, "upstream_connect");
+        return;
+
+    default:
+        cg_error_set(&err, 502, "upstream_error", "call to provider \"%s\" "
+                     "failed: %s", name, error);
+        cg_chat_fail(c, &err, "upstream_error");
+        return;
+    }
+}
+
+
+/*
+ * Responds from the provider's status: 2xx is translated, 4xx passes through
+ * with the provider's message (429 keeps its Retry-After), the rest is 502.
+ */
+static void
+cg_chat_answer_status(cg_chat_t *c, cg_upstream_call_t *call)
+{
+    cg_error_t    err;
+    const char   *body, *retry_after, *type;
+    char          msg[400];
+    size_t        len;
+    long          status = cg_upstream_status(call);
+
+    body = cg_upstream_body(call, &len);
+
+    if (status >= 200 && status < 300) {
+        cg_chat_answer_ok(c, body, len);
+        return;
+    }
+
+    cg_provider_error_message(c->chat.provider, status, body, len, msg,
+                              sizeof(msg));
+    cg_redact(msg, c->api_key);
+
+    if (status >= 400 && status < 500) {
+        type = "invalid_request_error";
+        if (status == 401 || status == 403) {
+            type = "authentication_error";
+        } else if (status == 429) {
+            type = "rate_limit_exceeded";
+            retry_after = cg_upstream_header(call, "Retry-After");
+            if (retry_after != NULL && strlen(retry_after) < sizeof(c->retry_after)
+                && strspn(retry_after, "0123456789") == strlen(retry_after))
+            {
+                strcpy(c->retry_after, retry_after);
+            }
+        }
+        cg_error_set(&err, (int) status, type, "%s", msg);
+        cg_chat_fail(c, &err, "upstream_status");
+        return;
+    }
+
+    cg_error_set(&err, 502, "upstream_error", "provider \"%s\" answered "
+                 "%ld: %s", cg_provider_name(c->chat.provider), status, msg);
+    cg_chat_fail(c, &err, "upstream_status");
+}
+
+
+static void
+cg_chat_answer_ok(cg_chat_t *c, const char *body, size_t len)
+{
+    cg_completion_t         out;
+    cg_error_t              err;
+    struct evhttp_request  *req;
+    char                    id[64], *form = NULL;
+    const char       *answer;
+    size_t            answer_len;
+
+    memset(&out, 0, sizeof(out));
+    snprintf(id, sizeof(id), "chatcmpl-%s", c->info.request_id);
+
+    if (cg_provider_parse_completion(&c->chat, body, len, id,
+                                     (long) (c->start_us / 1000000), &out,
+                                     &err) != 0)
+    {
+        cg_chat_fail(c, &err, "upstream_response");
+        return;
+    }
+
+    answer = out.body;
+    answer_len = out.body_len;
+
+    if (c->kind == CG_CHAT_FORM) {
+        form = cg_chat_form_json(c, &out, &answer_len);
+        if (form == NULL) {
+            cg_completion_free(&out);
+            cg_error_set(&err, 500, "server_error", "cannot build the answer");
+            cg_chat_fail(c, &err, "internal");
+            return;
+        }
+        answer = form;
+    }
+
+    req = cg_chat_detach(c);
+    if (req != NULL) {
+        cg_http_send_json(req, c->info.request_id, 200, answer,
+                          (ssize_t) answer_len);
+    }
+
+    cg_chat_finish(c, 200, &out.usage, NULL, NULL);
+
+    free(form);
+    cg_completion_free(&out);
+}
+
+
+/* Builds {"reply","usage","provider","model","latency_ms"}; malloc'ed. */
+static char *
+cg_chat_form_json(cg_chat_t *c, const cg_completion_t *out, size_t *len)
+{
+    static const char  *names[] = {
+        "prompt_tokens", "completion_tokens", "total_tokens"
+    };
+    const long          counts[] = {
+        out->usage.prompt_tokens, out->usage.completion_tokens,
+        out->usage.total_tokens
+    };
+    yajl_gen             g;
+    const unsigned char *buf;
+    const char          *s;
+    char                *json = NULL;
+    size_t               i, n;
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return NULL;
+    }
+
+#define CG_GEN_STR(str)                                                      \
+    (s = (str), yajl_gen_string(g, (const unsigned char *) s, strlen(s)))
+
+    yajl_gen_map_open(g);
+    CG_GEN_STR("reply");
+    CG_GEN_STR(out->reply ? out->reply : "");
+    CG_GEN_STR("usage");
+    yajl_gen_map_open(g);
+    for (i = 0; i < 3; i++) {
+        CG_GEN_STR(names[i]);
+        if (counts[i] < 0) {
+            yajl_gen_null(g);
+        } else {
+            yajl_gen_integer(g, counts[i]);
+        }
+    }
+    yajl_gen_map_close(g);
+    CG_GEN_STR("provider");
+    CG_GEN_STR(cg_provider_name(c->chat.provider));
+    CG_GEN_STR("model");
+    CG_GEN_STR(c->chat.model);
+    CG_GEN_STR("latency_ms");
+    yajl_gen_integer(g, cg_chat_latency_ms(c));
+    yajl_gen_map_close(g);
+
+#undef CG_GEN_STR
+
+    if (yajl_gen_get_buf(g, &buf, &n) == yajl_gen_status_ok
+        && (json = malloc(n + 1)) != NULL)
+    {
+        memcpy(json, buf, n);
+        json[n] = '\n';
+        *len = n + 1;
+    }
+
+    yajl_gen_free(g);
+    return json;
+}
+
+
+/*
+ * Watches the client's connection while the provider works. evhttp (libevent
+ * 2.1) does not read from a connection whose request it has handed to us,
+ * so it would notice a closed connection only when the response is written.
+ */
+static void
+cg_chat_watch_client(cg_chat_t *c)
+{
+    struct evhttp_connection  *evcon;
+    evutil_socket_t            fd;
+
+    evcon = evhttp_request_get_connection(c->req);
+    fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+    if (fd == -1) {
+        return;
+    }
+
+    c->watch = event_new(c->srv->base, fd, EV_READ, cg_chat_client_readable, c);
+    if (c->watch == NULL || event_add(c->watch, NULL) != 0) {
+        cg_log_warn(c->info.request_id, "cannot watch the client connection, "
+                    "a disconnect will not stop the provider call");
+    }
+}
+
+
+/*
+ * Runs when the client's connection becomes readable. If the client closed
+ * it, the provider call stops and the request is logged as 499, nginx's
+ * status for a client that closed first. Bytes of a next request are left
+ * for evhttp, which reads them after the response.
+ */
+static void
+cg_chat_client_readable(evutil_socket_t fd, short events, void *arg)
+{
+    cg_chat_t              *c = arg;
+    cg_error_t              err;
+    struct evhttp_request  *req;
+    char                    byte;
+    ssize_t                 n;
+
+    (void) events;
+
+    n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+        return;
+    }
+    if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+        event_add(c->watch, NULL);
+        return;
+    }
+
+    if (c->upstream != NULL) {
+        cg_upstream_cancel(c->upstream);
+        c->upstream = NULL;
+    }
+
+    /*
+     * The write fails, and that makes evhttp free the connection. It does not
+     * run the on-complete callback then, so the chat counts itself out.
+     */
+    cg_error_set(&err, 499, "invalid_request_error",
+                 "client closed the connection before the response");
+    req = cg_chat_detach(c);
+    evhttp_request_set_on_complete_cb(req, NULL, NULL);
+    c->writing = 0;
+    cg_http_send_error(req, c->info.request_id, &err);
+    cg_chat_finish(c, err.status, NULL, &err, "client_closed");
+}
+
+
+/*
+ * Takes the request out of c for sending; NULL when it was sent already.
+ * The client's key in the Authorization header is wiped first, because
+ * evhttp frees the headers without clearing them.
+ */
+static struct evhttp_request *
+cg_chat_detach(cg_chat_t *c)
+{
+    struct evhttp_request  *req = c->req;
+    char                   *auth;
+
+    if (c->watch != NULL) {
+        event_free(c->watch);
+        c->watch = NULL;
+    }
+
+    if (req != NULL) {
+        auth = (char *) evhttp_find_header(evhttp_request_get_input_headers(req),
+                                           "Authorization");
+        if (auth != NULL) {
+            explicit_bzero(auth, strlen(auth));
+        }
+
+        /* the request stays in flight until its response is written */
+        evhttp_request_set_on_complete_cb(req, cg_chat_sent, c->srv);
+        c->writing = 1;
+    }
+
+    c->req = NULL;
+    return req;
+}
+
+
+/*
+ * Runs when evhttp has written a response. Until then a shutdown must not
+ * free the connection, or the client would get nothing.
+ */
+static void
+cg_chat_sent(struct evhttp_request *req, void *arg)
+{
+    (void) req;
+
+    cg_chat_leave(arg);
+}
+
+
+/* Counts a chat out of srv->in_flight; the last one out during a shutdown calls idle. */
+static void
+cg_chat_leave(cg_server_t *srv)
+{
+    srv->in_flight--;
+    if (srv->stopping && srv->in_flight == 0 && srv->idle != NULL) {
+        srv->idle(srv->idle_arg);
+    }
+}
+
+
+/* Wipes the provider call's header lines, one of which carries the key. */
+static void
+cg_chat_wipe_headers(cg_chat_t *c)
+{
+    struct curl_slist  *h;
+
+    for (h = c->call.headers; h != NULL; h = h->next) {
+        explicit_bzero(h->data, strlen(h->data));
+    }
+}
+
+
+/* Sends err to the client, then finishes the request. */
+static void
+cg_chat_fail(cg_chat_t *c, const cg_error_t *err, const char *error_class)
+{
+    struct evhttp_request  *req = cg_chat_detach(c);
+
+    if (req != NULL) {
+        if (c->retry_after[0] != '\0') {
+            evhttp_add_header(evhttp_request_get_output_headers(req),
+                              "Retry-After", c->retry_after);
+        }
+        cg_http_send_error(req, c->info.request_id, err);
+    }
+
+    cg_chat_finish(c, err->status, NULL, err, error_class);
+}
+
+
+/*
+ * Ends the request after its response went out: logs it, writes its row to the
+ * request log, wipes the client's key and frees everything.
+ */
+static void
+cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
+    const cg_error_t *err, const char *error_class)
+{
+    cg_server_t   *srv = c->srv;
+    cg_log_row_t   row;
+    int            writing;
+    const char    *provider = "-", *model = "-";
+
+    cg_log_row_init(&row);
+    row.time_us = c->start_us;
+    row.status = status;
+    row.ok = (status == 200);
+    row.latency_ms = cg_chat_latency_ms(c);
+    cg_chat_copy(row.request_id, sizeof(row.request_id), c->info.request_id);
+    cg_chat_copy(row.client_addr, sizeof(row.client_addr), c->info.client_addr);
+    cg_chat_copy(row.key_id, sizeof(row.key_id), c->info.key_id);
+
+    if (c->chat_parsed) {
+        provider = cg_provider_name(c->chat.provider);
+        model = c->chat.model;
+        cg_chat_copy(row.provider, sizeof(row.provider), provider);
+        cg_chat_copy(row.model, sizeof(row.model), model);
+        row.stream = c->chat.stream;
+    }
+
+    if (usage != NULL) {
+        row.prompt_tokens = usage->prompt_tokens;
+        row.completion_tokens = usage->completion_tokens;
+        row.total_tokens = usage->total_tokens;
+    }
+
+    if (err != NULL) {
+        cg_chat_copy(row.error_class, sizeof(row.error_class), error_class);
+        cg_chat_copy(row.error_message, sizeof(row.error_message), err->message);
+        cg_redact(row.error_message, c->api_key);
+    }
+
+    if (status >= 500) {
+        cg_log_warn(c->info.request_id, "provider \"%s\" model \"%s\": %d %s: "
+                    "%s", provider, model, status, row.error_class,
+                    row.error_message);
+    } else if (err != NULL) {
+        cg_log_info(c->info.request_id, "provider \"%s\" model \"%s\": %d %s: "
+                    "%s", provider, model, status, row.error_class,
+                    row.error_message);
+    } else {
+        cg_log_info(c->info.request_id, "provider \"%s\" model \"%s\": %d in "
+                    "%d ms", provider, model, status, row.latency_ms);
+    }
+
+    cg_logwriter_add(srv->logwriter, &row);
+
+    cg_chat_detach(c);
+    if (c->upstream != NULL) {
+        cg_upstream_cancel(c->upstream);
+    }
+    if (c->call_built) {
+        cg_chat_wipe_headers(c);
+        cg_provider_call_free(&c->call);
+    }
+    if (c->chat_parsed) {
+        cg_chat_request_free(&c->chat);
+    }
+    if (c->api_key != NULL) {
+        explicit_bzero(c->api_key, c->api_key_len);
+        free(c->api_key);
+    }
+    writing = c->writing;
+    free(c);
+
+    if (!writing) {
+        cg_chat_leave(srv);
+    }
+}
+
+
+static int
+cg_chat_latency_ms(const cg_chat_t *c)
+{
+    struct timespec  now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+
+    return (int) ((now.tv_sec - c->start.tv_sec) * 1000
+                  + (now.tv_nsec - c->start.tv_nsec) / 1000000);
+}
+
+
+/* Copies src into dst, cut to size - 1 bytes. */
+static void
+cg_chat_copy(char *dst, size_t size, const char *src)
+{
+    size_t  len = strnlen(src, size - 1);
+
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}

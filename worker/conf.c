@@ -1,0 +1,418 @@
+/*
+ * Settings: the env file, the environment, and validation of every value.
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+
+#ifndef CG_SQL_DIR
+#define CG_SQL_DIR  "/usr/share/chatgate/sql"
+#endif
+
+typedef enum {
+    CG_CONF_COUNT = 0,
+    CG_CONF_MS,
+    CG_CONF_BYTES
+} cg_conf_unit_t;
+
+typedef struct {
+    const char     *name;
+    long long       def;
+    long long       min;
+    long long       max;
+    cg_conf_unit_t  unit;
+} cg_conf_number_t;
+
+static int cg_conf_read_file(const char *path, char *err, size_t err_size);
+static int cg_conf_parse_line(char *line, char **key, char **value);
+static int cg_conf_number(const cg_conf_number_t *spec, long long *out,
+    char *err, size_t err_size);
+static int cg_conf_base_url(const char *name, const char *def, char **out,
+    char *err, size_t err_size);
+static char *cg_conf_string(const char *name, const char *def);
+
+
+int
+cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
+    size_t err_size)
+{
+    static const cg_conf_number_t  numbers[] = {
+        { "CHATGATE_CONNECT_TIMEOUT_MS", 5000, 1, 600000, CG_CONF_MS },
+        { "CHATGATE_REQUEST_TIMEOUT_MS", 120000, 1, 3600000, CG_CONF_MS },
+        { "CHATGATE_MAX_BODY_SIZE", 1048576, 1024, 64 << 20, CG_CONF_BYTES },
+        { "CHATGATE_LOG_BATCH", 500, 1, 10000, CG_CONF_COUNT },
+        { "CHATGATE_LOG_FLUSH_MS", 200, 1, 60000, CG_CONF_MS },
+        { "CHATGATE_LOG_QUEUE_MAX", 20000, 1, 10000000, CG_CONF_COUNT },
+        { "CHATGATE_DB_CONNECTIONS", 2, 1, 64, CG_CONF_COUNT },
+    };
+    static const char  *url_names[CG_PROVIDER_COUNT] = {
+        "OPENAI_BASE_URL", "OPENROUTER_BASE_URL", "ANTHROPIC_BASE_URL",
+        "OLLAMA_BASE_URL"
+    };
+    static const char  *url_defaults[CG_PROVIDER_COUNT] = {
+        "https://api.openai.com/v1", "https://openrouter.ai/api/v1",
+        "https://api.anthropic.com/v1", "http://127.0.0.1:11434"
+    };
+    long long    value[sizeof(numbers) / sizeof(numbers[0])];
+    const char  *s;
+    char        *end;
+    size_t       i;
+
+    memset(conf, 0, sizeof(*conf));
+
+    if (env_file != NULL && cg_conf_read_file(env_file, err, err_size) != 0) {
+        return -1;
+    }
+
+    for (i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+        if (cg_conf_number(&numbers[i], &value[i], err, err_size) != 0) {
+            goto fail;
+        }
+    }
+
+    conf->connect_timeout_ms = (long) value[0];
+    conf->request_timeout_ms = (long) value[1];
+    conf->max_body_size = (size_t) value[2];
+    conf->log_batch = (int) value[3];
+    conf->log_flush_ms = (int) value[4];
+    conf->log_queue_max = (int) value[5];
+    conf->db_connections = (int) value[6];
+
+    s = getenv("CHATGATE_LOG_LEVEL");
+    if (s != NULL && *s != '\0' && cg_log_level_parse(s, &conf->log_level) != 0) {
+        snprintf(err, err_size, "invalid CHATGATE_LOG_LEVEL \"%s\": expected "
+                 "error, warn, info or debug", s);
+        goto fail;
+    }
+    if (s == NULL || *s == '\0') {
+        conf->log_level = CG_LOG_INFO;
+    }
+
+    s = getenv("CHATGATE_SOCKET_MODE");
+    conf->socket_mode = 0666;
+    if (s != NULL && *s != '\0') {
+        errno = 0;
+        unsigned long mode = strtoul(s, &end, 8);
+        if (errno != 0 || *end != '\0' || mode > 0777) {
+            snprintf(err, err_size, "invalid CHATGATE_SOCKET_MODE \"%s\": "
+                     "expected an octal file mode from 0 to 0777", s);
+            goto fail;
+        }
+        conf->socket_mode = (mode_t) mode;
+    }
+
+    s = getenv("CHATGATE_DEFAULT_PROVIDER");
+    conf->default_provider = CG_PROVIDER_OPENAI;
+    if (s != NULL && *s != '\0'
+        && cg_provider_by_name(s, strlen(s), &conf->default_provider) != 0)
+    {
+        snprintf(err, err_size, "invalid CHATGATE_DEFAULT_PROVIDER \"%s\": "
+                 "expected openai, openrouter, anthropic or ollama", s);
+        goto fail;
+    }
+
+    for (i = 0; i < CG_PROVIDER_COUNT; i++) {
+        if (cg_conf_base_url(url_names[i], url_defaults[i], &conf->base_url[i],
+                             err, err_size) != 0)
+        {
+            goto fail;
+        }
+    }
+
+    s = getenv("CHATGATE_PROXY");
+    if (s != NULL && *s != '\0'
+        && cg_conf_base_url("CHATGATE_PROXY", NULL, &conf->proxy, err,
+                            err_size) != 0)
+    {
+        goto fail;
+    }
+
+    conf->socket_path = cg_conf_string("CHATGATE_SOCKET",
+                                       "/run/chatgate/worker.sock");
+    conf->database_url = cg_conf_string("DATABASE_URL", NULL);
+    conf->spool_path = cg_conf_string("CHATGATE_SPOOL_PATH",
+                                      "/var/lib/chatgate/chat_logs.spool");
+    conf->sql_dir = cg_conf_string("CHATGATE_SQL_DIR", CG_SQL_DIR);
+
+    if (conf->socket_path == NULL || conf->spool_path == NULL
+        || conf->sql_dir == NULL)
+    {
+        snprintf(err, err_size, "out of memory while reading settings");
+        goto fail;
+    }
+
+    return 0;
+
+fail:
+
+    cg_conf_free(conf);
+    return -1;
+}
+
+
+void
+cg_conf_free(cg_conf_t *conf)
+{
+    size_t  i;
+
+    free(conf->socket_path);
+    free(conf->database_url);
+    free(conf->proxy);
+    free(conf->spool_path);
+    free(conf->sql_dir);
+
+    for (i = 0; i < CG_PROVIDER_COUNT; i++) {
+        free(conf->base_url[i]);
+    }
+
+    memset(conf, 0, sizeof(*conf));
+}
+
+
+/*
+ * Reads KEY=VALUE lines into the environment; a variable that is already set
+ * keeps its value. Blank lines and lines starting with '#' are skipped.
+ */
+static int
+cg_conf_read_file(const char *path, char *err, size_t err_size)
+{
+    FILE    *f;
+    char    *line = NULL, *key, *value;
+    size_t   cap = 0;
+    int      lineno = 0, rc = -1;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, err_size, "cannot open env file \"%s\": %s", path,
+                 strerror(errno));
+        return -1;
+    }
+
+    while (getline(&line, &cap, f) != -1) {
+        lineno++;
+
+        switch (cg_conf_parse_line(line, &key, &value)) {
+        case 0:
+            continue;
+        case -1:
+            snprintf(err, err_size, "invalid line %d in env file \"%s\": "
+                     "expected KEY=VALUE", lineno, path);
+            goto done;
+        }
+
+        if (setenv(key, value, 0) != 0) {
+            snprintf(err, err_size, "cannot set \"%s\" from env file \"%s\": "
+                     "%s", key, path, strerror(errno));
+            goto done;
+        }
+    }
+
+    rc = 0;
+
+done:
+
+    /* the file may hold secrets such as DATABASE_URL's password */
+    if (line != NULL) {
+        explicit_bzero(line, cap);
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+
+/*
+ * Splits one env file line in place. Accepts an optional "export " prefix,
+ * a value in single or double quotes (taken as is), and an unquoted value
+ * that ends at " #". Returns 1 for a setting, 0 for a blank or comment line,
+ * -1 for anything else.
+ */
+static int
+cg_conf_parse_line(char *line, char **key, char **value)
+{
+    char    *p, *eq, *end, *hash;
+    size_t   len;
+
+    p = line;
+    while (isspace((unsigned char) *p)) {
+        p++;
+    }
+
+    if (*p == '\0' || *p == '#') {
+        return 0;
+    }
+
+    if (strncmp(p, "export ", 7) == 0) {
+        p += 7;
+        while (*p == ' ') {
+            p++;
+        }
+    }
+
+    eq = strchr(p, '=');
+    if (eq == NULL || eq == p) {
+        return -1;
+    }
+
+    for (end = p; end < eq; end++) {
+        if (!(isalnum((unsigned char) *end) || *end == '_')) {
+            return -1;
+        }
+    }
+
+    *eq = '\0';
+    *key = p;
+
+    p = eq + 1;
+    len = strlen(p);
+    while (len > 0 && isspace((unsigned char) p[len - 1])) {
+        p[--len] = '\0';
+    }
+
+    if (len >= 2 && (p[0] == '"' || p[0] == '\'') && p[len - 1] == p[0]) {
+        p[len - 1] = '\0';
+        *value = p + 1;
+        return 1;
+    }
+
+    hash = strstr(p, " #");
+    if (hash != NULL) {
+        *hash = '\0';
+        len = strlen(p);
+        while (len > 0 && isspace((unsigned char) p[len - 1])) {
+            p[--len] = '\0';
+        }
+    }
+
+    *value = p;
+    return 1;
+}
+
+
+/*
+ * Reads one number setting. Durations accept an "ms" or "s" suffix and sizes
+ * a "k" or "m" suffix (KiB, MiB); a bare number is in the setting's unit.
+ */
+static int
+cg_conf_number(const cg_conf_number_t *spec, long long *out, char *err,
+    size_t err_size)
+{
+    const char  *s;
+    char        *end;
+    long long    n, scale = 1;
+
+    s = getenv(spec->name);
+    if (s == NULL || *s == '\0') {
+        *out = spec->def;
+        return 0;
+    }
+
+    errno = 0;
+    n = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || n < 0) {
+        goto invalid;
+    }
+
+    if (*end != '\0') {
+        if (spec->unit == CG_CONF_MS && strcmp(end, "ms") == 0) {
+            scale = 1;
+        } else if (spec->unit == CG_CONF_MS && strcmp(end, "s") == 0) {
+            scale = 1000;
+        } else if (spec->unit == CG_CONF_BYTES
+                   && (strcmp(end, "k") == 0 || strcmp(end, "K") == 0))
+        {
+            scale = 1024;
+        } else if (spec->unit == CG_CONF_BYTES
+                   && (strcmp(end, "m") == 0 || strcmp(end, "M") == 0))
+        {
+            scale = 1024 * 1024;
+        } else {
+            goto invalid;
+        }
+    }
+
+    if (n > spec->max / scale || n * scale < spec->min) {
+        goto invalid;
+    }
+
+    *out = n * scale;
+    return 0;
+
+invalid:
+
+    snprintf(err, err_size, "invalid %s \"%s\": expected a whole number from "
+             "%lld to %lld%s", spec->name, s, spec->min, spec->max,
+             spec->unit == CG_CONF_MS ? " ms (or with an \"s\" suffix)"
+             : spec->unit == CG_CONF_BYTES ? " bytes (or with a \"k\" or "
+             "\"m\" suffix)" : "");
+    return -1;
+}
+
+
+/*
+ * Reads an http:// or https:// URL setting into a malloc'ed copy without
+ * its trailing slashes. def NULL means the setting is optional.
+ */
+static int
+cg_conf_base_url(const char *name, const char *def, char **out, char *err,
+    size_t err_size)
+{
+    const char  *s, *p;
+    size_t       len;
+
+    s = getenv(name);
+    if (s == NULL || *s == '\0') {
+        s = def;
+    }
+    if (s == NULL) {
+        *out = NULL;
+        return 0;
+    }
+
+    if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0) {
+        /* a URL with user info may carry a password, so it is not quoted */
+        snprintf(err, err_size, "invalid %s \"%s\": expected an http:// or "
+                 "https:// URL", name, strchr(s, '@') ? "..." : s);
+        return -1;
+    }
+
+    for (p = s; *p != '\0'; p++) {
+        if ((unsigned char) *p <= 0x20 || (unsigned char) *p >= 0x7f) {
+            snprintf(err, err_size, "invalid %s: the URL contains a space or "
+                     "a control character", name);
+            return -1;
+        }
+    }
+
+    len = strlen(s);
+    while (len > 8 && s[len - 1] == '/') {
+        len--;
+    }
+
+    *out = strndup(s, len);
+    if (*out == NULL) {
+        snprintf(err, err_size, "out of memory while reading %s", name);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static char *
+cg_conf_string(const char *name, const char *def)
+{
+    const char  *s;
+
+    s = getenv(name);
+    if (s == NULL || *s == '\0') {
+        s = def;
+    }
+
+    return s ? strdup(s) : NULL;
+}

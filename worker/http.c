@@ -1,0 +1,449 @@
+/*
+ * The HTTP server: the unix socket, routing, request identity and the
+ * helpers that send JSON responses.
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "chat.h"
+#include "http.h"
+#include "log.h"
+
+#define CG_HTTP_BACKLOG  511
+
+typedef enum {
+    CG_ROUTE_COMPLETIONS,
+    CG_ROUTE_FORM,
+    CG_ROUTE_HEALTH
+} cg_route_id_t;
+
+typedef struct {
+    const char               *path;
+    enum evhttp_cmd_type      method;
+    const char               *allow;       /* the Allow header of a 405 */
+    cg_route_id_t             id;
+} cg_route_t;
+
+static const cg_route_t  cg_routes[] = {
+    { "/v1/chat/completions", EVHTTP_REQ_POST, "POST", CG_ROUTE_COMPLETIONS },
+    { "/chat", EVHTTP_REQ_POST, "POST", CG_ROUTE_FORM },
+    { "/healthz", EVHTTP_REQ_GET, "GET", CG_ROUTE_HEALTH },
+};
+
+/* The inode of the socket file we created, so that we unlink only ours. */
+static ino_t  cg_http_socket_ino;
+
+static int cg_http_listen(const cg_conf_t *conf);
+static int cg_http_remove_stale(const char *path);
+static void cg_http_route(struct evhttp_request *req, void *arg);
+static void cg_http_request_info(struct evhttp_request *req,
+    cg_request_info_t *info);
+static void cg_http_new_request_id(char *id);
+static int cg_http_copy_token(const char *value, char *dst, size_t size);
+static const char *cg_http_reason(int status);
+
+
+int
+cg_http_start(cg_server_t *srv)
+{
+    int  fd;
+
+    srv->http = evhttp_new(srv->base);
+    if (srv->http == NULL) {
+        cg_log_error(NULL, "cannot create the HTTP server: out of memory");
+        return -1;
+    }
+
+    /*
+     * evhttp's own 413 has an HTML body, so its limit stays well above ours
+     * and the chat handler sends the JSON 413.
+     */
+    evhttp_set_max_body_size(srv->http,
+                             (ev_ssize_t) (srv->conf->max_body_size * 2 + 65536));
+    evhttp_set_max_headers_size(srv->http, 64 * 1024);
+
+    /* longer than any provider call, so that a slow response is not cut */
+    evhttp_set_timeout(srv->http, (int) (srv->conf->request_timeout_ms / 1000) + 30);
+
+    evhttp_set_allowed_methods(srv->http,
+        EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT
+        | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_default_content_type(srv->http, "application/json");
+    evhttp_set_gencb(srv->http, cg_http_route, srv);
+
+    fd = cg_http_listen(srv->conf);
+    if (fd == -1) {
+        return -1;
+    }
+
+    srv->bound = evhttp_accept_socket_with_handle(srv->http, fd);
+    if (srv->bound == NULL) {
+        cg_log_error(NULL, "cannot accept on socket \"%s\"",
+                     srv->conf->socket_path);
+        close(fd);
+        unlink(srv->conf->socket_path);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+void
+cg_http_stop_accepting(cg_server_t *srv)
+{
+    struct stat  st;
+
+    if (srv->bound == NULL) {
+        return;
+    }
+
+    /* frees the listener, which closes the socket */
+    evhttp_del_accept_socket(srv->http, srv->bound);
+    srv->bound = NULL;
+
+    if (lstat(srv->conf->socket_path, &st) == 0
+        && st.st_ino == cg_http_socket_ino)
+    {
+        unlink(srv->conf->socket_path);
+    }
+}
+
+
+void
+cg_http_free(cg_server_t *srv)
+{
+    cg_http_stop_accepting(srv);
+
+    if (srv->http != NULL) {
+        evhttp_free(srv->http);
+        srv->http = NULL;
+    }
+}
+
+
+void
+cg_http_send_json(struct evhttp_request *req, const char *request_id,
+    int status, const char *body, ssize_t len)
+{
+    struct evkeyvalq  *out;
+
+    out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "Content-Type", "application/json");
+    evhttp_add_header(out, "Cache-Control", "no-store");
+    evhttp_add_header(out, "X-Request-Id", request_id);
+
+    evbuffer_add(evhttp_request_get_output_buffer(req), body,
+                 len < 0 ? strlen(body) : (size_t) len);
+
+    evhttp_send_reply(req, status, cg_http_reason(status), NULL);
+}
+
+
+void
+cg_http_send_error(struct evhttp_request *req, const char *request_id,
+    const cg_error_t *err)
+{
+    char    *body;
+    size_t   len;
+
+    body = cg_error_json(err, &len);
+    if (body == NULL) {
+        cg_http_send_json(req, request_id, 500, "{\"error\":{\"message\":"
+            "\"out of memory\",\"type\":\"server_error\",\"param\":null,"
+            "\"code\":null}}\n", -1);
+        return;
+    }
+
+    cg_http_send_json(req, request_id, err->status, body, (ssize_t) len);
+    free(body);
+}
+
+
+/* Creates, binds and listens on the unix socket. Returns the fd or -1. */
+static int
+cg_http_listen(const cg_conf_t *conf)
+{
+    struct sockaddr_un  sa;
+    struct stat         st;
+    int                 fd;
+
+    if (strlen(conf->socket_path) >= sizeof(sa.sun_path)) {
+        cg_log_error(NULL, "socket path \"%s\" is longer than %zu bytes",
+                     conf->socket_path, sizeof(sa.sun_path) - 1);
+        return -1;
+    }
+
+    if (cg_http_remove_stale(conf->socket_path) != 0) {
+        return -1;
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    strcpy(sa.sun_path, conf->socket_path);
+
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        cg_log_error(NULL, "socket() failed: %s", strerror(errno));
+        return -1;
+    }
+
+    if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
+        cg_log_error(NULL, "cannot bind socket \"%s\": %s", conf->socket_path,
+                     strerror(errno));
+        goto fail;
+    }
+
+    if (chmod(conf->socket_path, conf->socket_mode) != 0
+        || lstat(conf->socket_path, &st) != 0
+        || listen(fd, CG_HTTP_BACKLOG) != 0)
+    {
+        cg_log_error(NULL, "cannot set up socket \"%s\": %s",
+                     conf->socket_path, strerror(errno));
+        unlink(conf->socket_path);
+        goto fail;
+    }
+
+    cg_http_socket_ino = st.st_ino;
+    return fd;
+
+fail:
+
+    close(fd);
+    return -1;
+}
+
+
+/*
+ * Removes a socket file left by a worker that did not exit cleanly. Refuses
+ * when the path is not a socket or a process still accepts on it.
+ */
+static int
+cg_http_remove_stale(const char *path)
+{
+    struct sockaddr_un  sa;
+    struct stat         st;
+    int                 fd, rc;
+
+    if (lstat(path, &st) != 0) {
+        return 0;
+    }
+
+    if (!S_ISSOCK(st.st_mode)) {
+        cg_log_error(NULL, "socket path \"%s\" exists and is not a socket",
+                     path);
+        return -1;
+    }
+
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        cg_log_error(NULL, "socket() failed: %s", strerror(errno));
+        return -1;
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    strcpy(sa.sun_path, path);
+
+    rc = connect(fd, (struct sockaddr *) &sa, sizeof(sa));
+    close(fd);
+
+    if (rc == 0 || errno != ECONNREFUSED) {
+        cg_log_error(NULL, "socket \"%s\" is in use by another process; stop "
+                     "it or choose another CHATGATE_SOCKET", path);
+        return -1;
+    }
+
+    if (unlink(path) != 0) {
+        cg_log_error(NULL, "cannot remove stale socket \"%s\": %s", path,
+                     strerror(errno));
+        return -1;
+    }
+
+    cg_log_info(NULL, "removed stale socket \"%s\"", path);
+    return 0;
+}
+
+
+static void
+cg_http_route(struct evhttp_request *req, void *arg)
+{
+    cg_server_t        *srv = arg;
+    cg_request_info_t   info;
+    cg_error_t          err;
+    const cg_route_t   *route = NULL;
+    const char         *path;
+    size_t              i;
+
+    cg_http_request_info(req, &info);
+
+    path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (path == NULL) {
+        path = "";
+    }
+
+    for (i = 0; i < sizeof(cg_routes) / sizeof(cg_routes[0]); i++) {
+        if (strcmp(path, cg_routes[i].path) == 0) {
+            route = &cg_routes[i];
+            break;
+        }
+    }
+
+    if (route == NULL) {
+        cg_error_set(&err, 404, "invalid_request_error", "unknown path");
+        cg_http_send_error(req, info.request_id, &err);
+        return;
+    }
+
+    if (evhttp_request_get_command(req) != route->method) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                          route->allow);
+        cg_error_set(&err, 405, "invalid_request_error",
+                     "method not allowed on %s, use %s", route->path,
+                     route->allow);
+        cg_http_send_error(req, info.request_id, &err);
+        return;
+    }
+
+    if (srv->stopping) {
+        evhttp_add_header(evhttp_request_get_output_headers(req),
+                          "Connection", "close");
+        cg_error_set(&err, 503, "server_error", "the worker is shutting down");
+        cg_http_send_error(req, info.request_id, &err);
+        return;
+    }
+
+    switch (route->id) {
+    case CG_ROUTE_COMPLETIONS:
+        cg_chat_handle(srv, req, &info, CG_CHAT_COMPLETIONS);
+        break;
+    case CG_ROUTE_FORM:
+        cg_chat_handle(srv, req, &info, CG_CHAT_FORM);
+        break;
+    case CG_ROUTE_HEALTH:
+        cg_health_handle(srv, req, &info);
+        break;
+    }
+}
+
+
+/*
+ * Fills info from the X-Chatgate-* headers that nginx sets. A missing or
+ * malformed request id is replaced by a fresh random one, so that direct
+ * use of the socket still yields traceable responses.
+ */
+static void
+cg_http_request_info(struct evhttp_request *req, cg_request_info_t *info)
+{
+    struct evkeyvalq  *in = evhttp_request_get_input_headers(req);
+
+    memset(info, 0, sizeof(*info));
+
+    if (cg_http_copy_token(evhttp_find_header(in, "X-Chatgate-Request-Id"),
+                           info->request_id, sizeof(info->request_id)) != 0)
+    {
+        cg_http_new_request_id(info->request_id);
+    }
+
+    if (cg_http_copy_token(evhttp_find_header(in, "X-Chatgate-Client-Addr"),
+                           info->client_addr, sizeof(info->client_addr)) != 0)
+    {
+        strcpy(info->client_addr, "unix");
+    }
+
+    cg_http_copy_token(evhttp_find_header(in, "X-Chatgate-Key-Id"),
+                       info->key_id, sizeof(info->key_id));
+    info->key_id_given = evhttp_find_header(in, "X-Chatgate-Key-Id") != NULL;
+}
+
+
+/* Writes 32 random hex digits and a NUL into id. */
+static void
+cg_http_new_request_id(char *id)
+{
+    static uint64_t  seq;
+    unsigned char    rnd[16];
+    struct timespec  now;
+    size_t           i;
+
+    /* getrandom() fails only before the kernel's pool is ready. Time and a
+     * counter then still keep ids unique within this process. */
+    if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t) sizeof(rnd)) {
+        clock_gettime(CLOCK_REALTIME, &now);
+        seq++;
+        memcpy(rnd, &now, 8);
+        memcpy(rnd + 8, &seq, 8);
+    }
+
+    for (i = 0; i < sizeof(rnd); i++) {
+        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+    }
+}
+
+
+/*
+ * Copies value into dst when it is 1 to size - 1 characters of letters,
+ * digits and ".:-_". Returns 0, or -1 (dst left "") otherwise.
+ */
+static int
+cg_http_copy_token(const char *value, char *dst, size_t size)
+{
+    size_t  len, i;
+
+    dst[0] = '\0';
+
+    if (value == NULL || (len = strlen(value)) == 0 || len >= size) {
+        return -1;
+    }
+
+    for (i = 0; i < len; i++) {
+        unsigned char  c = (unsigned char) value[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '.' || c == ':' || c == '-'
+              || c == '_'))
+        {
+            return -1;
+        }
+    }
+
+    memcpy(dst, value, len + 1);
+    return 0;
+}
+
+
+static const char *
+cg_http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default:  return status < 400 ? "OK" : "Error";
+    }
+}

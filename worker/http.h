@@ -1,0 +1,68 @@
+#ifndef CG_HTTP_H
+#define CG_HTTP_H
+
+#include <stddef.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "conf.h"
+#include "db.h"
+#include "error.h"
+#include "logwriter.h"
+#include "upstream.h"
+
+/*
+ * The HTTP server on the unix socket that nginx proxies to, and the state
+ * every request handler shares. One per process; it borrows conf, db,
+ * logwriter and upstream from main and owns the listening socket.
+ */
+typedef struct {
+    struct event_base          *base;
+    const cg_conf_t            *conf;
+    cg_db_t                    *db;
+    cg_logwriter_t             *logwriter;
+    cg_upstream_t              *upstream;
+    struct evhttp              *http;
+    struct evhttp_bound_socket *bound;
+    unsigned                    in_flight;    /* chat requests without a response yet */
+    int                         stopping;
+    void                      (*idle)(void *arg);  /* called when stopping and in_flight drops to 0 */
+    void                       *idle_arg;
+} cg_server_t;
+
+/* Identity of one request, from the headers nginx sets. */
+typedef struct {
+    char  request_id[48];
+    char  client_addr[64];
+    char  key_id[48];        /* "" when absent or malformed */
+    int   key_id_given;      /* X-Chatgate-Key-Id was present, valid or not */
+} cg_request_info_t;
+
+/*
+ * Creates the socket at conf->socket_path (removing a stale file that
+ * nothing listens on), and starts serving. Returns 0, or -1 (logged).
+ */
+int cg_http_start(cg_server_t *srv);
+
+/* Closes the listening socket and removes its file. Idempotent. */
+void cg_http_stop_accepting(cg_server_t *srv);
+
+/* Frees the evhttp, closing idle keep-alive connections. */
+void cg_http_free(cg_server_t *srv);
+
+/*
+ * Sends a JSON response with X-Request-Id. body is copied; len may be -1 for
+ * a NUL-terminated body.
+ */
+void cg_http_send_json(struct evhttp_request *req, const char *request_id,
+    int status, const char *body, ssize_t len);
+
+/* Sends err as an OpenAI-style error body. */
+void cg_http_send_error(struct evhttp_request *req, const char *request_id,
+    const cg_error_t *err);
+
+/* Handles GET /healthz (health.c). */
+void cg_health_handle(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info);
+
+#endif

@@ -1,0 +1,354 @@
+/*
+ * chatgate-worker: command line, start-up, signals and shutdown.
+ */
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <curl/curl.h>
+
+#include "conf.h"
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "logwriter.h"
+#include "upstream.h"
+
+#define CG_VERSION  "0.1.0"
+
+/* longest a shutdown waits for the log writer to drain */
+#define CG_DRAIN_MAX_MS  30000
+
+typedef struct {
+    cg_conf_t        conf;
+    struct event_base *base;
+    cg_db_t         *db;
+    cg_logwriter_t  *logwriter;
+    cg_upstream_t   *upstream;
+    cg_server_t      server;
+    struct event    *sigterm;
+    struct event    *sigint;
+    struct event    *deadline;     /* bounds the wait for requests, then the drain */
+    int              draining;
+} cg_main_t;
+
+static int cg_main_serve(cg_main_t *m);
+static int cg_main_setup(cg_main_t *m);
+static void cg_main_teardown(cg_main_t *m);
+static void cg_main_signal(evutil_socket_t sig, short events, void *arg);
+static void cg_main_deadline(evutil_socket_t fd, short events, void *arg);
+static void cg_main_idle(void *arg);
+static void cg_main_drained(void *arg);
+static void cg_main_arm_deadline(cg_main_t *m, long ms);
+static void cg_main_usage(FILE *out);
+
+
+int
+main(int argc, char **argv)
+{
+    cg_main_t    m;
+    const char  *command = NULL, *env_file = NULL;
+    char         err[512];
+    int          i, rc;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            cg_main_usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("chatgate-worker %s\n", CG_VERSION);
+            return 0;
+        }
+        if (strcmp(argv[i], "--env-file") == 0 && i + 1 < argc) {
+            env_file = argv[++i];
+        } else if (strncmp(argv[i], "--env-file=", 11) == 0) {
+            env_file = argv[i] + 11;
+        } else if (command == NULL && argv[i][0] != '-') {
+            command = argv[i];
+        } else {
+            fprintf(stderr, "chatgate-worker: invalid argument \"%s\"\n\n",
+                    argv[i]);
+            cg_main_usage(stderr);
+            return 2;
+        }
+    }
+
+    if (command == NULL
+        || (strcmp(command, "serve") != 0 && strcmp(command, "migrate") != 0))
+    {
+        fprintf(stderr, "chatgate-worker: expected the command \"serve\" or "
+                "\"migrate\"\n\n");
+        cg_main_usage(stderr);
+        return 2;
+    }
+
+    memset(&m, 0, sizeof(m));
+
+    if (cg_conf_load(&m.conf, env_file, err, sizeof(err)) != 0) {
+        cg_log_error(NULL, "%s", err);
+        return 1;
+    }
+    cg_log_level = m.conf.log_level;
+
+    if (m.conf.database_url == NULL) {
+        cg_log_error(NULL, "DATABASE_URL is not set: set it to a libpq "
+                     "connection string, e.g. postgresql:///chatgate");
+        cg_conf_free(&m.conf);
+        return 1;
+    }
+
+    if (strcmp(command, "migrate") == 0) {
+        rc = cg_db_migrate(m.conf.database_url, m.conf.sql_dir) == 0 ? 0 : 1;
+    } else {
+        rc = cg_main_serve(&m);
+    }
+
+    cg_conf_free(&m.conf);
+    return rc;
+}
+
+
+static int
+cg_main_serve(cg_main_t *m)
+{
+    int  rc = 1;
+    int  i;
+
+    signal(SIGPIPE, SIG_IGN);
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        cg_log_error(NULL, "curl_global_init() failed");
+        return 1;
+    }
+
+    if (cg_main_setup(m) != 0) {
+        cg_main_teardown(m);
+        curl_global_cleanup();
+        return 1;
+    }
+
+    cg_log_info(NULL, "chatgate-worker %s started: socket \"%s\", pid %d, "
+                "default provider \"%s\"", CG_VERSION, m->conf.socket_path,
+                (int) getpid(), cg_provider_name(m->conf.default_provider));
+    for (i = 0; i < CG_PROVIDER_COUNT; i++) {
+        cg_log_info(NULL, "provider \"%s\" at %s",
+                    cg_provider_name((cg_provider_id_t) i), m->conf.base_url[i]);
+    }
+
+    if (event_base_dispatch(m->base) == -1) {
+        cg_log_error(NULL, "event loop failed");
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    cg_main_teardown(m);
+    curl_global_cleanup();
+
+    cg_log_info(NULL, "chatgate-worker stopped, exit status %d", rc);
+    return rc;
+}
+
+
+/* Creates the loop and every component, in dependency order. */
+static int
+cg_main_setup(cg_main_t *m)
+{
+    cg_upstream_conf_t   uc;
+    cg_logwriter_conf_t  lc;
+
+    m->base = event_base_new();
+    if (m->base == NULL) {
+        cg_log_error(NULL, "cannot create the event loop");
+        return -1;
+    }
+
+    m->db = cg_db_new(m->base, m->conf.database_url, m->conf.db_connections);
+    if (m->db == NULL) {
+        cg_log_error(NULL, "cannot set up the database connections");
+        return -1;
+    }
+
+    lc.batch_max = m->conf.log_batch;
+    lc.flush_ms = m->conf.log_flush_ms;
+    lc.queue_max = m->conf.log_queue_max;
+    lc.spool_path = m->conf.spool_path;
+
+    m->logwriter = cg_logwriter_new(m->base, m->db, &lc);
+    if (m->logwriter == NULL) {
+        cg_log_error(NULL, "cannot set up the request log writer");
+        return -1;
+    }
+
+    uc.connect_timeout_ms = m->conf.connect_timeout_ms;
+    uc.request_timeout_ms = m->conf.request_timeout_ms;
+    uc.proxy = m->conf.proxy;
+
+    m->upstream = cg_upstream_new(m->base, &uc);
+    if (m->upstream == NULL) {
+        cg_log_error(NULL, "cannot set up libcurl's multi handle");
+        return -1;
+    }
+
+    m->server.base = m->base;
+    m->server.conf = &m->conf;
+    m->server.db = m->db;
+    m->server.logwriter = m->logwriter;
+    m->server.upstream = m->upstream;
+    m->server.idle = cg_main_idle;
+    m->server.idle_arg = m;
+
+    m->sigterm = evsignal_new(m->base, SIGTERM, cg_main_signal, m);
+    m->sigint = evsignal_new(m->base, SIGINT, cg_main_signal, m);
+    m->deadline = evtimer_new(m->base, cg_main_deadline, m);
+    if (m->sigterm == NULL || m->sigint == NULL || m->deadline == NULL
+        || evsignal_add(m->sigterm, NULL) != 0
+        || evsignal_add(m->sigint, NULL) != 0)
+    {
+        cg_log_error(NULL, "cannot install the signal handlers");
+        return -1;
+    }
+
+    return cg_http_start(&m->server);
+}
+
+
+static void
+cg_main_teardown(cg_main_t *m)
+{
+    cg_http_free(&m->server);
+
+    /* NOTE: chats still running after the deadline are dropped unlogged */
+    cg_upstream_free(m->upstream);
+    cg_logwriter_free(m->logwriter);
+    cg_db_free(m->db);
+
+    if (m->sigterm != NULL) {
+        event_free(m->sigterm);
+    }
+    if (m->sigint != NULL) {
+        event_free(m->sigint);
+    }
+    if (m->deadline != NULL) {
+        event_free(m->deadline);
+    }
+    if (m->base != NULL) {
+        event_base_free(m->base);
+    }
+}
+
+
+/*
+ * SIGTERM or SIGINT: stop accepting, let running chats finish (bounded by
+ * the request timeout), then drain the log writer. A second signal stops
+ * at once.
+ */
+static void
+cg_main_signal(evutil_socket_t sig, short events, void *arg)
+{
+    cg_main_t  *m = arg;
+
+    (void) events;
+
+    if (m->server.stopping) {
+        cg_log_warn(NULL, "received %s again, stopping now with %u requests "
+                    "in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT", m->server.in_flight);
+        event_base_loopbreak(m->base);
+        return;
+    }
+
+    cg_log_info(NULL, "received %s, stopping: %u requests in flight",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT", m->server.in_flight);
+
+    m->server.stopping = 1;
+    cg_http_stop_accepting(&m->server);
+
+    if (m->server.in_flight == 0) {
+        cg_main_idle(m);
+        return;
+    }
+
+    cg_main_arm_deadline(m, m->conf.request_timeout_ms + 5000);
+}
+
+
+static void
+cg_main_deadline(evutil_socket_t fd, short events, void *arg)
+{
+    cg_main_t  *m = arg;
+
+    (void) fd;
+    (void) events;
+
+    if (!m->draining) {
+        cg_log_warn(NULL, "%u requests still in flight %ld ms after the stop "
+                    "signal, stopping anyway", m->server.in_flight,
+                    m->conf.request_timeout_ms + 5000);
+        cg_main_idle(m);
+        return;
+    }
+
+    cg_log_error(NULL, "the request log did not drain within %d ms, stopping "
+                 "anyway; rows still queued are lost", CG_DRAIN_MAX_MS);
+    event_base_loopbreak(m->base);
+}
+
+
+/* No request is running any more: drain the log writer, then leave the loop. */
+static void
+cg_main_idle(void *arg)
+{
+    cg_main_t  *m = arg;
+
+    if (m->draining) {
+        return;
+    }
+
+    m->draining = 1;
+    cg_main_arm_deadline(m, CG_DRAIN_MAX_MS);
+    cg_logwriter_drain(m->logwriter, cg_main_drained, m);
+}
+
+
+static void
+cg_main_drained(void *arg)
+{
+    cg_main_t  *m = arg;
+
+    cg_log_info(NULL, "request log drained");
+    event_base_loopbreak(m->base);
+}
+
+
+static void
+cg_main_arm_deadline(cg_main_t *m, long ms)
+{
+    struct timeval  tv;
+
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    evtimer_add(m->deadline, &tv);
+}
+
+
+static void
+cg_main_usage(FILE *out)
+{
+    fprintf(out,
+        "usage: chatgate-worker serve [--env-file FILE]\n"
+        "       chatgate-worker migrate [--env-file FILE]\n"
+        "       chatgate-worker --help | --version\n"
+        "\n"
+        "serve    answer chat requests on the unix socket CHATGATE_SOCKET\n"
+        "migrate  apply the SQL migrations in CHATGATE_SQL_DIR to DATABASE_URL\n"
+        "\n"
+        "--env-file FILE  read KEY=VALUE settings from FILE; variables already\n"
+        "                 in the environment take precedence\n"
+        "\n"
+        "Settings are described in docs/worker.md.\n");
+}

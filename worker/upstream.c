@@ -1,0 +1,555 @@
+/*
+ * libcurl's multi interface on libevent. curl requests which sockets to
+ * watch (cg_upstream_socket_cb) and when to run its timeouts
+ * (cg_upstream_timer_cb). The loop reports socket events and expired timers
+ * back through curl_multi_socket_action().
+ */
+
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+
+#include "log.h"
+#include "upstream.h"
+
+typedef struct cg_upstream_sock_s  cg_upstream_sock_t;
+
+/* A socket that curl watches through the loop, freed on CURL_POLL_REMOVE. */
+struct cg_upstream_sock_s {
+    cg_upstream_t       *up;
+    curl_socket_t        fd;
+    struct event        *ev;
+    cg_upstream_sock_t  *prev, *next;
+};
+
+struct cg_upstream_s {
+    struct event_base   *base;
+    CURLM               *multi;
+    struct event        *timer;
+    long                 connect_timeout_ms;
+    long                 request_timeout_ms;
+    char                *proxy;
+    cg_upstream_call_t  *calls;       /* running calls, for cg_upstream_free() */
+    cg_upstream_sock_t  *socks;
+};
+
+/* One call, from cg_upstream_start() until on_done returns or it is cancelled. */
+struct cg_upstream_call_s {
+    cg_upstream_t          *up;
+    CURL                   *easy;
+    cg_upstream_handler_t   handler;
+    void                   *arg;
+    long                    status;
+    struct evbuffer        *body;         /* collected body, when on_data is NULL */
+    size_t                  max_body;
+    unsigned                headers_done:1;
+    unsigned                aborted:1;
+    unsigned                too_large:1;
+    char                    error[CURL_ERROR_SIZE];
+    cg_upstream_call_t     *prev, *next;
+};
+
+static int cg_upstream_socket_cb(CURL *easy, curl_socket_t fd, int what,
+    void *userp, void *socketp);
+static void cg_upstream_sock_free(cg_upstream_t *up, cg_upstream_sock_t *sock);
+static int cg_upstream_timer_cb(CURLM *multi, long timeout_ms, void *userp);
+static void cg_upstream_event_cb(evutil_socket_t fd, short events, void *arg);
+static void cg_upstream_timeout_cb(evutil_socket_t fd, short events, void *arg);
+static void cg_upstream_check_done(cg_upstream_t *up);
+static void cg_upstream_finish(cg_upstream_call_t *call, CURLcode code);
+static cg_upstream_result_t cg_upstream_classify(cg_upstream_call_t *call,
+    CURLcode code, const char **error);
+static size_t cg_upstream_header_cb(char *line, size_t size, size_t n,
+    void *arg);
+static size_t cg_upstream_write_cb(char *data, size_t size, size_t n,
+    void *arg);
+static void cg_upstream_call_free(cg_upstream_call_t *call);
+
+
+cg_upstream_t *
+cg_upstream_new(struct event_base *base, const cg_upstream_conf_t *conf)
+{
+    cg_upstream_t  *up;
+
+    up = calloc(1, sizeof(*up));
+    if (up == NULL) {
+        return NULL;
+    }
+
+    up->base = base;
+    up->connect_timeout_ms = conf->connect_timeout_ms;
+    up->request_timeout_ms = conf->request_timeout_ms;
+
+    if (conf->proxy != NULL && (up->proxy = strdup(conf->proxy)) == NULL) {
+        goto fail;
+    }
+
+    up->multi = curl_multi_init();
+    up->timer = evtimer_new(base, cg_upstream_timeout_cb, up);
+    if (up->multi == NULL || up->timer == NULL) {
+        goto fail;
+    }
+
+    curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, cg_upstream_socket_cb);
+    curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
+    curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, cg_upstream_timer_cb);
+    curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
+    curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX);
+
+    return up;
+
+fail:
+
+    cg_upstream_free(up);
+    return NULL;
+}
+
+
+void
+cg_upstream_free(cg_upstream_t *up)
+{
+    if (up == NULL) {
+        return;
+    }
+
+    while (up->calls != NULL) {
+        cg_upstream_cancel(up->calls);
+    }
+
+    if (up->multi != NULL) {
+        curl_multi_cleanup(up->multi);
+    }
+
+    /* sockets of cached connections that curl closed without telling us */
+    while (up->socks != NULL) {
+        cg_upstream_sock_free(up, up->socks);
+    }
+
+    if (up->timer != NULL) {
+        event_free(up->timer);
+    }
+
+    free(up->proxy);
+    free(up);
+}
+
+
+cg_upstream_call_t *
+cg_upstream_start(cg_upstream_t *up, const char *url,
+    const struct curl_slist *headers, const char *body, size_t body_len,
+    size_t max_body, const cg_upstream_handler_t *handler, void *arg)
+{
+    cg_upstream_call_t  *call;
+    CURL                *e;
+
+    call = calloc(1, sizeof(*call));
+    if (call == NULL) {
+        return NULL;
+    }
+
+    call->up = up;
+    call->handler = *handler;
+    call->arg = arg;
+    call->max_body = max_body;
+
+    if (handler->on_data == NULL && (call->body = evbuffer_new()) == NULL) {
+        goto fail;
+    }
+
+    e = call->easy = curl_easy_init();
+    if (e == NULL) {
+        goto fail;
+    }
+
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *) headers);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cg_upstream_header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, call);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cg_upstream_write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, call);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->error);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, up->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, up->request_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
+    /* no CURLOPT_PIPEWAIT: it makes a call wait for another call's connection */
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+
+    /* "" turns off curl's reading of http_proxy and friends */
+    curl_easy_setopt(e, CURLOPT_PROXY, up->proxy ? up->proxy : "");
+
+    if (curl_multi_add_handle(up->multi, e) != CURLM_OK) {
+        goto fail;
+    }
+
+    call->next = up->calls;
+    if (up->calls != NULL) {
+        up->calls->prev = call;
+    }
+    up->calls = call;
+
+    return call;
+
+fail:
+
+    cg_upstream_call_free(call);
+    return NULL;
+}
+
+
+void
+cg_upstream_cancel(cg_upstream_call_t *call)
+{
+    curl_multi_remove_handle(call->up->multi, call->easy);
+    cg_upstream_call_free(call);
+}
+
+
+/* May run on_data for bytes curl held back, before it returns. */
+void
+cg_upstream_resume(cg_upstream_call_t *call)
+{
+    curl_easy_pause(call->easy, CURLPAUSE_CONT);
+}
+
+
+long
+cg_upstream_status(cg_upstream_call_t *call)
+{
+    return call->status;
+}
+
+
+const char *
+cg_upstream_header(cg_upstream_call_t *call, const char *name)
+{
+    struct curl_header  *h;
+
+    if (curl_easy_header(call->easy, name, 0, CURLH_HEADER, -1, &h)
+        != CURLHE_OK)
+    {
+        return NULL;
+    }
+
+    return h->value;
+}
+
+
+const char *
+cg_upstream_body(cg_upstream_call_t *call, size_t *len)
+{
+    if (call->body == NULL) {
+        *len = 0;
+        return "";
+    }
+
+    *len = evbuffer_get_length(call->body);
+    return (const char *) evbuffer_pullup(call->body, -1);
+}
+
+
+/* Watches fd for the events curl requests (CURL_POLL_IN/OUT/INOUT), or stops on REMOVE. */
+static int
+cg_upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
+    void *socketp)
+{
+    cg_upstream_t       *up = userp;
+    cg_upstream_sock_t  *sock = socketp;
+    short                events;
+
+    (void) easy;
+
+    if (what == CURL_POLL_REMOVE) {
+        if (sock != NULL) {
+            cg_upstream_sock_free(up, sock);
+            curl_multi_assign(up->multi, fd, NULL);
+        }
+        return 0;
+    }
+
+    if (sock == NULL) {
+        sock = calloc(1, sizeof(*sock));
+        if (sock == NULL) {
+            cg_log_error(NULL, "out of memory watching a provider socket");
+            return -1;
+        }
+        sock->up = up;
+        sock->fd = fd;
+        sock->next = up->socks;
+        if (up->socks != NULL) {
+            up->socks->prev = sock;
+        }
+        up->socks = sock;
+        curl_multi_assign(up->multi, fd, sock);
+    } else if (sock->ev != NULL) {
+        event_free(sock->ev);
+        sock->ev = NULL;
+    }
+
+    events = EV_PERSIST;
+    if (what & CURL_POLL_IN) {
+        events |= EV_READ;
+    }
+    if (what & CURL_POLL_OUT) {
+        events |= EV_WRITE;
+    }
+
+    sock->ev = event_new(up->base, fd, events, cg_upstream_event_cb, up);
+    if (sock->ev == NULL || event_add(sock->ev, NULL) != 0) {
+        cg_log_error(NULL, "cannot watch a provider socket");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static void
+cg_upstream_sock_free(cg_upstream_t *up, cg_upstream_sock_t *sock)
+{
+    if (sock->prev != NULL) {
+        sock->prev->next = sock->next;
+    } else {
+        up->socks = sock->next;
+    }
+    if (sock->next != NULL) {
+        sock->next->prev = sock->prev;
+    }
+
+    if (sock->ev != NULL) {
+        event_free(sock->ev);
+    }
+    free(sock);
+}
+
+
+static int
+cg_upstream_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    cg_upstream_t   *up = userp;
+    struct timeval   tv;
+
+    (void) multi;
+
+    if (timeout_ms < 0) {
+        evtimer_del(up->timer);
+        return 0;
+    }
+
+    tv.tv_sec = timeout_ms / 1000;
+    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    evtimer_add(up->timer, &tv);
+
+    return 0;
+}
+
+
+static void
+cg_upstream_event_cb(evutil_socket_t fd, short events, void *arg)
+{
+    cg_upstream_t  *up = arg;
+    int             action = 0, running;
+
+    if (events & EV_READ) {
+        action |= CURL_CSELECT_IN;
+    }
+    if (events & EV_WRITE) {
+        action |= CURL_CSELECT_OUT;
+    }
+
+    curl_multi_socket_action(up->multi, fd, action, &running);
+    cg_upstream_check_done(up);
+}
+
+
+static void
+cg_upstream_timeout_cb(evutil_socket_t fd, short events, void *arg)
+{
+    cg_upstream_t  *up = arg;
+    int             running;
+
+    (void) fd;
+    (void) events;
+
+    curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    cg_upstream_check_done(up);
+}
+
+
+static void
+cg_upstream_check_done(cg_upstream_t *up)
+{
+    CURLMsg             *msg;
+    CURLcode             code;
+    cg_upstream_call_t  *call;
+    int                  left;
+
+    while ((msg = curl_multi_info_read(up->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+
+        code = msg->data.result;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &call);
+        cg_upstream_finish(call, code);
+    }
+}
+
+
+static void
+cg_upstream_finish(cg_upstream_call_t *call, CURLcode code)
+{
+    cg_upstream_result_t   result;
+    const char            *error;
+
+    curl_multi_remove_handle(call->up->multi, call->easy);
+    curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &call->status);
+
+    result = cg_upstream_classify(call, code, &error);
+    call->handler.on_done(call, result, error, call->arg);
+
+    cg_upstream_call_free(call);
+}
+
+
+/* Maps a CURLcode to a result; *error gets curl's own text for the log. */
+static cg_upstream_result_t
+cg_upstream_classify(cg_upstream_call_t *call, CURLcode code,
+    const char **error)
+{
+    curl_off_t  connect_us = 0, total_us = 0;
+
+    *error = call->error[0] ? call->error : curl_easy_strerror(code);
+
+    if (code == CURLE_OK) {
+        *error = NULL;
+        return CG_UPSTREAM_OK;
+    }
+
+    if (call->aborted) {
+        return CG_UPSTREAM_ABORTED;
+    }
+
+    if (call->too_large) {
+        snprintf(call->error, sizeof(call->error),
+                 "answer is larger than %zu bytes", call->max_body);
+        *error = call->error;
+        return CG_UPSTREAM_FAILED;
+    }
+
+    switch (code) {
+
+    case CURLE_OPERATION_TIMEDOUT:
+        curl_easy_getinfo(call->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+        curl_easy_getinfo(call->easy, CURLINFO_TOTAL_TIME_T, &total_us);
+
+        /* the connect timeout, not the request timeout, ran out */
+        if (connect_us == 0 && total_us / 1000 < call->up->request_timeout_ms) {
+            return CG_UPSTREAM_CONNECT;
+        }
+        return CG_UPSTREAM_TIMEOUT;
+
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return CG_UPSTREAM_CONNECT;
+
+    default:
+        return CG_UPSTREAM_FAILED;
+    }
+}
+
+
+static size_t
+cg_upstream_header_cb(char *line, size_t size, size_t n, void *arg)
+{
+    cg_upstream_call_t  *call = arg;
+    size_t               len = size * n;
+    long                 status = 0;
+
+    if (call->headers_done || !(len <= 2 && (line[0] == '\r' || line[0] == '\n'))) {
+        return len;
+    }
+
+    /* the blank line after a block of headers; 1xx blocks are interim */
+    curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 200) {
+        return len;
+    }
+
+    call->status = status;
+    call->headers_done = 1;
+
+    if (call->handler.on_headers != NULL
+        && call->handler.on_headers(call, status, call->arg) == CG_UPSTREAM_ABORT)
+    {
+        call->aborted = 1;
+        return 0;
+    }
+
+    return len;
+}
+
+
+static size_t
+cg_upstream_write_cb(char *data, size_t size, size_t n, void *arg)
+{
+    cg_upstream_call_t  *call = arg;
+    size_t               len = size * n;
+
+    if (call->handler.on_data != NULL) {
+        switch (call->handler.on_data(call, data, len, call->arg)) {
+        case CG_UPSTREAM_PAUSE:
+            return CURL_WRITEFUNC_PAUSE;
+        case CG_UPSTREAM_ABORT:
+            call->aborted = 1;
+            return 0;
+        default:
+            return len;
+        }
+    }
+
+    if (evbuffer_get_length(call->body) + len > call->max_body) {
+        call->too_large = 1;
+        return 0;
+    }
+
+    if (evbuffer_add(call->body, data, len) != 0) {
+        return 0;
+    }
+
+    return len;
+}
+
+
+static void
+cg_upstream_call_free(cg_upstream_call_t *call)
+{
+    cg_upstream_t  *up = call->up;
+
+    if (call->prev != NULL) {
+        call->prev->next = call->next;
+    } else if (up->calls == call) {
+        up->calls = call->next;
+    }
+    if (call->next != NULL) {
+        call->next->prev = call->prev;
+    }
+
+    if (call->easy != NULL) {
+        curl_easy_cleanup(call->easy);
+    }
+    if (call->body != NULL) {
+        evbuffer_free(call->body);
+    }
+
+    free(call);
+}
