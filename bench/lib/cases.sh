@@ -102,8 +102,9 @@ bench_case_direct() {
 }
 
 # Starts an nginx for case $1 with $2 worker processes, main-context lines
-# $3, and a server whose location holds $4; http-context lines $5 come
-# before the server. Registers the instance or a skip.
+# $3, and a server whose location contains $4. The http-context lines $5
+# come before the server, and $6 is the instance's note. Registers the
+# instance or a skip.
 bench_nginx_case() {
     local name=$1 workers=$2 main=$3 location=$4 http=$5
     local dir=$BENCH_RUN_DIR/$name-w$workers port url
@@ -155,7 +156,7 @@ bench_case_limit_req() {
 # The limiter directives of the module-only case. The rule admits far more
 # than any run sends.
 # NOTE: written against the directive names the limiter was planned with;
-# when nginx rejects them, the case runs without the limiter and says so.
+# when nginx rejects them, the case runs without the limiter and notes it.
 BENCH_LIMIT_HTTP='    chatgate_zone bench 64m;'
 BENCH_LIMIT_LOCATION='chatgate_limit_zone bench; chatgate_default_rule "global" per_minute=600000000;'
 
@@ -248,8 +249,8 @@ bench_case_full() {
     done
 }
 
-# Case 6: 200-chunk streamed answers on the full path. Runs only once the
-# worker answers stream:true with an event stream.
+# Case 6: 200-chunk streamed responses on the full path. Runs only once the
+# worker responds to stream:true with an event stream.
 bench_case_stream() {
     local id=full/w1
 

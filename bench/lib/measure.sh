@@ -125,7 +125,7 @@ bench_measure() {
         return
     fi
 
-    # The result line holds name=number pairs; anything else is ignored.
+    # The result line contains name=number pairs. Anything else is ignored.
     local pair r_requests=0 r_duration_us=1 r_p50_us=0 r_p99_us=0 r_mean_us=0
     local r_max_us=0 r_err_connect=0 r_err_read=0 r_err_write=0 r_err_status=0 r_err_timeout=0
     for pair in ${result#BENCH_RESULT }; do

@@ -29,7 +29,7 @@ bench_start_emulator() {
     fi
 }
 
-# Starts an nginx that answers every POST with a fixed chat completion, for
+# Starts an nginx that returns a fixed chat completion for every request, for
 # developing the harness while the emulator is not built. Its numbers are
 # not the emulator's and run.sh does not record them under bench/results.
 bench_start_standin_emulator() {
@@ -174,10 +174,11 @@ bench_start_worker() {
     cat >"$env" <<ENV
 CHATGATE_SOCKET=$WORKER_SOCKET
 DATABASE_URL=postgresql:///chatgate_bench?host=$PG_SOCKET_DIR&user=postgres
-CHATGATE_LOG_LEVEL=warn
+CHATGATE_LOG_LEVEL=${BENCH_WORKER_LOG_LEVEL:-warn}
 CHATGATE_DEFAULT_PROVIDER=openai
 OPENAI_BASE_URL=http://127.0.0.1:$EMU_PORT/v1
 CHATGATE_SPOOL_PATH=$BENCH_RUN_DIR/worker.spool
+CHATGATE_SQL_DIR=$REPO/sql
 ENV
 
     if ! "$bin" migrate --env-file "$env" >"$BENCH_RUN_DIR/migrate.log" 2>&1; then
