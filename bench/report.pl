@@ -127,7 +127,7 @@ for my $key (@order) {
 
 print "\nreq/s, p50, p99 and CPU: median of the runs, (min-max) across them. added p50: the\n"
     . "case's median p50 minus the direct case's at the same connections. Peak RSS: VmHWM\n"
-    . "summed over the gateway's processes, highest seen. other CPU: CPU time of processes\n"
+    . "summed over the gateway's processes during the run, highest of the runs. other CPU: CPU time of processes\n"
     . "outside the benchmark (other jobs on the machine) as a share of all CPUs during the run.\n";
 
 # Growth curve: every instance measured at more than the main connection counts.
@@ -144,7 +144,7 @@ if (@growth_ids) {
     my @conns = sort { $a <=> $b } keys %all;
 
     print "\n### Growth curve: req/s (p99 ms)\n\n";
-    print "| case | ", join(' | ', map { "$_ conns" } @conns), " |\n";
+    print "| case | ", join(' | ', map { "c$_" } @conns), " |\n";
     print "| --- |", " --- |" x @conns, "\n";
     for my $id (@growth_ids) {
         my @cells = map {

@@ -69,9 +69,9 @@ bench_tcp_listening() {
                               Timeout => 1) or exit 1;' "$1"
 }
 
-# Prints the PIDs of the direct children of process $1.
+# Prints the PIDs of the direct children of process $1, if any.
 bench_children() {
-    ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' '
+    ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' ' || true
 }
 
 # Prints the CPU time (utime + stime, in clock ticks) summed over the PIDs
@@ -117,4 +117,14 @@ bench_children_ticks() {
         }
         printf "%d\n", total * hz
     }'
+}
+
+# Resets the peak RSS (VmHWM) of the PIDs given to their current RSS, so
+# that a later bench_peak_rss_kb reports the peak of one run only. Needs
+# Linux 4.0 or later; on failure the peak stays the process's lifetime peak.
+bench_reset_peak_rss() {
+    local pid
+    for pid in "$@"; do
+        echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
+    done
 }

@@ -97,6 +97,7 @@ bench_measure() {
     [ -n "${PG_PID:-}" ] && db_pids=$(bench_nginx_pids "$PG_PID")
 
     [ "${INST_LOGROWS[$id]}" = 1 ] && rows0=$(bench_log_rows_settled)
+    bench_reset_peak_rss $gw_pids
     gw0=$(bench_cpu_ticks $gw_pids)
     emu0=$(bench_cpu_ticks $emu_pids)
     db0=$(bench_cpu_ticks $db_pids)
