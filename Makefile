@@ -49,18 +49,26 @@ emulator: $(EMULATOR)
 units: $(UNIT_BINS)
 
 $(WORKER): $(WORKER_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "link $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(EMULATOR): $(EMU_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "link $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/t/unit/%: t/unit/%.c t/unit/tap.h $(WORKER_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Iworker -o $@ $< $(WORKER_LIB) $(LDFLAGS) $(LDLIBS)
+	@echo "cc $<"
+	@$(CC) $(CFLAGS) -Iworker -o $@ $< $(WORKER_LIB) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/%.o: %.c $(wildcard worker/*.h emulator/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "cc $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
+
+# The migrations' folder for a worker run from this tree; an installed
+# worker takes CHATGATE_SQL_DIR.
+$(BUILD)/worker/conf.o: CFLAGS += -DCG_SQL_DIR='"$(CURDIR)/sql"'
 
 deps:
 	@scripts/deps.sh

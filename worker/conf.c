@@ -35,6 +35,9 @@ static int cg_conf_number(const cg_conf_number_t *spec, long long *out,
 static int cg_conf_base_url(const char *name, const char *def, char **out,
     char *err, size_t err_size);
 static char *cg_conf_string(const char *name, const char *def);
+static int cg_conf_secret(const char *name, size_t min_len, char **out,
+    char *err, size_t err_size);
+static void cg_conf_free_secret(char *secret);
 
 
 int
@@ -49,6 +52,7 @@ cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
         { "CHATGATE_LOG_FLUSH_MS", 200, 1, 60000, CG_CONF_MS },
         { "CHATGATE_LOG_QUEUE_MAX", 20000, 1, 10000000, CG_CONF_COUNT },
         { "CHATGATE_DB_CONNECTIONS", 2, 1, 64, CG_CONF_COUNT },
+        { "CHATGATE_JWT_TTL", 3600, 60, 30 * 86400, CG_CONF_COUNT },
     };
     static const char  *url_names[CG_PROVIDER_COUNT] = {
         "OPENAI_BASE_URL", "OPENROUTER_BASE_URL", "ANTHROPIC_BASE_URL",
@@ -82,6 +86,7 @@ cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
     conf->log_flush_ms = (int) value[4];
     conf->log_queue_max = (int) value[5];
     conf->db_connections = (int) value[6];
+    conf->jwt_ttl_s = (long) value[7];
 
     s = getenv("CHATGATE_LOG_LEVEL");
     if (s != NULL && *s != '\0' && cg_log_level_parse(s, &conf->log_level) != 0) {
@@ -146,6 +151,16 @@ cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
         goto fail;
     }
 
+    if (cg_conf_secret("ADMIN_TOKEN", 16, &conf->admin_token, err, err_size)
+        != 0
+        || cg_conf_secret("ADMIN_KMS_KEY", 1, &conf->kms_key, err, err_size)
+           != 0
+        || cg_conf_secret("JWT_SECRET", 32, &conf->jwt_secret, err, err_size)
+           != 0)
+    {
+        goto fail;
+    }
+
     return 0;
 
 fail:
@@ -170,7 +185,56 @@ cg_conf_free(cg_conf_t *conf)
         free(conf->base_url[i]);
     }
 
+    cg_conf_free_secret(conf->admin_token);
+    cg_conf_free_secret(conf->kms_key);
+    cg_conf_free_secret(conf->jwt_secret);
+
     memset(conf, 0, sizeof(*conf));
+}
+
+
+/*
+ * Copies the secret setting name into *out, or leaves *out NULL when it is
+ * unset. A value shorter than min_len bytes is an error; the message names
+ * the setting and its length, never the value.
+ */
+static int
+cg_conf_secret(const char *name, size_t min_len, char **out, char *err,
+    size_t err_size)
+{
+    const char  *s;
+    size_t       len;
+
+    s = getenv(name);
+    if (s == NULL || *s == '\0') {
+        return 0;
+    }
+
+    len = strlen(s);
+    if (len < min_len) {
+        snprintf(err, err_size, "%s is too short (%zu bytes): use at least "
+                 "%zu random bytes, for example \"openssl rand -hex 32\"",
+                 name, len, min_len);
+        return -1;
+    }
+
+    *out = strdup(s);
+    if (*out == NULL) {
+        snprintf(err, err_size, "out of memory while reading %s", name);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static void
+cg_conf_free_secret(char *secret)
+{
+    if (secret != NULL) {
+        explicit_bzero(secret, strlen(secret));
+        free(secret);
+    }
 }
 
 

@@ -28,6 +28,16 @@ typedef struct {
     char              *spool_path;
     int                db_connections;
     char              *sql_dir;
+
+    /*
+     * Admin secrets, kept apart on purpose: a leaked ADMIN_TOKEN (it travels
+     * in headers) unlocks the admin API but no stored key. NULL when unset.
+     * cg_conf_free() wipes them.
+     */
+    char              *admin_token;        /* ADMIN_TOKEN, at least 16 bytes */
+    char              *kms_key;            /* ADMIN_KMS_KEY, parsed by the vault */
+    char              *jwt_secret;         /* JWT_SECRET, at least 32 bytes */
+    long               jwt_ttl_s;          /* CHATGATE_JWT_TTL, seconds */
 } cg_conf_t;
 
 /*

@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
+#include "admin.h"
 #include "chat.h"
 #include "http.h"
 #include "log.h"
@@ -299,6 +300,18 @@ cg_http_route(struct evhttp_request *req, void *arg)
             route = &cg_routes[i];
             break;
         }
+    }
+
+    if (route == NULL && strncmp(path, "/admin/api/", 11) == 0) {
+        if (srv->stopping) {
+            cg_error_set(&err, 503, "server_error",
+                         "the worker is shutting down");
+            cg_http_send_error(req, info.request_id, &err);
+            return;
+        }
+
+        cg_admin_handle(srv, req, &info, path);
+        return;
     }
 
     if (route == NULL) {

@@ -1,0 +1,7 @@
+#include "admin.h"
+
+
+/* NOTE: no users endpoints yet; this table is filled as they are built. */
+const cg_admin_route_t  cg_admin_users_routes[] = {
+    { 0, NULL, CG_ROLE_ADMIN, NULL }
+};
