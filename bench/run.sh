@@ -52,6 +52,16 @@ BENCH_CLEANUP_DIRS=()
 . "$REPO/bench/lib/cases.sh"
 . "$REPO/bench/lib/measure.sh"
 
+# wrk is the one tool only the benchmark needs, so make deps does not
+# install it.
+if ! command -v wrk >/dev/null; then
+    bench_log "installing wrk from Debian"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get install -y -qq --no-install-recommends wrk >/dev/null ||
+        bench_die "apt-get install wrk failed; install wrk and run again"
+fi
+
 for cmd in wrk curl perl ps; do
     command -v "$cmd" >/dev/null || bench_die "$cmd not found; run make deps"
 done
