@@ -1,7 +1,7 @@
 /*
- * Deferred answers: those that wait for delay_ms and those that stream.
+ * Deferred responses: those that wait for delay_ms and those that stream.
  *
- * A deferred answer owns its request until it ends, and learns about a
+ * A deferred response owns its request until it ends, and learns about a
  * closed connection through the connection's close callback: evhttp then
  * either frees the request itself or, when the request was detached from
  * the connection, leaves it to us. Every path ends in emu_deferred_release(),
@@ -33,7 +33,7 @@ struct emu_deferred_s {
     struct evbuffer           *pending;   /* stream bytes not yet written */
     emu_call_t                 call;
     emu_stream_state_t         stream;
-    int                        status;    /* not 200: answer with this error */
+    int                        status;    /* not 200: respond with this error */
     bool                       started;   /* the first delay is over */
     emu_after_t                after;     /* what follows the pending bytes */
     emu_deferred_t            *next;      /* free list link */
@@ -102,9 +102,9 @@ emu_deferred_free_all(emu_server_t *s)
 
 
 /*
- * Called by evhttp while it frees the connection. A request that evhttp
- * detached (the peer went away mid-answer) is ours to free; one still on
- * the connection is freed by evhttp right after this callback.
+ * Releases the deferred response when evhttp frees its connection. When the
+ * peer went away mid-response, evhttp detached the request and we free it.
+ * A request still on the connection is freed by evhttp after this callback.
  */
 static void
 emu_deferred_closed(struct evhttp_connection *evcon, void *arg)
@@ -264,7 +264,7 @@ emu_deferred_begin_stream(emu_deferred_t *d)
 }
 
 
-/* Starts the answer once delay_ms is over (or at once without a delay). */
+/* Starts the response once delay_ms is over (or at once without a delay). */
 static void
 emu_deferred_begin(emu_deferred_t *d)
 {

@@ -5,7 +5,7 @@
  * chatgate-emulator: a provider emulator that speaks the OpenAI (and
  * OpenRouter), Anthropic and Ollama wire formats, so tests, the demo and
  * benchmarks run without reaching a real provider. docs/emulator.md states
- * the answer rules and the knobs.
+ * the response rules and the knobs.
  *
  * Each thread owns one event base and one evhttp server on its own socket
  * bound with SO_REUSEPORT. State shared between threads (request journal,
@@ -88,7 +88,7 @@ typedef struct {
     bool              include_usage;    /* OpenAI stream_options.include_usage */
     unsigned          prompt_tokens;
     unsigned          completion_tokens;
-    uint64_t          id;               /* sequence number used in answer ids */
+    uint64_t          id;               /* sequence number used in response ids */
     emu_knobs_t       knobs;
 
     char             *reply;
@@ -134,7 +134,7 @@ typedef struct emu_server_s {
     struct evbuffer    *out;           /* scratch body of immediate replies */
     char               *body;          /* scratch NUL-terminated request body */
     size_t              body_size;
-    emu_deferred_t     *free_list;     /* deferred answers kept for reuse */
+    emu_deferred_t     *free_list;     /* deferred responses kept for reuse */
 } emu_server_t;
 
 emu_server_t *emu_server_create(int listen_fd, int stop_fd);
@@ -147,9 +147,9 @@ void emu_send_complete(struct evhttp_request *req, struct evbuffer *out,
 
 
 /*
- * deferred.c: answers that wait for a timer (delay_ms) or are streamed.
+ * deferred.c: responses that wait for a timer (delay_ms) or are streamed.
  * emu_deferred_start() takes over the call (and its reply buffer) and the
- * request until the answer ends or the connection closes.
+ * request until the response ends or the connection closes.
  */
 int emu_deferred_start(emu_server_t *server, struct evhttp_request *req,
     emu_call_t *call, int status);
@@ -201,7 +201,7 @@ typedef struct {
     unsigned          chunk_index;     /* content chunks written so far */
     unsigned          word_index;      /* words of the reply consumed */
     size_t            reply_pos;       /* bytes of the reply consumed */
-    long              created;         /* Unix time of the answer */
+    long              created;         /* Unix time of the response */
     int               phase;
 } emu_stream_state_t;
 

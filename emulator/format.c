@@ -1,5 +1,5 @@
 /*
- * Wire formats of complete answers, errors and catalogs for OpenAI (and
+ * Wire formats of complete responses, errors and catalogs for OpenAI (and
  * OpenRouter, which uses the same schema), Anthropic and Ollama.
  */
 
@@ -206,7 +206,7 @@ emu_write_anthropic(struct evbuffer *out, const emu_call_t *call)
 
 
 /*
- * Writes the fields that close an Ollama answer. Durations are in
+ * Writes the fields that close an Ollama response. Durations are in
  * nanoseconds and synthetic: 1 ms load, 0.1 ms per prompt token and 1 ms
  * per reply token.
  */

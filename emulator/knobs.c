@@ -1,5 +1,5 @@
 /*
- * Knobs: per-request directives that change how the emulator answers. They
+ * Knobs: per-request directives that change how the emulator responds. They
  * come from "[emu key=value ...]" in message text or from X-Emu-Key request
  * headers (X-Emu-Delay-Ms: 100 sets delay_ms). Unknown keys and values that
  * are not valid numbers are ignored.
@@ -42,7 +42,7 @@ emu_knobs_init(emu_knobs_t *knobs)
 }
 
 
-/* Parses a decimal integer in [min, max]; returns -1 when it is not one. */
+/* Parses a decimal integer in [min, max]. Returns -1 when it is not one. */
 static int
 emu_knob_int(const char *value, size_t len, int min, int max)
 {

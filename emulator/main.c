@@ -406,7 +406,7 @@ main(int argc, char **argv)
         threads[i].stop_pipe[1] = -1;
     }
 
-    /* Threads inherit this mask, so only sigwait() below sees the signals. */
+    /* Threads inherit this mask, so the signals reach only sigwait() below. */
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);

@@ -205,7 +205,7 @@ emu_visit_messages(emu_call_t *call, yajl_val root, emu_join_t *last_user,
 /*
  * Parses a NUL-terminated JSON body of the given format into call, then
  * applies the X-Emu-* headers over the directives. Returns 0, or -1 with a
- * message for a 400 answer in err. On success the caller releases the call
+ * message for a 400 response in err. On success the caller releases the call
  * with emu_call_release().
  */
 int

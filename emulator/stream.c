@@ -1,5 +1,5 @@
 /*
- * Streamed answers: a generator that writes one event at a time, in the
+ * Streamed responses: a generator that writes one event at a time, in the
  * provider's format, so the server can put timers, split writes or a
  * dropped connection between any two events.
  *
@@ -65,7 +65,7 @@ emu_eol(const emu_stream_state_t *st, struct evbuffer *out)
 }
 
 
-/* Ends an SSE event: the line that holds it and the blank line after it. */
+/* Ends an SSE event: the end of its last line, then a blank line. */
 static void
 emu_sse_end(const emu_stream_state_t *st, struct evbuffer *out)
 {

@@ -18,11 +18,44 @@
 #define NGX_HTTP_CHATGATE_REQUEST_ID_LEN  32
 #define NGX_HTTP_CHATGATE_UUID_LEN        36
 
-/* the longest scope: "ip:" and an IPv6 CIDR such as "ffff:...:ffff/128" */
+/* the maximum scope length: "ip:" and an IPv6 CIDR of 43 characters */
 #define NGX_HTTP_CHATGATE_SCOPE_LEN       64
 
+#define NGX_HTTP_CHATGATE_ERR_LEN         160
 
-typedef struct ngx_http_chatgate_limit_s  ngx_http_chatgate_limit_t;
+
+/* a rate, burst or quota that a rule leaves unset ("-" or null) */
+#define NGX_HTTP_CHATGATE_UNLIMITED       ((ngx_uint_t) -1)
+
+
+typedef enum {
+    ngx_http_chatgate_scope_global = 0,
+    ngx_http_chatgate_scope_ip_any,
+    ngx_http_chatgate_scope_ip,           /* an address or a CIDR */
+    ngx_http_chatgate_scope_key_any,
+    ngx_http_chatgate_scope_key
+} ngx_http_chatgate_scope_e;
+
+
+/*
+ * One limit rule.  A rule is plain data so that a rule set can be copied
+ * into shared memory as one block.
+ */
+
+typedef struct {
+    ngx_http_chatgate_scope_e     type;
+    ngx_cidr_t                    cidr;         /* for scope_ip */
+    ngx_uint_t                    prefix;       /* CIDR bits, for scope_ip */
+    u_char                        key[NGX_HTTP_CHATGATE_UUID_LEN];
+
+    ngx_uint_t                    per_minute;
+    ngx_uint_t                    per_hour;
+    ngx_uint_t                    burst;
+    ngx_uint_t                    per_day;
+
+    u_char                        scope[NGX_HTTP_CHATGATE_SCOPE_LEN];
+    size_t                        scope_len;
+} ngx_http_chatgate_rule_t;
 
 
 typedef struct {
@@ -35,11 +68,22 @@ typedef struct {
 
 
 typedef struct {
-    ngx_array_t                   zones;        /* of ngx_shm_zone_t * */
+    ngx_array_t                   default_rules;  /* ngx_http_chatgate_rule_t */
 
     /* test only: seconds added to the clock the limiter reads */
     time_t                        clock_offset;
 } ngx_http_chatgate_main_conf_t;
+
+
+/* today's count of one counter, as the worker pushes it */
+
+typedef struct {
+    u_char                        scope[NGX_HTTP_CHATGATE_SCOPE_LEN];
+    size_t                        scope_len;
+    ngx_uint_t                    is_key;
+    ngx_uint_t                    day;          /* days since the epoch */
+    ngx_uint_t                    count;
+} ngx_http_chatgate_usage_t;
 
 
 /*
@@ -58,21 +102,44 @@ typedef struct {
     ngx_str_t                     limit_key;
 
     /* the tightest rule that matched, for the RateLimit headers */
-    u_char                        scope[NGX_HTTP_CHATGATE_SCOPE_LEN];
-    size_t                        scope_len;
+    u_char                        limit_scope[NGX_HTTP_CHATGATE_SCOPE_LEN];
+    size_t                        limit_scope_len;
     ngx_uint_t                    limit;
     ngx_uint_t                    remaining;
     time_t                        reset;
 
     unsigned                      handled:1;
     unsigned                      limited:1;
+    unsigned                      headers_added:1;
 } ngx_http_chatgate_ctx_t;
 
 
-ngx_http_chatgate_ctx_t *ngx_http_chatgate_get_ctx(ngx_http_request_t *r);
+ngx_http_chatgate_ctx_t *ngx_http_chatgate_get_ctx(ngx_http_request_t *r,
+    ngx_uint_t create);
+ngx_int_t ngx_http_chatgate_parse_uuid(ngx_str_t *value, u_char *canonical);
 ngx_int_t ngx_http_chatgate_send_error(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *type, ngx_str_t *message,
     ngx_str_t *param, ngx_str_t *code);
+
+char *ngx_http_chatgate_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_chatgate_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_chatgate_default_rule(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_chatgate_parse_rule(ngx_str_t *scope, ngx_str_t *values,
+    ngx_http_chatgate_rule_t *rule, ngx_str_t *err);
+ngx_int_t ngx_http_chatgate_limit(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf);
+ngx_int_t ngx_http_chatgate_limit_headers(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx);
+ngx_int_t ngx_http_chatgate_limit_push(ngx_shm_zone_t *shm_zone,
+    ngx_array_t *rules, ngx_array_t *usage, ngx_log_t *log);
+ngx_buf_t *ngx_http_chatgate_limit_report(ngx_http_request_t *r,
+    ngx_shm_zone_t *shm_zone);
+
+char *ngx_http_chatgate_control(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_chatgate_control_check_listen(ngx_conf_t *cf);
 
 
 extern ngx_module_t  ngx_http_chatgate_module;

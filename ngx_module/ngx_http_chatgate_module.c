@@ -11,11 +11,14 @@
 #include <ngx_http.h>
 
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "ngx_http_chatgate.h"
 
 
 #define NGX_HTTP_CHATGATE_HEADER_PREFIX  "x-chatgate-"
+#define NGX_HTTP_CHATGATE_BYOK_PREFIX    "byok-"
+#define NGX_HTTP_CHATGATE_BYOK_HASH_LEN  16
 
 
 static ngx_int_t ngx_http_chatgate_handler(ngx_http_request_t *r);
@@ -27,8 +30,8 @@ static ngx_int_t ngx_http_chatgate_add_header(ngx_http_request_t *r,
     ngx_list_t *headers, ngx_str_t *key, ngx_str_t *value);
 static ngx_int_t ngx_http_chatgate_read_key_id(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx);
-static ngx_int_t ngx_http_chatgate_parse_uuid(ngx_str_t *value,
-    u_char *canonical);
+static ngx_int_t ngx_http_chatgate_read_provider_key(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx);
 static ngx_int_t ngx_http_chatgate_make_request_id(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx);
 static void ngx_http_chatgate_cleanup_ctx(void *data);
@@ -38,7 +41,15 @@ static ngx_int_t ngx_http_chatgate_request_id_variable(ngx_http_request_t *r,
 static ngx_int_t ngx_http_chatgate_client_addr_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 
+static ngx_int_t ngx_http_chatgate_limit_scope_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_chatgate_limit_remaining_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_chatgate_header_filter(ngx_http_request_t *r);
+
 static ngx_int_t ngx_http_chatgate_add_variables(ngx_conf_t *cf);
+static void *ngx_http_chatgate_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_chatgate_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_chatgate_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_chatgate_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -54,6 +65,50 @@ static ngx_command_t  ngx_http_chatgate_commands[] = {
       offsetof(ngx_http_chatgate_loc_conf_t, enable),
       NULL },
 
+    { ngx_string("chatgate_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
+      ngx_http_chatgate_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chatgate_limit_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_chatgate_limit_zone,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chatgate_default_rule"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_chatgate_default_rule,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chatgate_retry_jitter"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_chatgate_loc_conf_t, retry_jitter),
+      NULL },
+
+    { ngx_string("chatgate_control"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_chatgate_control,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* test only: moves the limiter's clock forward, e.g. past midnight */
+
+    { ngx_string("chatgate_clock_offset"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_chatgate_main_conf_t, clock_offset),
+      NULL },
+
       ngx_null_command
 };
 
@@ -62,8 +117,8 @@ static ngx_http_module_t  ngx_http_chatgate_module_ctx = {
     ngx_http_chatgate_add_variables,       /* preconfiguration */
     ngx_http_chatgate_init,                /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_chatgate_create_main_conf,    /* create main configuration */
+    ngx_http_chatgate_init_main_conf,      /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -99,8 +154,19 @@ static ngx_http_variable_t  ngx_http_chatgate_vars[] = {
       ngx_http_chatgate_client_addr_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("chatgate_limit_scope"), NULL,
+      ngx_http_chatgate_limit_scope_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("chatgate_limit_remaining"), NULL,
+      ngx_http_chatgate_limit_remaining_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
       ngx_http_null_variable
 };
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
 
 static ngx_str_t  ngx_http_chatgate_request_id_header =
@@ -128,7 +194,7 @@ ngx_http_chatgate_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ctx = ngx_http_chatgate_get_ctx(r);
+    ctx = ngx_http_chatgate_get_ctx(r, 1);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -146,7 +212,7 @@ ngx_http_chatgate_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    return NGX_DECLINED;
+    return ngx_http_chatgate_limit(r, ctx, clcf);
 }
 
 
@@ -165,6 +231,12 @@ ngx_http_chatgate_identify(ngx_http_request_t *r,
     rc = ngx_http_chatgate_read_key_id(r, ctx);
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    if (ctx->key_id.len == 0
+        && ngx_http_chatgate_read_provider_key(r, ctx) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (ngx_http_chatgate_rebuild_headers(r, ctx) != NGX_OK) {
@@ -368,7 +440,58 @@ invalid:
 }
 
 
+/*
+ * Sets the limit key of a BYOK caller, who sends a provider key in
+ * "Authorization: Bearer" and no key id, to "byok-" and the hex of the
+ * first 16 bytes of its SHA-256: counters and logs never see the key.
+ */
+
 static ngx_int_t
+ngx_http_chatgate_read_provider_key(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx)
+{
+    u_char     *p, digest[SHA256_DIGEST_LENGTH];
+    ngx_str_t   token;
+
+    /* NOTE: a gateway JWT in the same header is hashed the same way until
+     * the module verifies JWTs */
+
+    if (r->headers_in.authorization == NULL) {
+        return NGX_OK;
+    }
+
+    token = r->headers_in.authorization->value;
+
+    if (token.len <= sizeof("Bearer ") - 1
+        || ngx_strncasecmp(token.data, (u_char *) "Bearer ",
+                           sizeof("Bearer ") - 1)
+           != 0)
+    {
+        return NGX_OK;
+    }
+
+    token.data += sizeof("Bearer ") - 1;
+    token.len -= sizeof("Bearer ") - 1;
+
+    SHA256(token.data, token.len, digest);
+
+    p = ngx_pnalloc(r->pool, sizeof(NGX_HTTP_CHATGATE_BYOK_PREFIX) - 1
+                             + 2 * NGX_HTTP_CHATGATE_BYOK_HASH_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->limit_key.data = p;
+    p = ngx_cpymem(p, NGX_HTTP_CHATGATE_BYOK_PREFIX,
+                   sizeof(NGX_HTTP_CHATGATE_BYOK_PREFIX) - 1);
+    p = ngx_hex_dump(p, digest, NGX_HTTP_CHATGATE_BYOK_HASH_LEN);
+    ctx->limit_key.len = p - ctx->limit_key.data;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
 ngx_http_chatgate_parse_uuid(ngx_str_t *value, u_char *canonical)
 {
     u_char      c;
@@ -436,8 +559,10 @@ ngx_http_chatgate_make_request_id(ngx_http_request_t *r,
 }
 
 
+/* Finds the request's context, and creates it when create is set. */
+
 ngx_http_chatgate_ctx_t *
-ngx_http_chatgate_get_ctx(ngx_http_request_t *r)
+ngx_http_chatgate_get_ctx(ngx_http_request_t *r, ngx_uint_t create)
 {
     ngx_pool_cleanup_t       *cln;
     ngx_http_chatgate_ctx_t  *ctx;
@@ -455,6 +580,10 @@ ngx_http_chatgate_get_ctx(ngx_http_request_t *r)
             ngx_http_set_ctx(r, ctx, ngx_http_chatgate_module);
             return ctx;
         }
+    }
+
+    if (!create) {
+        return NULL;
     }
 
     cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_chatgate_ctx_t));
@@ -483,7 +612,8 @@ ngx_http_chatgate_cleanup_ctx(void *data)
 
 /*
  * Sends an OpenAI-style error: {"error":{"message":...,"type":...,
- * "param":...,"code":...}}.  A NULL param or code is sent as null.
+ * "param":...,"code":...}}.  A NULL param or code is sent as null; type
+ * and code must be JSON-safe constants.
  * Returns NGX_DONE once the request is finalized, or an HTTP status for
  * nginx to send with its own page when the body cannot be built.
  */
@@ -506,7 +636,9 @@ ngx_http_chatgate_send_error(ngx_http_request_t *r, ngx_uint_t status,
                  "\"code\":}}\n") - 1
           + message->len + ngx_escape_json(NULL, message->data, message->len)
           + type->len
-          + (param ? param->len + 2 : sizeof("null") - 1)
+          + (param ? param->len + 2
+                     + ngx_escape_json(NULL, param->data, param->len)
+                   : sizeof("null") - 1)
           + (code ? code->len + 2 : sizeof("null") - 1);
 
     b = ngx_create_temp_buf(r->pool, len);
@@ -518,7 +650,16 @@ ngx_http_chatgate_send_error(ngx_http_request_t *r, ngx_uint_t status,
                    sizeof("{\"error\":{\"message\":\"") - 1);
     p = (u_char *) ngx_escape_json(p, message->data, message->len);
     p = ngx_sprintf(p, "\",\"type\":\"%V\",\"param\":", type);
-    p = param ? ngx_sprintf(p, "\"%V\"", param) : ngx_cpymem(p, "null", 4);
+
+    if (param) {
+        *p++ = '"';
+        p = (u_char *) ngx_escape_json(p, param->data, param->len);
+        *p++ = '"';
+
+    } else {
+        p = ngx_cpymem(p, "null", 4);
+    }
+
     p = ngx_cpymem(p, ",\"code\":", sizeof(",\"code\":") - 1);
     p = code ? ngx_sprintf(p, "\"%V\"", code) : ngx_cpymem(p, "null", 4);
     p = ngx_cpymem(p, "}}\n", 3);
@@ -555,7 +696,7 @@ ngx_http_chatgate_request_id_variable(ngx_http_request_t *r,
 {
     ngx_http_chatgate_ctx_t  *ctx;
 
-    ctx = ngx_http_chatgate_get_ctx(r);
+    ctx = ngx_http_chatgate_get_ctx(r, 1);
     if (ctx == NULL) {
         return NGX_ERROR;
     }
@@ -591,6 +732,81 @@ ngx_http_chatgate_client_addr_variable(ngx_http_request_t *r,
 
 
 static ngx_int_t
+ngx_http_chatgate_limit_scope_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_chatgate_ctx_t  *ctx;
+
+    ctx = ngx_http_chatgate_get_ctx(r, 0);
+
+    if (ctx == NULL || !ctx->limited) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ctx->limit_scope_len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = ctx->limit_scope;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_chatgate_limit_remaining_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                   *p;
+    ngx_http_chatgate_ctx_t  *ctx;
+
+    ctx = ngx_http_chatgate_get_ctx(r, 0);
+
+    if (ctx == NULL || !ctx->limited) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_ATOMIC_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%ui", ctx->remaining) - p;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = p;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_chatgate_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_chatgate_ctx_t  *ctx;
+
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_chatgate_get_ctx(r, 0);
+
+    if (ctx && ctx->limited && !ctx->headers_added) {
+        ctx->headers_added = 1;
+
+        if (ngx_http_chatgate_limit_headers(r, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
 ngx_http_chatgate_add_variables(ngx_conf_t *cf)
 {
     ngx_http_variable_t  *var, *v;
@@ -606,6 +822,40 @@ ngx_http_chatgate_add_variables(ngx_conf_t *cf)
     }
 
     return NGX_OK;
+}
+
+
+static void *
+ngx_http_chatgate_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_chatgate_main_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_chatgate_main_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&conf->default_rules, cf->pool, 4,
+                       sizeof(ngx_http_chatgate_rule_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    conf->clock_offset = NGX_CONF_UNSET;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_chatgate_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_chatgate_main_conf_t  *cmcf = conf;
+
+    ngx_conf_init_value(cmcf->clock_offset, 0);
+
+    return NGX_CONF_OK;
 }
 
 
@@ -640,11 +890,28 @@ ngx_http_chatgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_chatgate_loc_conf_t  *conf = child;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
-    ngx_conf_merge_value(conf->control, prev->control, 0);
     ngx_conf_merge_msec_value(conf->retry_jitter, prev->retry_jitter, 500);
 
     if (conf->shm_zone == NULL) {
         conf->shm_zone = prev->shm_zone;
+    }
+
+    /* chatgate_control is not inherited: it applies to its own location */
+
+    if (conf->control == NGX_CONF_UNSET) {
+        conf->control = 0;
+        return NGX_CONF_OK;
+    }
+
+    if (conf->control && conf->shm_zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chatgate_control\" needs "
+                           "\"chatgate_limit_zone\" in its location or above");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->control) {
+        return ngx_http_chatgate_control_check_listen(cf);
     }
 
     return NGX_CONF_OK;
@@ -665,6 +932,9 @@ ngx_http_chatgate_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_chatgate_handler;
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_chatgate_header_filter;
 
     return NGX_OK;
 }

@@ -65,7 +65,22 @@ if [ -z "$(psql -X -h "$pghost" -U postgres -d postgres -Atc \
     psql -X -q -h "$pghost" -U postgres -d postgres -c 'CREATE DATABASE chatgate'
 fi
 
+# The secrets survive a rerun: the database keeps the provider keys that
+# ADMIN_KMS_KEY encrypted, so a new KMS key would make them unusable.
+old_setting() {
+    [ -f "$var/chatgate.env" ] && sed -n "s/^$1=//p" "$var/chatgate.env" | tail -n 1
+}
+admin_token=$(old_setting ADMIN_TOKEN)
+kms_key=$(old_setting ADMIN_KMS_KEY)
+jwt_secret=$(old_setting JWT_SECRET)
+admin_token=${admin_token:-$(openssl rand -hex 24)}
+kms_key=${kms_key:-$(openssl rand -hex 32)}
+jwt_secret=${jwt_secret:-$(openssl rand -hex 32)}
+
 cat >"$var/chatgate.env" <<ENV
+ADMIN_TOKEN=$admin_token
+ADMIN_KMS_KEY=$kms_key
+JWT_SECRET=$jwt_secret
 CHATGATE_SOCKET=$socket
 DATABASE_URL=postgresql://postgres@/chatgate?host=$pghost
 CHATGATE_LOG_LEVEL=info
@@ -177,7 +192,9 @@ cat <<USAGE
 chatgate is running:
   gateway     http://127.0.0.1:$port/v1/chat/completions (OpenAI API; model prefixes
               openai/, openrouter/, anthropic/, ollama/; Authorization: Bearer <provider key>)
-  settings    $var/chatgate.env
+  settings    $var/chatgate.env (ADMIN_TOKEN, ADMIN_KMS_KEY and JWT_SECRET are
+              generated on the first run and kept)
+  admin API   curl --unix-socket $socket -H "X-Admin-Token: \$ADMIN_TOKEN" http://chatgate/admin/api/keys
   logs        $var/log/
   database    set -a; . $var/chatgate.env; set +a; psql "\$DATABASE_URL"
 

@@ -1,7 +1,914 @@
+/*
+ * /admin/api/ for people and tokens: login and logout, admin users, client
+ * tokens for stored keys, whoami, and the list of revoked token ids that
+ * the nginx module needs.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
 #include "admin.h"
+#include "json.h"
+#include "jwt.h"
+#include "keys.h"
+#include "log.h"
+#include "password.h"
+#include "secret.h"
+#include "users.h"
 
+#define CG_USERS_BODY_MAX     16384
+#define CG_USERS_COOKIE       "chatgate_session"
+#define CG_USERS_LEEWAY_S     30
+#define CG_TOKENS_TTL_MAX     (365L * 86400)
 
-/* NOTE: no users endpoints yet; this table is filled as they are built. */
+#define CG_USERS_COLUMNS                                                     \
+    "id, email, role, " CG_SQL_TIME("created_at") ", disabled"
+
+/* A login or user creation in progress; owns every pointer it holds. */
+typedef struct {
+    cg_admin_async_t  a;
+    char              email[256];
+    char              role[16];
+    char             *password;        /* secret memory, password_len + 1 bytes */
+    size_t            password_len;
+    int               secure_cookie;
+    char              user_id[CG_UUID_LEN + 1];
+    int               disabled;
+} cg_user_op_t;
+
+static void cg_users_login(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match);
+static void cg_users_logout(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match);
+static void cg_users_list(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match);
+static void cg_users_create(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match);
+static void cg_users_patch(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match);
+static void cg_tokens_create(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match);
+static void cg_tokens_revoked(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match);
+static void cg_users_whoami(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match);
+
 const cg_admin_route_t  cg_admin_users_routes[] = {
+    { EVHTTP_REQ_POST,  "/login",          CG_ROLE_NONE,   cg_users_login },
+    { EVHTTP_REQ_POST,  "/logout",         CG_ROLE_NONE,   cg_users_logout },
+    { EVHTTP_REQ_GET,   "/users",          CG_ROLE_ADMIN,  cg_users_list },
+    { EVHTTP_REQ_POST,  "/users",          CG_ROLE_ADMIN,  cg_users_create },
+    { EVHTTP_REQ_PATCH, "/users/{}",       CG_ROLE_ADMIN,  cg_users_patch },
+    { EVHTTP_REQ_POST,  "/tokens",         CG_ROLE_ADMIN,  cg_tokens_create },
+    { EVHTTP_REQ_GET,   "/tokens/revoked", CG_ROLE_ADMIN,  cg_tokens_revoked },
+    { EVHTTP_REQ_GET,   "/whoami",         CG_ROLE_VIEWER, cg_users_whoami },
     { 0, NULL, CG_ROLE_ADMIN, NULL }
 };
+
+
+static void
+cg_user_op_free(cg_user_op_t *op)
+{
+    if (op->password != NULL) {
+        cg_secret_free(op->password, op->password_len + 1);
+    }
+    free(op);
+}
+
+
+static void
+cg_users_error(struct evhttp_request *req, const cg_request_info_t *info,
+    int status, const char *type, const char *message)
+{
+    cg_error_t  err;
+
+    cg_error_set(&err, status, type, "%s", message);
+    cg_http_send_error(req, info->request_id, &err);
+}
+
+
+static void
+cg_users_async_error(cg_admin_async_t *a, int status, const char *type,
+    const char *message)
+{
+    cg_error_t  err;
+
+    cg_error_set(&err, status, type, "%s", message);
+    cg_admin_async_error(a, &err);
+}
+
+
+/*
+ * Parses and wipes the body, copying the password member (if any) into
+ * op's secret memory and wiping the parser's copy. Returns the tree, or NULL
+ * after answering.
+ */
+static yajl_val
+cg_users_parse_body(struct evhttp_request *req, const cg_request_info_t *info,
+    cg_user_op_t *op)
+{
+    yajl_val     root, v;
+    const char  *body;
+    char         errbuf[128], msg[200];
+    size_t       len;
+
+    body = cg_admin_body(req, info, CG_USERS_BODY_MAX, &len);
+    if (body == NULL) {
+        return NULL;
+    }
+
+    root = cg_json_parse(body, len, errbuf, sizeof(errbuf));
+    explicit_bzero((char *) body, len);
+
+    if (root == NULL || !YAJL_IS_OBJECT(root)) {
+        snprintf(msg, sizeof(msg), "invalid JSON body: %s",
+                 root ? "expected an object" : errbuf);
+        yajl_tree_free(root);
+        cg_admin_bad_request(req, info, msg);
+        return NULL;
+    }
+
+    v = cg_json_get(root, "password");
+    if (op != NULL && v != NULL && YAJL_IS_STRING(v)) {
+        op->password_len = strlen(v->u.string);
+        op->password = cg_secret_strndup(v->u.string, op->password_len);
+        explicit_bzero(v->u.string, op->password_len);
+    }
+
+    return root;
+}
+
+
+/* The JWT secret, or NULL after answering 503 when JWT_SECRET is unset. */
+static const char *
+cg_users_jwt_secret(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info)
+{
+    if (srv->conf->jwt_secret == NULL) {
+        cg_users_error(req, info, 503, "server_error", "JWT_SECRET is not "
+                       "set: set it to at least 32 random bytes to issue "
+                       "tokens");
+    }
+
+    return srv->conf->jwt_secret;
+}
+
+
+/* Login. */
+
+static void
+cg_users_login_fail(cg_user_op_t *op)
+{
+    cg_log_info(op->a.info.request_id, "login failed from %s",
+                op->a.info.client_addr);
+    cg_users_async_error(&op->a, 401, "authentication_error",
+                         "invalid email or password");
+    cg_user_op_free(op);
+}
+
+
+/* Signs the session token and sends it in the JSON body and the console cookie. */
+static void
+cg_users_login_ok(cg_user_op_t *op)
+{
+    cg_server_t      *srv = op->a.srv;
+    cg_jwt_claims_t   claims;
+    char              jti[CG_JWT_ID_LEN + 1], err[200], *token, *cookie;
+    char             *json;
+    size_t            n;
+
+    memset(&claims, 0, sizeof(claims));
+    claims.sub = op->user_id;
+    claims.email = op->email;
+    claims.role = op->role;
+    claims.iat = (int64_t) time(NULL);
+    claims.exp = claims.iat + srv->conf->jwt_ttl_s;
+
+    token = cg_jwt_sign((const unsigned char *) srv->conf->jwt_secret,
+                        strlen(srv->conf->jwt_secret), &claims, jti, err,
+                        sizeof(err));
+    if (token == NULL) {
+        cg_log_error(op->a.info.request_id, "signing a session token failed: "
+                     "%s", err);
+        cg_users_async_error(&op->a, 500, "server_error", "cannot sign the "
+                             "session token");
+        cg_user_op_free(op);
+        return;
+    }
+
+    n = strlen(token) + 256;
+    json = malloc(n);
+    cookie = malloc(n);
+
+    if (json != NULL && cookie != NULL && op->a.srv->http != NULL) {
+        snprintf(json, n, "{\"token\":\"%s\",\"expires_at\":%lld,"
+                 "\"role\":\"%s\"}", token, (long long) claims.exp, op->role);
+        snprintf(cookie, n, CG_USERS_COOKIE "=%s; HttpOnly; SameSite=Strict; "
+                 "Path=/admin; Max-Age=%ld%s", token, srv->conf->jwt_ttl_s,
+                 op->secure_cookie ? "; Secure" : "");
+        evhttp_add_header(evhttp_request_get_output_headers(op->a.req),
+                          "Set-Cookie", cookie);
+        evhttp_add_header(evhttp_request_get_output_headers(op->a.req),
+                          "Cache-Control", "no-store");
+        cg_log_info(op->a.info.request_id, "user %s logged in as %s, token "
+                    "id %s", op->user_id, op->role, jti);
+        cg_admin_async_json(&op->a, 200, json);
+    } else {
+        cg_users_async_error(&op->a, 500, "server_error", "out of memory");
+    }
+
+    explicit_bzero(token, strlen(token));
+    if (json != NULL) {
+        explicit_bzero(json, n);
+    }
+    if (cookie != NULL) {
+        explicit_bzero(cookie, n);
+    }
+    free(token);
+    free(json);
+    free(cookie);
+    cg_user_op_free(op);
+}
+
+
+static void
+cg_users_login_checked(int result, const char *hash, void *arg)
+{
+    cg_user_op_t  *op = arg;
+
+    (void) hash;
+
+    if (result == 1 && !op->disabled && op->user_id[0] != '\0') {
+        cg_users_login_ok(op);
+    } else {
+        cg_users_login_fail(op);
+    }
+}
+
+
+/*
+ * Runs the password check on the hasher for every outcome of the lookup,
+ * an unknown email included, so that all failures take the same time.
+ */
+static void
+cg_users_login_found(PGresult *res, const char *error, void *arg)
+{
+    cg_user_op_t  *op = arg;
+    const char    *hash = NULL;
+
+    if (error != NULL) {
+        cg_log_error(op->a.info.request_id, "login lookup failed: %s", error);
+        cg_users_async_error(&op->a, 503, "server_error", "the user database "
+                             "is not available, retry later");
+        cg_user_op_free(op);
+        return;
+    }
+
+    if (PQntuples(res) == 1) {
+        snprintf(op->user_id, sizeof(op->user_id), "%s", PQgetvalue(res, 0, 0));
+        snprintf(op->role, sizeof(op->role), "%s", PQgetvalue(res, 0, 1));
+        op->disabled = PQgetvalue(res, 0, 3)[0] == 't';
+        hash = PQgetvalue(res, 0, 2);
+    }
+
+    if (cg_hasher_verify(op->a.srv->hasher, op->password, op->password_len,
+                         hash, cg_users_login_checked, op) != 0)
+    {
+        cg_users_async_error(&op->a, 503, "server_error", "too many logins "
+                             "at once, retry in a second");
+        cg_user_op_free(op);
+    }
+}
+
+
+static void
+cg_users_login(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match)
+{
+    cg_user_op_t  *op;
+    yajl_val       root;
+    const char    *email, *proto, *secure, *values[1];
+
+    (void) match;
+
+    if (cg_users_jwt_secret(srv, req, info) == NULL) {
+        return;
+    }
+
+    op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        cg_users_error(req, info, 500, "server_error", "out of memory");
+        return;
+    }
+
+    root = cg_users_parse_body(req, info, op);
+    if (root == NULL) {
+        cg_user_op_free(op);
+        return;
+    }
+
+    email = cg_json_get_string(root, "email");
+    if (email == NULL || op->password == NULL) {
+        yajl_tree_free(root);
+        cg_user_op_free(op);
+        cg_admin_bad_request(req, info, "expected {\"email\": string, "
+                             "\"password\": string}");
+        return;
+    }
+
+    /* An implausible address is just an unknown user: no lookup matches it. */
+    if (cg_users_email(email, op->email, sizeof(op->email)) != 0) {
+        op->email[0] = '\0';
+    }
+    yajl_tree_free(root);
+
+    proto = evhttp_find_header(evhttp_request_get_input_headers(req),
+                               "X-Forwarded-Proto");
+    secure = getenv("CHATGATE_COOKIE_SECURE");
+    op->secure_cookie = (proto != NULL && strcasecmp(proto, "https") == 0)
+                        || (secure != NULL && strcmp(secure, "1") == 0);
+
+    cg_admin_async_begin(&op->a, srv, req, info);
+
+    values[0] = op->email;
+    if (cg_db_query(srv->db, "SELECT id, role, password_hash, disabled FROM "
+                    "admin_users WHERE email = $1", 1, values,
+                    cg_users_login_found, op) != 0)
+    {
+        cg_users_async_error(&op->a, 503, "server_error", "the database queue "
+                             "is full, retry later");
+        cg_user_op_free(op);
+    }
+}
+
+
+/* Logout. */
+
+/* Finds the caller's session token: Authorization: Bearer, else the cookie. */
+static const char *
+cg_users_session_token(struct evhttp_request *req, size_t *len)
+{
+    struct evkeyvalq  *in = evhttp_request_get_input_headers(req);
+    const char        *v, *p;
+
+    v = evhttp_find_header(in, "Authorization");
+    if (v != NULL && strncasecmp(v, "Bearer ", 7) == 0) {
+        *len = strlen(v + 7);
+        return v + 7;
+    }
+
+    v = evhttp_find_header(in, "Cookie");
+    for (p = v; p != NULL && (p = strstr(p, CG_USERS_COOKIE "=")) != NULL; p++) {
+        if (p == v || p[-1] == ' ' || p[-1] == ';') {
+            p += sizeof(CG_USERS_COOKIE);
+            *len = strcspn(p, "; ");
+            return p;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+cg_users_logged_out(PGresult *res, const char *error, void *arg)
+{
+    cg_admin_async_t  *a = arg;
+
+    (void) res;
+
+    if (error != NULL) {
+        cg_log_error(a->info.request_id, "storing a revoked token failed: %s",
+                     error);
+        cg_users_async_error(a, 503, "server_error", "logout failed: the "
+                             "database is not available, retry later");
+        free(a);
+        return;
+    }
+
+    if (a->srv->http != NULL) {
+        evhttp_add_header(evhttp_request_get_output_headers(a->req),
+                          "Set-Cookie", CG_USERS_COOKIE "=; HttpOnly; "
+                          "SameSite=Strict; Path=/admin; Max-Age=0");
+    }
+    cg_admin_async_json(a, 200, "{\"logged_out\":true}");
+    free(a);
+}
+
+
+/*
+ * Revokes the caller's own session token by its jti, until its expiry. The
+ * nginx module learns revoked ids from GET /admin/api/tokens/revoked.
+ */
+static void
+cg_users_logout(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match)
+{
+    cg_admin_async_t  *a;
+    cg_jwt_claims_t    claims;
+    const char        *secret, *token, *values[2];
+    char               err[200], exp[24];
+    size_t             len = 0;
+
+    (void) match;
+
+    secret = cg_users_jwt_secret(srv, req, info);
+    if (secret == NULL) {
+        return;
+    }
+
+    token = cg_users_session_token(req, &len);
+    if (token == NULL
+        || cg_jwt_verify((const unsigned char *) secret, strlen(secret), token,
+                         len, (int64_t) time(NULL), CG_USERS_LEEWAY_S, &claims,
+                         err, sizeof(err)) != 0)
+    {
+        cg_users_error(req, info, 401, "authentication_error", "logout needs "
+                       "a valid session token in Authorization or the "
+                       CG_USERS_COOKIE " cookie");
+        return;
+    }
+
+    a = calloc(1, sizeof(*a));
+    if (a == NULL || claims.jti == NULL) {
+        cg_users_error(req, info, a ? 400 : 500, "invalid_request_error",
+                       a ? "the token has no jti to revoke" : "out of memory");
+        free(a);
+        cg_jwt_claims_free(&claims);
+        return;
+    }
+
+    snprintf(exp, sizeof(exp), "%lld", (long long) claims.exp);
+    values[0] = claims.jti;
+    values[1] = exp;
+
+    cg_log_info(info->request_id, "token id %s of \"%s\" revoked by logout",
+                claims.jti, claims.sub ? claims.sub : "-");
+    cg_admin_async_begin(a, srv, req, info);
+
+    if (cg_db_query(srv->db, "INSERT INTO revoked_tokens (jti, expires_at) "
+                    "VALUES ($1, to_timestamp($2)) ON CONFLICT (jti) DO "
+                    "NOTHING", 2, values, cg_users_logged_out, a) != 0)
+    {
+        cg_users_async_error(a, 503, "server_error", "the database queue is "
+                             "full, retry later");
+        free(a);
+    }
+
+    cg_jwt_claims_free(&claims);
+}
+
+
+/* Users. */
+
+/* Sends a query's rows as a JSON array. */
+static void
+cg_users_answer_rows(PGresult *res, const char *error, void *arg)
+{
+    cg_admin_async_t  *a = arg;
+    char              *json;
+
+    if (error != NULL) {
+        cg_log_error(a->info.request_id, "admin query failed: %s", error);
+        cg_users_async_error(a, 503, "server_error", "the database is not "
+                             "available, retry later");
+        free(a);
+        return;
+    }
+
+    json = cg_admin_rows_json(res);
+    if (json == NULL) {
+        cg_users_async_error(a, 500, "server_error", "out of memory");
+    } else {
+        cg_admin_async_json(a, 200, json);
+    }
+
+    free(json);
+    free(a);
+}
+
+
+/* Starts a query whose rows are the response body. */
+static void
+cg_users_query_rows(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const char *sql)
+{
+    cg_admin_async_t  *a;
+
+    a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        cg_users_error(req, info, 500, "server_error", "out of memory");
+        return;
+    }
+
+    cg_admin_async_begin(a, srv, req, info);
+
+    if (cg_db_query(srv->db, sql, 0, NULL, cg_users_answer_rows, a) != 0) {
+        cg_users_async_error(a, 503, "server_error", "the database queue is "
+                             "full, retry later");
+        free(a);
+    }
+}
+
+
+static void
+cg_users_list(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match)
+{
+    (void) match;
+
+    cg_users_query_rows(srv, req, info, "SELECT " CG_USERS_COLUMNS
+                        " FROM admin_users ORDER BY email");
+}
+
+
+static void
+cg_tokens_revoked(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match)
+{
+    (void) match;
+
+    cg_users_query_rows(srv, req, info, "SELECT jti, extract(epoch FROM "
+                        "expires_at)::bigint AS exp FROM revoked_tokens "
+                        "WHERE expires_at > now() ORDER BY expires_at");
+}
+
+
+/*
+ * Sends the single row of an INSERT or UPDATE ... RETURNING as an object.
+ * No row sends notfound_status with notfound_status_msg.
+ */
+static void
+cg_users_answer_row(PGresult *res, const char *error, void *arg,
+    int status, const char *notfound_status_msg, int notfound_status)
+{
+    cg_admin_async_t  *a = arg;
+    char              *json;
+
+    if (error != NULL || PQntuples(res) == 0) {
+        if (error != NULL) {
+            cg_log_error(a->info.request_id, "admin users query failed: %s",
+                         error);
+        }
+        cg_users_async_error(a, error ? 503 : notfound_status,
+                             "invalid_request_error",
+                             error ? "the database is not available, retry "
+                                     "later" : notfound_status_msg);
+        return;
+    }
+
+    json = cg_admin_rows_json(res);
+    if (json == NULL) {
+        cg_users_async_error(a, 500, "server_error", "out of memory");
+        return;
+    }
+
+    /* one row: answer the object, not the array */
+    json[strlen(json) - 1] = '\0';
+    cg_admin_async_json(a, status, json + 1);
+    free(json);
+}
+
+
+static void
+cg_users_inserted(PGresult *res, const char *error, void *arg)
+{
+    cg_user_op_t  *op = arg;
+
+    if (error == NULL && PQntuples(res) == 1) {
+        cg_log_info(op->a.info.request_id, "admin user %s created with role "
+                    "%s", PQgetvalue(res, 0, 0), op->role);
+    }
+
+    cg_users_answer_row(res, error, &op->a, 201, "a user with this email "
+                        "exists already", 409);
+    cg_user_op_free(op);
+}
+
+
+static void
+cg_users_hashed(int result, const char *hash, void *arg)
+{
+    cg_user_op_t  *op = arg;
+    const char    *values[4];
+
+    if (result != 0 || cg_uuid_v4(op->user_id) != 0) {
+        cg_users_async_error(&op->a, 500, "server_error", "hashing the "
+                             "password failed");
+        cg_user_op_free(op);
+        return;
+    }
+
+    values[0] = op->user_id;
+    values[1] = op->email;
+    values[2] = op->role;
+    values[3] = hash;
+
+    if (cg_db_query(op->a.srv->db, "INSERT INTO admin_users (id, email, role, "
+                    "password_hash) VALUES ($1, $2, $3, $4) ON CONFLICT "
+                    "(email) DO NOTHING RETURNING " CG_USERS_COLUMNS, 4,
+                    values, cg_users_inserted, op) != 0)
+    {
+        cg_users_async_error(&op->a, 503, "server_error", "the database queue "
+                             "is full, retry later");
+        cg_user_op_free(op);
+    }
+}
+
+
+static void
+cg_users_create(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match)
+{
+    cg_user_op_t  *op;
+    yajl_val       root;
+    cg_role_t      role;
+    const char    *email, *role_name;
+    char           reasons[512] = "";
+
+    (void) match;
+
+    op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        cg_users_error(req, info, 500, "server_error", "out of memory");
+        return;
+    }
+
+    root = cg_users_parse_body(req, info, op);
+    if (root == NULL) {
+        cg_user_op_free(op);
+        return;
+    }
+
+    email = cg_json_get_string(root, "email");
+    role_name = cg_json_get_string(root, "role");
+
+    if (email == NULL || cg_users_email(email, op->email, sizeof(op->email)) != 0) {
+        strcat(reasons, "email: expected an address such as ops@example.com; ");
+    }
+    if (role_name == NULL || cg_role_by_name(role_name, &role) != 0) {
+        strcat(reasons, "role: expected \"admin\", \"operator\" or \"viewer\"; ");
+    } else {
+        snprintf(op->role, sizeof(op->role), "%s", role_name);
+    }
+    if (op->password == NULL || op->password_len < CG_USERS_PASSWORD_MIN
+        || op->password_len > CG_PASSWORD_MAX)
+    {
+        strcat(reasons, "password: expected 12 to 1024 bytes; ");
+    }
+    yajl_tree_free(root);
+
+    if (reasons[0] != '\0') {
+        reasons[strlen(reasons) - 2] = '\0';
+        cg_admin_bad_request(req, info, reasons);
+        cg_user_op_free(op);
+        return;
+    }
+
+    cg_admin_async_begin(&op->a, srv, req, info);
+
+    if (cg_hasher_hash(srv->hasher, op->password, op->password_len,
+                       cg_users_hashed, op) != 0)
+    {
+        cg_users_async_error(&op->a, 503, "server_error", "too many password "
+                             "operations at once, retry in a second");
+        cg_user_op_free(op);
+    }
+}
+
+
+static void
+cg_users_patched(PGresult *res, const char *error, void *arg)
+{
+    cg_admin_async_t  *a = arg;
+
+    cg_users_answer_row(res, error, a, 200, "no such user", 404);
+    free(a);
+}
+
+
+/* Changes role and/or disabled. NOTE: tokens issued before stay valid until they expire. */
+static void
+cg_users_patch(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match)
+{
+    cg_admin_async_t  *a;
+    yajl_val           root, v;
+    cg_role_t          role;
+    const char        *role_name = NULL, *disabled = NULL, *values[3];
+    char               reasons[256] = "";
+
+    if (!cg_uuid_valid(match->param[0])) {
+        cg_users_error(req, info, 404, "invalid_request_error", "no such user");
+        return;
+    }
+
+    root = cg_users_parse_body(req, info, NULL);
+    if (root == NULL) {
+        return;
+    }
+
+    v = cg_json_get(root, "role");
+    if (v != NULL) {
+        role_name = YAJL_IS_STRING(v) ? v->u.string : NULL;
+        if (role_name == NULL || cg_role_by_name(role_name, &role) != 0) {
+            strcat(reasons, "role: expected \"admin\", \"operator\" or "
+                   "\"viewer\"; ");
+        }
+    }
+
+    v = cg_json_get(root, "disabled");
+    if (v != NULL) {
+        if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
+            disabled = YAJL_IS_TRUE(v) ? "true" : "false";
+        } else {
+            strcat(reasons, "disabled: expected true or false; ");
+        }
+    }
+
+    if (reasons[0] == '\0' && role_name == NULL && disabled == NULL) {
+        strcat(reasons, "expected \"role\", \"disabled\" or both; ");
+    }
+
+    if (reasons[0] != '\0') {
+        yajl_tree_free(root);
+        reasons[strlen(reasons) - 2] = '\0';
+        cg_admin_bad_request(req, info, reasons);
+        return;
+    }
+
+    a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        yajl_tree_free(root);
+        cg_users_error(req, info, 500, "server_error", "out of memory");
+        return;
+    }
+
+    cg_admin_async_begin(a, srv, req, info);
+
+    values[0] = match->param[0];
+    values[1] = role_name;
+    values[2] = disabled;
+
+    if (cg_db_query(srv->db, "UPDATE admin_users SET role = coalesce($2, role), "
+                    "disabled = coalesce($3::boolean, disabled) WHERE id = $1 "
+                    "RETURNING " CG_USERS_COLUMNS, 3, values,
+                    cg_users_patched, a) != 0)
+    {
+        cg_users_async_error(a, 503, "server_error", "the database queue is "
+                             "full, retry later");
+        free(a);
+    }
+
+    yajl_tree_free(root);
+}
+
+
+/* Client tokens. */
+
+/* Checks models (absent, or 1 to CG_JWT_MAX_MODELS non-empty strings) into claims. */
+static int
+cg_tokens_models(yajl_val v, cg_jwt_claims_t *claims, char **list)
+{
+    size_t  i;
+
+    if (v == NULL) {
+        return 0;
+    }
+
+    if (!YAJL_IS_ARRAY(v) || v->u.array.len == 0
+        || v->u.array.len > CG_JWT_MAX_MODELS)
+    {
+        return -1;
+    }
+
+    for (i = 0; i < v->u.array.len; i++) {
+        if (!YAJL_IS_STRING(v->u.array.values[i])
+            || v->u.array.values[i]->u.string[0] == '\0'
+            || strlen(v->u.array.values[i]->u.string) > 256)
+        {
+            return -1;
+        }
+        list[i] = v->u.array.values[i]->u.string;
+    }
+
+    claims->models = list;
+    claims->nmodels = v->u.array.len;
+    return 0;
+}
+
+
+static void
+cg_tokens_create(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match)
+{
+    cg_jwt_claims_t   claims;
+    yajl_val          root;
+    const char       *secret, *key_id;
+    char             *models[CG_JWT_MAX_MODELS], *token, *json;
+    char              reasons[512] = "", jti[CG_JWT_ID_LEN + 1], err[200];
+    char              sub[64];
+    long              ttl = srv->conf->jwt_ttl_s;
+    size_t            n;
+
+    if ((secret = cg_users_jwt_secret(srv, req, info)) == NULL
+        || (root = cg_users_parse_body(req, info, NULL)) == NULL)
+    {
+        return;
+    }
+
+    memset(&claims, 0, sizeof(claims));
+
+    key_id = cg_json_get_string(root, "key_id");
+    if (key_id == NULL || !cg_uuid_valid(key_id)
+        || cg_vault_lookup(cg_keys_vault(srv->keys), key_id) == NULL)
+    {
+        strcat(reasons, "key_id: expected the id of a stored key that is "
+               "usable, this one is unknown or revoked; ");
+    }
+    if (cg_tokens_models(cg_json_get(root, "models"), &claims, models) != 0) {
+        strcat(reasons, "models: expected 1 to 64 model names; ");
+    }
+    if (cg_json_get(root, "ttl_s") != NULL
+        && (cg_json_get_long(root, "ttl_s", &ttl) != 0 || ttl < 60
+            || ttl > CG_TOKENS_TTL_MAX))
+    {
+        strcat(reasons, "ttl_s: expected 60 to 31536000 seconds; ");
+    }
+
+    if (reasons[0] != '\0') {
+        yajl_tree_free(root);
+        reasons[strlen(reasons) - 2] = '\0';
+        cg_admin_bad_request(req, info, reasons);
+        return;
+    }
+
+    snprintf(sub, sizeof(sub), "key:%s", key_id);
+    claims.sub = sub;
+    claims.role = "client";
+    claims.key = (char *) key_id;
+    claims.iat = (int64_t) time(NULL);
+    claims.exp = claims.iat + ttl;
+
+    token = cg_jwt_sign((const unsigned char *) secret, strlen(secret),
+                        &claims, jti, err, sizeof(err));
+    n = token ? strlen(token) + 256 : 0;
+    json = token ? malloc(n) : NULL;
+
+    if (json == NULL) {
+        cg_log_error(info->request_id, "signing a client token failed: %s",
+                     token ? "out of memory" : err);
+        cg_users_error(req, info, 500, "server_error", "cannot sign the token");
+    } else {
+        snprintf(json, n, "{\"token\":\"%s\",\"jti\":\"%s\",\"key_id\":\"%s\","
+                 "\"expires_at\":%lld}", token, jti, key_id,
+                 (long long) claims.exp);
+        cg_log_info(info->request_id, "client token %s issued for key %s by "
+                    "\"%s\"", jti, key_id, match->subject);
+        cg_http_send_json(req, info->request_id, 201, json, -1);
+        explicit_bzero(json, n);
+    }
+
+    if (token != NULL) {
+        explicit_bzero(token, strlen(token));
+    }
+    free(token);
+    free(json);
+    yajl_tree_free(root);
+}
+
+
+static void
+cg_users_whoami(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match)
+{
+    yajl_gen   g;
+    char      *json = NULL;
+    size_t     len;
+
+    (void) srv;
+
+    g = cg_json_gen_new();
+    if (g != NULL) {
+        yajl_gen_map_open(g);
+        cg_json_gen_str(g, "subject");
+        cg_json_gen_str(g, match->subject);
+        cg_json_gen_str(g, "role");
+        cg_json_gen_str(g, cg_role_name(match->role));
+        yajl_gen_map_close(g);
+        json = cg_json_gen_finish(g, &len);
+    }
+
+    if (json == NULL) {
+        cg_users_error(req, info, 500, "server_error", "out of memory");
+        return;
+    }
+
+    cg_http_send_json(req, info->request_id, 200, json, -1);
+    free(json);
+}

@@ -16,6 +16,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "chat.h"
+#include "keys.h"
 #include "log.h"
 
 /* max size of a provider's complete response, far above any chat completion */
@@ -30,8 +31,9 @@ typedef struct {
     struct evhttp_request   *req;
     cg_chat_kind_t           kind;
     cg_request_info_t        info;
-    char                    *api_key;       /* BYOK key: wiped before free */
+    char                    *api_key;       /* BYOK or stored key: wiped before free */
     size_t                   api_key_len;
+    char                    *base_url;      /* a stored key's own base URL, or NULL */
     cg_chat_request_t        chat;
     unsigned                 chat_parsed:1;
     unsigned                 call_built:1;
@@ -191,11 +193,15 @@ cg_chat_credential(cg_chat_t *c, const char *form_key_id, cg_error_t *err,
         if (c->info.key_id[0] == '\0') {
             cg_chat_copy(c->info.key_id, sizeof(c->info.key_id), form_key_id);
         }
-        /* TODO: resolve stored key ids once the key vault exists */
-        cg_error_set(err, 403, "permission_error",
-                     "stored keys are not available yet, send your provider "
-                     "key as \"Authorization: Bearer <key>\"");
-        return -1;
+        if (cg_keys_chat_credential(c->srv->keys, c->info.key_id, &c->chat,
+                                    &c->api_key, &c->api_key_len,
+                                    &c->base_url, err) != 0)
+        {
+            *error_class = err->status == 400 ? "invalid_request"
+                           : err->status >= 500 ? "internal" : "auth";
+            return -1;
+        }
+        return 0;
     }
 
     auth = evhttp_find_header(evhttp_request_get_input_headers(c->req),
@@ -252,7 +258,9 @@ cg_chat_start_call(cg_chat_t *c)
     const cg_conf_t  *conf = c->srv->conf;
     cg_error_t        err;
 
-    if (cg_provider_build_call(&c->chat, conf->base_url[c->chat.provider],
+    if (cg_provider_build_call(&c->chat,
+                               c->base_url ? c->base_url
+                                           : conf->base_url[c->chat.provider],
                                c->api_key, &c->call, &err) != 0)
     {
         cg_chat_fail(c, &err,
@@ -705,6 +713,7 @@ cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
         explicit_bzero(c->api_key, c->api_key_len);
         free(c->api_key);
     }
+    free(c->base_url);
     writing = c->writing;
     free(c);
 

@@ -22,9 +22,11 @@ typedef struct {
     cg_db_t                    *db;
     cg_logwriter_t             *logwriter;
     cg_upstream_t              *upstream;
+    struct cg_keys_s           *keys;         /* stored provider keys (keys.h) */
+    struct cg_hasher_s         *hasher;       /* password hashing threads (users.h) */
     struct evhttp              *http;
     struct evhttp_bound_socket *bound;
-    unsigned                    in_flight;    /* chat requests without a response yet */
+    unsigned                    in_flight;    /* chat and async admin requests without a response yet */
     int                         stopping;
     void                      (*idle)(void *arg);  /* called when stopping and in_flight drops to 0 */
     void                       *idle_arg;

@@ -2,6 +2,7 @@
  * chatgate-worker: command line, start-up, signals and shutdown.
  */
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,14 +13,20 @@
 #include "conf.h"
 #include "db.h"
 #include "http.h"
+#include "keys.h"
 #include "log.h"
 #include "logwriter.h"
+#include "secret.h"
 #include "upstream.h"
+#include "users.h"
 
 #define CG_VERSION  "0.1.0"
 
 /* longest a shutdown waits for the log writer to drain */
 #define CG_DRAIN_MAX_MS  30000
+
+#define CG_HASHER_THREADS  2
+#define CG_ARGS_MAX        3
 
 typedef struct {
     cg_conf_t        conf;
@@ -27,6 +34,8 @@ typedef struct {
     cg_db_t         *db;
     cg_logwriter_t  *logwriter;
     cg_upstream_t   *upstream;
+    cg_keys_t       *keys;
+    cg_hasher_t     *hasher;
     cg_server_t      server;
     struct event    *sigterm;
     struct event    *sigint;
@@ -35,7 +44,7 @@ typedef struct {
 } cg_main_t;
 
 static int cg_main_serve(cg_main_t *m);
-static int cg_main_setup(cg_main_t *m);
+static int cg_main_setup(cg_main_t *m, cg_vault_kms_key_t *kms);
 static void cg_main_teardown(cg_main_t *m);
 static void cg_main_signal(evutil_socket_t sig, short events, void *arg);
 static void cg_main_deadline(evutil_socket_t fd, short events, void *arg);
@@ -43,15 +52,18 @@ static void cg_main_idle(void *arg);
 static void cg_main_drained(void *arg);
 static void cg_main_arm_deadline(cg_main_t *m, long ms);
 static void cg_main_usage(FILE *out);
+static int cg_main_rekey(cg_main_t *m, const char *new_kms_file);
 
 
 int
 main(int argc, char **argv)
 {
     cg_main_t    m;
-    const char  *command = NULL, *env_file = NULL;
+    const char  *command = NULL, *env_file = NULL, *new_kms_file = NULL;
+    const char  *role = NULL;
+    char        *args[CG_ARGS_MAX];
     char         err[512];
-    int          i, rc;
+    int          i, rc, nargs = 0;
 
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -66,8 +78,14 @@ main(int argc, char **argv)
             env_file = argv[++i];
         } else if (strncmp(argv[i], "--env-file=", 11) == 0) {
             env_file = argv[i] + 11;
+        } else if (strcmp(argv[i], "--new-kms-key-file") == 0 && i + 1 < argc) {
+            new_kms_file = argv[++i];
+        } else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) {
+            role = argv[++i];
         } else if (command == NULL && argv[i][0] != '-') {
             command = argv[i];
+        } else if (argv[i][0] != '-' && nargs < CG_ARGS_MAX) {
+            args[nargs++] = argv[i];
         } else {
             fprintf(stderr, "chatgate-worker: invalid argument \"%s\"\n\n",
                     argv[i]);
@@ -77,10 +95,11 @@ main(int argc, char **argv)
     }
 
     if (command == NULL
-        || (strcmp(command, "serve") != 0 && strcmp(command, "migrate") != 0))
+        || (strcmp(command, "serve") != 0 && strcmp(command, "migrate") != 0
+            && strcmp(command, "rekey") != 0 && strcmp(command, "user") != 0))
     {
-        fprintf(stderr, "chatgate-worker: expected the command \"serve\" or "
-                "\"migrate\"\n\n");
+        fprintf(stderr, "chatgate-worker: expected the command \"serve\", "
+                "\"migrate\", \"rekey\" or \"user\"\n\n");
         cg_main_usage(stderr);
         return 2;
     }
@@ -102,6 +121,10 @@ main(int argc, char **argv)
 
     if (strcmp(command, "migrate") == 0) {
         rc = cg_db_migrate(m.conf.database_url, m.conf.sql_dir) == 0 ? 0 : 1;
+    } else if (strcmp(command, "rekey") == 0) {
+        rc = cg_main_rekey(&m, new_kms_file);
+    } else if (strcmp(command, "user") == 0) {
+        rc = cg_users_command(m.conf.database_url, nargs, args, role);
     } else {
         rc = cg_main_serve(&m);
     }
@@ -114,17 +137,40 @@ main(int argc, char **argv)
 static int
 cg_main_serve(cg_main_t *m)
 {
-    int  rc = 1;
-    int  i;
+    cg_vault_kms_key_t  *kms;
+    char                 err[256];
+    int                  rc = 1;
+    int                  i;
 
     signal(SIGPIPE, SIG_IGN);
+
+    /*
+     * Stored keys are encrypted under ADMIN_KMS_KEY, so the worker does not
+     * start without a valid one, whether or not any key is stored yet.
+     */
+    if (m->conf.kms_key == NULL) {
+        cg_log_error(NULL, "ADMIN_KMS_KEY is not set: set it to 32 random "
+                     "bytes as 64 hex characters, e.g. the output of "
+                     "\"openssl rand -hex 32\"");
+        return 1;
+    }
+    if (cg_vault_kms_key_parse(m->conf.kms_key, &kms, err, sizeof(err)) != 0) {
+        cg_log_error(NULL, "invalid ADMIN_KMS_KEY: %s; set it to 32 random "
+                     "bytes as 64 hex characters (openssl rand -hex 32)", err);
+        return 1;
+    }
+
+    if (cg_secret_disable_core_dumps() != 0) {
+        cg_log_warn(NULL, "cannot mark the process not dumpable: %s",
+                    strerror(errno));
+    }
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         cg_log_error(NULL, "curl_global_init() failed");
         return 1;
     }
 
-    if (cg_main_setup(m) != 0) {
+    if (cg_main_setup(m, kms) != 0) {
         cg_main_teardown(m);
         curl_global_cleanup();
         return 1;
@@ -155,22 +201,37 @@ done:
 }
 
 
-/* Creates the loop and every component, in dependency order. */
+/* Creates the loop and every component, in dependency order. Takes kms. */
 static int
-cg_main_setup(cg_main_t *m)
+cg_main_setup(cg_main_t *m, cg_vault_kms_key_t *kms)
 {
     cg_upstream_conf_t   uc;
     cg_logwriter_conf_t  lc;
 
     m->base = event_base_new();
     if (m->base == NULL) {
+        cg_vault_kms_key_free(kms);
         cg_log_error(NULL, "cannot create the event loop");
         return -1;
     }
 
     m->db = cg_db_new(m->base, m->conf.database_url, m->conf.db_connections);
     if (m->db == NULL) {
+        cg_vault_kms_key_free(kms);
         cg_log_error(NULL, "cannot set up the database connections");
+        return -1;
+    }
+
+    m->keys = cg_keys_new(m->base, m->db, kms);
+    if (m->keys == NULL) {
+        cg_vault_kms_key_free(kms);
+        cg_log_error(NULL, "cannot set up the key vault");
+        return -1;
+    }
+    cg_keys_load(m->keys);
+
+    m->hasher = cg_hasher_new(m->base, CG_HASHER_THREADS);
+    if (m->hasher == NULL) {
         return -1;
     }
 
@@ -200,6 +261,8 @@ cg_main_setup(cg_main_t *m)
     m->server.db = m->db;
     m->server.logwriter = m->logwriter;
     m->server.upstream = m->upstream;
+    m->server.keys = m->keys;
+    m->server.hasher = m->hasher;
     m->server.idle = cg_main_idle;
     m->server.idle_arg = m;
 
@@ -222,11 +285,13 @@ static void
 cg_main_teardown(cg_main_t *m)
 {
     cg_http_free(&m->server);
+    cg_hasher_free(m->hasher);
 
     /* NOTE: chats still running after the deadline are dropped unlogged */
     cg_upstream_free(m->upstream);
     cg_logwriter_free(m->logwriter);
     cg_db_free(m->db);
+    cg_keys_free(m->keys);
 
     if (m->sigterm != NULL) {
         event_free(m->sigterm);
@@ -342,13 +407,71 @@ cg_main_usage(FILE *out)
     fprintf(out,
         "usage: chatgate-worker serve [--env-file FILE]\n"
         "       chatgate-worker migrate [--env-file FILE]\n"
+        "       chatgate-worker rekey [--new-kms-key-file FILE] [--env-file FILE]\n"
+        "       chatgate-worker user add EMAIL --role ROLE [--env-file FILE]\n"
+        "       chatgate-worker user disable EMAIL [--env-file FILE]\n"
         "       chatgate-worker --help | --version\n"
         "\n"
         "serve    answer chat requests on the unix socket CHATGATE_SOCKET\n"
         "migrate  apply the SQL migrations in CHATGATE_SQL_DIR to DATABASE_URL\n"
+        "rekey    re-encrypt every stored provider key from ADMIN_KMS_KEY to the\n"
+        "         key in FILE (or ADMIN_KMS_KEY_NEW); restart workers afterwards\n"
+        "         with the new key as ADMIN_KMS_KEY\n"
+        "user     add an admin user (role admin, operator or viewer; the\n"
+        "         password, 12 bytes or more, is the first line of stdin), or\n"
+        "         disable one\n"
         "\n"
         "--env-file FILE  read KEY=VALUE settings from FILE; variables already\n"
         "                 in the environment take precedence\n"
         "\n"
         "Settings are described in docs/worker.md.\n");
+}
+
+
+/* Reads the new KMS key from new_kms_file or ADMIN_KMS_KEY_NEW and rekeys. */
+static int
+cg_main_rekey(cg_main_t *m, const char *new_kms_file)
+{
+    char        *text = NULL;
+    const char  *env;
+    FILE        *f;
+    size_t       n = 0;
+    int          rc;
+
+    if (m->conf.kms_key == NULL) {
+        cg_log_error(NULL, "ADMIN_KMS_KEY is not set: rekey needs the current "
+                     "KMS key in ADMIN_KMS_KEY");
+        return 1;
+    }
+
+    if (new_kms_file != NULL) {
+        f = fopen(new_kms_file, "r");
+        text = cg_secret_alloc(256);
+        if (f == NULL || text == NULL) {
+            cg_log_error(NULL, "cannot read the new KMS key from \"%s\": %s",
+                         new_kms_file, f ? "out of memory" : strerror(errno));
+            goto done;
+        }
+        n = fread(text, 1, 255, f);
+        fclose(f);
+        text[n] = '\0';
+        text[strcspn(text, " \t\r\n")] = '\0';
+        env = text;
+    } else {
+        env = getenv("ADMIN_KMS_KEY_NEW");
+        if (env == NULL) {
+            cg_log_error(NULL, "rekey needs the new KMS key: pass "
+                         "--new-kms-key-file FILE or set ADMIN_KMS_KEY_NEW");
+            return 2;
+        }
+    }
+
+    rc = cg_keys_rekey(m->conf.database_url, m->conf.kms_key, env);
+    cg_secret_free(text, 256);
+    return rc;
+
+done:
+
+    cg_secret_free(text, 256);
+    return 1;
 }

@@ -16,7 +16,8 @@ use Time::HiRes qw(sleep time);
 
 use Exporter qw(import);
 our @EXPORT = qw(free_port start_nginx stop_nginx reload_nginx http_request
-                 error_log_alerts module_path start_echo_server);
+                 error_log_alerts error_log module_path start_echo_server
+                 write_conf test_config control_put control_get limit_http);
 
 my $repo = abs_path(dirname(__FILE__) . '/../..');
 my @started;
@@ -42,6 +43,49 @@ sub free_port {
 sub start_nginx {
     my (%args) = @_;
     my $dir = tempdir('chatgate-t-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $nginx = write_conf($dir, %args);
+
+    my $out = `/usr/sbin/nginx -p $dir/ -c $dir/nginx.conf -e $dir/error.log 2>&1`;
+    die "nginx failed to start: $out\n" if $?;
+
+    my $deadline = time + 5;
+
+    while (time < $deadline) {
+        if (open my $p, '<', "$dir/nginx.pid") {
+            my $pid = <$p>;
+            if (defined $pid && $pid =~ /^(\d+)/) {
+                $nginx->{pid} = $1;
+                last;
+            }
+        }
+        sleep 0.05;
+    }
+
+    die "nginx wrote no pid file in $dir\n" unless $nginx->{pid};
+    push @started, $nginx;
+
+    for my $port (@{ $args{ports} // [] }) {
+        wait_port($port);
+    }
+
+    return $nginx;
+}
+
+# Runs "nginx -t" on a configuration and returns its exit code and output.
+sub test_config {
+    my (%args) = @_;
+    my $dir = tempdir('chatgate-t-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+
+    write_conf($dir, %args);
+
+    my $out = `/usr/sbin/nginx -t -p $dir/ -c $dir/nginx.conf -e $dir/error.log 2>&1`;
+    return ($? >> 8, $out);
+}
+
+# Writes nginx.conf and a static file "ok.txt" under $dir.  Returns
+# { dir, conf }.
+sub write_conf {
+    my ($dir, %args) = @_;
     my $workers = $args{workers} // 1;
     my $main = $args{main} // '';
     my $module = module_path();
@@ -76,31 +120,63 @@ CONF
     print $fh $conf;
     close $fh;
 
-    my $out = `/usr/sbin/nginx -p $dir/ -c $dir/nginx.conf -e $dir/error.log 2>&1`;
-    die "nginx failed to start: $out\n" if $?;
+    open $fh, '>', "$dir/ok.txt" or die "cannot write ok.txt: $!";
+    print $fh "ok\n";
+    close $fh;
 
-    my $nginx = { dir => $dir, conf => "$dir/nginx.conf" };
-    my $deadline = time + 5;
+    return { dir => $dir, conf => "$dir/nginx.conf" };
+}
 
-    while (time < $deadline) {
-        if (open my $p, '<', "$dir/nginx.pid") {
-            my $pid = <$p>;
-            if (defined $pid && $pid =~ /^(\d+)/) {
-                $nginx->{pid} = $1;
-                last;
-            }
+# Returns an http {} body with a zone, a limited location on $port that
+# serves ok.txt and trusts X-Real-IP from 127.0.0.1, and a control
+# location on $control.
+sub limit_http {
+    my (%args) = @_;
+    my $size = $args{zone_size} // '1m';
+    my $zone_args = $args{zone_args} // '';
+    my $extra = $args{extra} // '';
+
+    return <<"CONF";
+    chatgate_zone cg $size $zone_args;
+    $extra
+
+    server {
+        listen 127.0.0.1:$args{port};
+
+        set_real_ip_from 127.0.0.1;
+        real_ip_header X-Real-IP;
+
+        location / {
+            chatgate on;
+            chatgate_limit_zone cg;
+            chatgate_retry_jitter 0;
+            root %%DIR%%;
+            try_files /ok.txt =404;
         }
-        sleep 0.05;
     }
 
-    die "nginx wrote no pid file in $dir\n" unless $nginx->{pid};
-    push @started, $nginx;
+    server {
+        listen 127.0.0.1:$args{control};
 
-    for my $port (@{ $args{ports} // [] }) {
-        wait_port($port);
+        location /control {
+            chatgate_control on;
+            chatgate_limit_zone cg;
+            client_body_buffer_size 1m;
+        }
     }
+CONF
+}
 
-    return $nginx;
+# Pushes a rule set to a control location and returns the response.
+sub control_put {
+    my ($port, $body) = @_;
+    return http_request(port => $port, method => 'PUT', path => '/control',
+                        body => $body);
+}
+
+sub control_get {
+    my ($port) = @_;
+    return http_request(port => $port, path => '/control');
 }
 
 sub wait_port {
@@ -264,6 +340,13 @@ sub http_request {
     }
 
     return { status => $status // 0, headers => \%h, body => $rbody // '' };
+}
+
+sub error_log {
+    my ($nginx) = @_;
+    open my $f, '<', "$nginx->{dir}/error.log" or return '';
+    local $/;
+    return <$f>;
 }
 
 # Returns the [alert] and [emerg] lines of the error log.

@@ -60,6 +60,9 @@ sub new {
         pghost  => $pghost,
         db      => lc(substr("cg_${name}_$$", 0, 63)),
         key     => 'sk-test-' . _random_hex(16),
+        admin_token => 'admin-' . _random_hex(16),
+        kms_key => _random_hex(32),
+        jwt_secret => _random_hex(32),
         procs   => {},
         http    => HTTP::Tiny->new(timeout => 30, keep_alive => 0),
     }, $class;
@@ -88,6 +91,9 @@ sub dir { $_[0]{dir} }
 sub port { $_[0]{port} }
 sub emulator_port { $_[0]{emulator_port} }
 sub key { $_[0]{key} }
+sub admin_token { $_[0]{env}{ADMIN_TOKEN} }
+sub kms_key { $_[0]{env}{ADMIN_KMS_KEY} }
+sub jwt_secret { $_[0]{env}{JWT_SECRET} }
 sub db { $_[0]{db} }
 sub env { $_[0]{env} }
 sub url { "http://127.0.0.1:$_[0]{port}" . ($_[1] // '') }
@@ -127,6 +133,9 @@ sub _worker_env {
         CHATGATE_LOG_FLUSH_MS       => 100,
         CHATGATE_SPOOL_PATH         => "$self->{dir}/spool",
         CHATGATE_SQL_DIR            => "$self->{repo}/sql",
+        ADMIN_TOKEN                 => $self->{admin_token},
+        ADMIN_KMS_KEY               => $self->{kms_key},
+        JWT_SECRET                  => $self->{jwt_secret},
         %$override,
     );
 
@@ -524,6 +533,118 @@ sub request_id {
     return undef;
 }
 
+# Sends an HTTP request straight to the worker's unix socket, as nginx
+# would. Options: headers, json (a structure sent as the body), body, role
+# (sent as X-Chatgate-Role, the way the module vouches for a JWT), admin
+# (1: send X-Admin-Token). Returns { status, headers (lowercase names),
+# body, json }.
+sub worker_request {
+    my ($self, $method, $path, %opt) = @_;
+    my %headers = %{ $opt{headers} // {} };
+
+    $headers{'X-Admin-Token'} = $self->admin_token if $opt{admin};
+    $headers{'X-Chatgate-Role'} = $opt{role} if $opt{role};
+    my $body = exists $opt{json} ? $JSON->encode($opt{json}) : $opt{body} // '';
+    $headers{'Content-Type'} //= 'application/json' if length $body;
+
+    my $s = IO::Socket::UNIX->new(Peer => $self->{socket})
+        or croak "connect to $self->{socket} failed: $!";
+    my $head = "$method $path HTTP/1.0\r\nHost: chatgate\r\n"
+        . "Content-Length: " . length($body) . "\r\n"
+        . join('', map { "$_: $headers{$_}\r\n" } sort keys %headers);
+    print $s "$head\r\n$body";
+
+    local $/;
+    my $raw = <$s> // '';
+    close $s;
+
+    my ($top, $content) = split /\r\n\r\n/, $raw, 2;
+    my ($status_line, @lines) = split /\r\n/, $top // '';
+    my %out;
+    for (@lines) {
+        my ($n, $v) = split /:\s*/, $_, 2;
+        $out{ lc $n } = defined $out{ lc $n } ? "$out{lc $n}\n$v" : $v;
+    }
+    my ($status) = ($status_line // '') =~ m{^HTTP/\d\.\d (\d{3})};
+
+    return {
+        status  => $status // 0,
+        headers => \%out,
+        body    => $content // '',
+        json    => eval { $JSON->decode($content // '') },
+    };
+}
+
+# Sends an admin request with X-Admin-Token to the worker's socket.
+sub admin {
+    my ($self, $method, $path, %opt) = @_;
+    return $self->worker_request($method, "/admin/api$path", admin => 1, %opt);
+}
+
+# POSTs /admin/api/login with email and password to the worker's socket.
+sub admin_login {
+    my ($self, $email, $password, %opt) = @_;
+    return $self->worker_request('POST', '/admin/api/login',
+        json => { email => $email, password => $password }, %opt);
+}
+
+# Stores a provider key through the admin API and returns its id.
+sub add_key {
+    my ($self, %key) = @_;
+    my $r = $self->admin('POST', '/keys', json => {
+        provider => 'openai', label => 'test key', %key });
+
+    $r->{status} == 201
+        or croak "POST /admin/api/keys answered $r->{status}: $r->{body}";
+    return $r->{json}{id};
+}
+
+# Waits until the worker has loaded the stored keys since its last start.
+sub wait_keys_loaded {
+    my ($self) = @_;
+    my $deadline = time + $START_TIMEOUT;
+
+    until ($self->read_log('worker') =~ /provider keys loaded: \d+ of \d+ usable\n(?![\s\S]*started)/) {
+        croak 'the worker did not load its provider keys' if time > $deadline;
+        sleep 0.05;
+    }
+}
+
+# Runs the worker's command line (e.g. "user", "add", EMAIL) with the
+# script's settings and stdin as the standard input. Returns the exit
+# status and the output.
+sub worker_command {
+    my ($self, $stdin, @args) = @_;
+    my $out = "$self->{dir}/command.log";
+    my $pid = open my $fh, '|-';
+    croak "fork failed: $!" unless defined $pid;
+
+    if ($pid == 0) {
+        %ENV = (_clean_env());
+        open STDOUT, '>', $out or POSIX::_exit(126);
+        open STDERR, '>&', \*STDOUT or POSIX::_exit(126);
+        no warnings 'exec';
+        exec "$self->{build}/chatgate-worker", @args, '--env-file',
+            "$self->{dir}/chatgate.env";
+        POSIX::_exit(127);
+    }
+
+    print $fh $stdin // '';
+    close $fh;
+    my $status = $? >> 8;
+
+    open my $in, '<', $out or croak "open $out failed: $!";
+    local $/;
+    my $text = <$in> // '';
+    close $in;
+
+    open my $all, '>>', "$self->{dir}/commands.log";
+    print $all $text;
+    close $all;
+
+    return ($status, $text);
+}
+
 # Returns the list of requests that the emulator received (GET
 # /_emulator/requests), decoded; a {"requests": [...]} wrapper is removed.
 sub emulator_requests {
@@ -589,6 +710,13 @@ sub log_row {
     }
 }
 
+# Runs one SQL statement that returns no rows (UPDATE, DELETE, ...).
+sub execute {
+    my ($self, $sql) = @_;
+    system($self->_psql_argv(), '-c', $sql) == 0
+        or croak "psql failed (status $?) on: $sql";
+}
+
 # Starts psql with sql in the background, recorded under name.
 sub psql_background {
     my ($self, $name, $sql) = @_;
@@ -604,6 +732,7 @@ my %LOG_FILES = (
     worker   => 'worker.log',
     emulator => 'emulator.log',
     migrate  => 'migrate.log',
+    commands => 'commands.log',
 );
 
 sub read_log {
