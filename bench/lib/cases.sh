@@ -153,47 +153,47 @@ bench_case_limit_req() {
     done
 }
 
-# The limiter directives of the module-only case. The rule admits far more
-# than any run sends.
-# NOTE: written against the directive names the limiter was planned with;
-# when nginx rejects them, the case runs without the limiter and notes it.
-BENCH_LIMIT_HTTP='    chatgate_zone bench 64m;'
-BENCH_LIMIT_LOCATION='chatgate_limit_zone bench; chatgate_default_rule "global" per_minute=600000000;'
+# The limiter of the module case: a shared zone and per-address rules that
+# admit far more than any run sends, like the limit_req case's zone.
+BENCH_RATE=100000000
+BENCH_LIMIT_HTTP="    chatgate_zone bench 64m;
+    chatgate_default_rule global per_minute=$BENCH_RATE;
+    chatgate_default_rule ip:* per_minute=$BENCH_RATE;"
 
 # Case 4: the chatgate module in front of the emulator, no worker: its
 # access phase (identity, limiter) plus proxy_pass.
 bench_case_module() {
-    local w main note
+    local w main
     local so=$REPO/build/nginx/ngx_http_chatgate_module.so
 
     [ -f "$so" ] || { bench_add_skip module "$so not built"; return; }
     main="load_module $so;"
 
     for w in $BENCH_WORKERS; do
-        note=""
-        if ! bench_nginx_case module "$w" "$main" \
-                "$(bench_emu_location "chatgate on; $BENCH_LIMIT_LOCATION")" \
-                "$BENCH_LIMIT_HTTP" "with limiter" 2>/dev/null; then
-            # Drop the skip just added and try without the limiter.
-            note="limiter off (${BENCH_SKIP_REASON//$BENCH_RUN_DIR\//})"
-            unset 'BENCH_SKIPS[-1]'
-            bench_nginx_case module "$w" "$main" "$(bench_emu_location "chatgate on;")" "" \
-                "$note" || continue
-        fi
+        bench_nginx_case module "$w" "$main" \
+            "$(bench_emu_location "chatgate on; chatgate_limit_zone bench;")" \
+            "$BENCH_LIMIT_HTTP" "global and ip:* rules" || continue
     done
 }
 
 # Distinct-key runs for the module's limiter: every request carries an
-# X-Key-Id taken from 1, 10 000 or 1 000 000 keys. Needs the limiter.
+# X-Key-Id taken round-robin from 1, 10 000 or 1 000 000 keys, each with its
+# own key:* counter. new_keys is raised so that one address may create them.
 bench_case_limit_keys() {
-    local id keys
+    local keys id=limit_keys/w1 main http
+    local so=$REPO/build/nginx/ngx_http_chatgate_module.so
 
-    id=module/w1
-    if [ -z "${INST_URL[$id]:-}" ] || [ "${INST_NOTE[$id]}" != "with limiter" ]; then
-        bench_add_skip limit_keys "needs the module case with its limiter (${INST_NOTE[$id]:-module case skipped})"
-        return
-    fi
+    [ -f "$so" ] || { bench_add_skip limit_keys "$so not built"; return; }
+    main="load_module $so;"
+    http="    chatgate_zone keys 256m new_keys=$BENCH_RATE;
+    chatgate_default_rule global per_minute=$BENCH_RATE;
+    chatgate_default_rule key:* per_minute=$BENCH_RATE;"
 
+    bench_nginx_case limit_keys 1 "$main" \
+        "$(bench_emu_location "chatgate on; chatgate_limit_zone keys;")" "$http" || return
+
+    # One nginx serves every key count: replace its instance by one per count.
+    unset 'BENCH_INSTANCES[-1]'
     for keys in $BENCH_KEY_COUNTS; do
         bench_add_instance "limit_keys-$keys/w1" limit_keys 1 "${INST_URL[$id]}" \
             "$BENCH_AUTH" "$BENCH_BODY" "${INST_GW[$id]}" "$BENCH_CONNS" "$keys keys"
