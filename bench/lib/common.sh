@@ -16,8 +16,8 @@ bench_die() {
 }
 
 # Prints a TCP port on 127.0.0.1 that was free a moment ago. The kernel picks
-# it (bind to port 0), so two calls rarely collide; a server that loses the
-# race fails to start and the harness reports it.
+# it (bind to port 0), so two calls rarely collide. A server that loses the
+# race fails to start, and the harness reports it.
 bench_free_port() {
     perl -MIO::Socket::INET -e '
         my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0,
