@@ -628,7 +628,8 @@ cg_limits_commit_counters(cg_limits_t *l)
 }
 
 
-/* Reads the rule set and today's usage, then pushes them. */
+/* Reads the rule set, today's usage and the unexpired revoked ids, then
+ * pushes them. */
 static void
 cg_limits_load(cg_limits_t *l)
 {
