@@ -39,6 +39,7 @@ static void cg_chat_watch_client(cg_chat_t *c);
 static void cg_chat_client_readable(evutil_socket_t fd, short events,
     void *arg);
 static void cg_chat_wipe_headers(cg_chat_t *c);
+static int cg_chat_model_allowed(cg_chat_t *c, cg_error_t *err);
 static void cg_chat_sent(struct evhttp_request *req, void *arg);
 static void cg_chat_leave(cg_server_t *srv);
 static void cg_chat_copy(char *dst, size_t size, const char *src);
@@ -93,12 +94,57 @@ cg_chat_handle(cg_server_t *srv, struct evhttp_request *req,
     }
     c->chat_parsed = 1;
 
+    if (cg_chat_model_allowed(c, &err) != 0) {
+        cg_chat_fail(c, &err, "auth");
+        return;
+    }
+
     if (cg_chat_credential(c, form_key_id, &err, &error_class) != 0) {
         cg_chat_fail(c, &err, error_class);
         return;
     }
 
     cg_chat_start_call(c);
+}
+
+
+/*
+ * Checks the requested model, as the client named it, against the
+ * comma-separated X-Chatgate-Models that the nginx module sets from a
+ * client token's "models" claim (and removes when a client sends it). No
+ * header allows every model; an empty one allows none. Returns 0, or -1
+ * with a 403 in err.
+ */
+static int
+cg_chat_model_allowed(cg_chat_t *c, cg_error_t *err)
+{
+    const char  *list, *p, *end;
+    const char  *model;
+    size_t       len;
+
+    list = evhttp_find_header(evhttp_request_get_input_headers(c->req),
+                              "X-Chatgate-Models");
+    if (list == NULL) {
+        return 0;
+    }
+
+    model = c->chat.model_requested ? c->chat.model_requested : "";
+    len = strlen(model);
+
+    for (p = list; *p != '\0'; p = *end ? end + 1 : end) {
+        end = strchr(p, ',');
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+        if ((size_t) (end - p) == len && memcmp(p, model, len) == 0) {
+            return 0;
+        }
+    }
+
+    cg_error_set(err, 403, "permission_error", "model \"%.200s\" is not "
+                 "allowed for this client token", model);
+    err->code = "model_not_allowed";
+    return -1;
 }
 
 
