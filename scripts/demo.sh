@@ -154,7 +154,9 @@ include chatgate-module.conf;
 $user_line
 worker_processes 2;
 pid $var/run/nginx.pid;
-error_log $var/log/nginx-error.log info;
+# notice, not info: at info nginx itself logs rejected header lines whole,
+# and an Authorization line carries the caller's provider key.
+error_log $var/log/nginx-error.log notice;
 
 events {
     worker_connections 1024;
