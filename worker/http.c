@@ -22,7 +22,12 @@
 #include "http.h"
 #include "log.h"
 
-#define CG_HTTP_BACKLOG  511
+/*
+ * Connections nginx may open before the worker accepts them. A unix socket
+ * whose queue is full fails connect() at once with EAGAIN, and nginx answers
+ * 502, so a burst of new streams needs room. Linux caps it at somaxconn.
+ */
+#define CG_HTTP_BACKLOG  4096
 
 typedef enum {
     CG_ROUTE_COMPLETIONS,
