@@ -59,11 +59,10 @@ cg_openai_build_body(const cg_chat_request_t *req, yajl_gen g,
 
 
 /*
- * Tells whether cg_openai_build_body() would write the client's JSON with
- * the same meaning: same model name, no stream_options to add, and no
- * repeated top-level key, where the provider might read another "model"
- * than the one checked here. Such a body is sent as it came, which skips
- * a re-serialization.
+ * Returns 1 when cg_openai_build_body() would write the client's JSON with
+ * the same meaning, so the body can be sent as it came: same model name, no
+ * stream_options to add, and no repeated top-level key. With a repeated key
+ * the provider might read another "model" than the one checked here.
  */
 int
 cg_openai_body_unchanged(const cg_chat_request_t *req)
@@ -121,7 +120,11 @@ cg_openai_parse_completion(const cg_chat_request_t *req, const char *body,
 
     cg_openai_usage(cg_json_get(root, "usage"), &out->usage);
 
-    /* nothing to rewrite: the answer goes out byte for byte */
+    /*
+     * Nothing to rewrite: the answer goes out byte for byte.
+     * NOTE: OpenAI returns a dated model name for an alias such as
+     * "gpt-4o-mini", so its completions still take the re-serializing branch.
+     */
     g = NULL;
     if (cg_json_get(root, "id") != NULL
         && (content = cg_json_get(root, "model")) != NULL
