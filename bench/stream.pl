@@ -61,5 +61,25 @@ print "via nginx and the worker: $via";
 print "straight from the emulator: $direct";
 print "worker VmRSS before: $rss_before kB, VmHWM after: $hwm kB\n";
 
+# Why streams failed: nginx's and the worker's complaints, counted, with
+# connection numbers and times cut so that equal causes group together.
+for my $log ('error.log', 'worker.log') {
+    my %seen;
+    open my $fh, '<', $t->dir . "/$log" or next;
+    while (my $line = <$fh>) {
+        next unless $line =~ /\[(error|crit|alert|emerg)\]|\b(warn|error)\b \[/;
+        $line =~ s/^\S+ \S+ //;
+        $line =~ s/\d+#\d+: \*\d+ //;
+        $line =~ s/\[[0-9a-f]{32}\]/[id]/;
+        $line =~ s/client: .*//;
+        chomp $line;
+        $seen{$line}++;
+    }
+    close $fh;
+    for my $line (sort { $seen{$b} <=> $seen{$a} } keys %seen) {
+        printf "%s: %d x %s\n", $log, $seen{$line}, $line;
+    }
+}
+
 ok(1, 'benchmark ran');
 $t->finish;

@@ -890,8 +890,9 @@ cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
                     "%s", provider, model, status, row.error_class,
                     row.error_message);
     } else {
-        cg_log_info(c->info.request_id, "provider \"%s\" model \"%s\": %d in "
-                    "%d ms", provider, model, status, row.latency_ms);
+        /* the request log row records every success; a line each costs a write(2) */
+        cg_log_debug(c->info.request_id, "provider \"%s\" model \"%s\": %d "
+                     "in %d ms", provider, model, status, row.latency_ms);
     }
 
     cg_logwriter_add(srv->logwriter, &row);

@@ -22,7 +22,13 @@
 #include "http.h"
 #include "log.h"
 
-#define CG_HTTP_BACKLOG  511
+/*
+ * Connections nginx may open before the worker accepts them. A unix socket
+ * whose queue is full fails connect() at once with EAGAIN, and nginx then
+ * returns 502, so a burst of new streams needs room. Linux caps the value
+ * at net.core.somaxconn.
+ */
+#define CG_HTTP_BACKLOG  4096
 
 typedef enum {
     CG_ROUTE_COMPLETIONS,

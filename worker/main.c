@@ -46,6 +46,7 @@ typedef struct {
 } cg_main_t;
 
 static int cg_main_serve(cg_main_t *m);
+static struct event_base *cg_main_event_base(void);
 static int cg_main_setup(cg_main_t *m, cg_vault_kms_key_t *kms);
 static void cg_main_teardown(cg_main_t *m);
 static void cg_main_signal(evutil_socket_t sig, short events, void *arg);
@@ -203,6 +204,30 @@ done:
 }
 
 
+/*
+ * Creates the event loop. With epoll, changes to one descriptor within a
+ * loop pass are merged into one epoll_ctl(): a request turns its
+ * connection's watches off and on several times per pass.
+ */
+static struct event_base *
+cg_main_event_base(void)
+{
+    struct event_config  *cfg;
+    struct event_base    *base;
+
+    cfg = event_config_new();
+    if (cfg == NULL) {
+        return NULL;
+    }
+
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+
+    return base;
+}
+
+
 /* Creates the loop and every component, in dependency order. Takes kms. */
 static int
 cg_main_setup(cg_main_t *m, cg_vault_kms_key_t *kms)
@@ -210,7 +235,7 @@ cg_main_setup(cg_main_t *m, cg_vault_kms_key_t *kms)
     cg_upstream_conf_t   uc;
     cg_logwriter_conf_t  lc;
 
-    m->base = event_base_new();
+    m->base = cg_main_event_base();
     if (m->base == NULL) {
         cg_vault_kms_key_free(kms);
         cg_log_error(NULL, "cannot create the event loop");

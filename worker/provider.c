@@ -86,6 +86,9 @@ cg_chat_request_parse(const char *body, size_t len,
         goto fail;
     }
 
+    req->body = body;
+    req->body_len = len;
+
     return 0;
 
 fail:
@@ -496,6 +499,17 @@ cg_provider_build_call(const cg_chat_request_t *req, const char *base_url,
         return -1;
     }
 
+    if (cg_openai_body_unchanged(req)) {
+        call->body = malloc(req->body_len + 1);
+        if (call->body == NULL) {
+            goto nomem;
+        }
+        memcpy(call->body, req->body, req->body_len);
+        call->body[req->body_len] = '\0';
+        call->body_len = req->body_len;
+        goto headers;
+    }
+
     g = cg_json_gen_new();
     if (g == NULL) {
         goto nomem;
@@ -519,6 +533,9 @@ cg_provider_build_call(const cg_chat_request_t *req, const char *base_url,
     }
 
     call->body = cg_json_gen_finish(g, &call->body_len);
+
+headers:
+
     call->url = cg_provider_url(base_url, req->provider);
     call->headers = cg_provider_headers(req->provider, api_key);
 
@@ -675,7 +692,8 @@ cg_provider_parse_completion(const cg_chat_request_t *req,
                                         out, err);
         break;
     default:
-        rc = cg_openai_parse_completion(req, root, completion_id, out, err);
+        rc = cg_openai_parse_completion(req, body, len, root, completion_id,
+                                        out, err);
         break;
     }
 

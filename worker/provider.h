@@ -32,7 +32,8 @@ typedef struct {
 /*
  * A validated chat request in OpenAI terms. root is the parsed body and
  * model points into a string the request owns; both are freed by
- * cg_chat_request_free().
+ * cg_chat_request_free(). body points into the caller's buffer, which must
+ * outlive the request; it is NULL when root differs from the client's JSON.
  */
 typedef struct {
     yajl_val          root;
@@ -40,6 +41,8 @@ typedef struct {
     char             *model;          /* as the provider knows it, prefix removed */
     char             *model_requested; /* as the client sent it */
     int               stream;
+    const char       *body;           /* the client's JSON as sent, or NULL */
+    size_t            body_len;
 } cg_chat_request_t;
 
 /*
@@ -124,7 +127,9 @@ int cg_anthropic_build_body(const cg_chat_request_t *req, yajl_gen g,
 int cg_ollama_build_body(const cg_chat_request_t *req, yajl_gen g,
     cg_error_t *err);
 
-int cg_openai_parse_completion(const cg_chat_request_t *req, yajl_val root,
+int cg_openai_body_unchanged(const cg_chat_request_t *req);
+int cg_openai_parse_completion(const cg_chat_request_t *req,
+    const char *body, size_t len, yajl_val root,
     const char *completion_id, cg_completion_t *out, cg_error_t *err);
 int cg_anthropic_parse_completion(const cg_chat_request_t *req, yajl_val root,
     const char *completion_id, long created, cg_completion_t *out,

@@ -7,6 +7,8 @@
 
 static int cg_openai_gen_object(yajl_gen g, yajl_val root, const char *model,
     const char *missing_id);
+static int cg_openai_keys_unique(yajl_val obj);
+static char *cg_openai_copy(const char *body, size_t len, size_t *out_len);
 
 
 /*
@@ -57,12 +59,38 @@ cg_openai_build_body(const cg_chat_request_t *req, yajl_gen g,
 
 
 /*
+ * Returns 1 when cg_openai_build_body() would write the client's JSON with
+ * the same meaning, so the body can be sent as it came: same model name, no
+ * stream_options to add, and no repeated top-level key. With a repeated key
+ * the provider might read another "model" than the one checked here.
+ */
+int
+cg_openai_body_unchanged(const cg_chat_request_t *req)
+{
+    if (req->body == NULL
+        || req->provider == CG_PROVIDER_ANTHROPIC
+        || req->provider == CG_PROVIDER_OLLAMA
+        || strcmp(req->model, req->model_requested) != 0)
+    {
+        return 0;
+    }
+
+    if (req->stream && cg_json_get(req->root, "stream_options") == NULL) {
+        return 0;
+    }
+
+    return cg_openai_keys_unique(req->root);
+}
+
+
+/*
  * Keeps the provider's chat.completion as it is, with model set to the name
  * the client requested; reads the first choice's text and the usage.
  */
 int
-cg_openai_parse_completion(const cg_chat_request_t *req, yajl_val root,
-    const char *completion_id, cg_completion_t *out, cg_error_t *err)
+cg_openai_parse_completion(const cg_chat_request_t *req, const char *body,
+    size_t len, yajl_val root, const char *completion_id,
+    cg_completion_t *out, cg_error_t *err)
 {
     yajl_val     choices, message, content;
     yajl_gen     g;
@@ -92,16 +120,33 @@ cg_openai_parse_completion(const cg_chat_request_t *req, yajl_val root,
 
     cg_openai_usage(cg_json_get(root, "usage"), &out->usage);
 
-    g = cg_json_gen_new();
-    if (g == NULL
-        || cg_openai_gen_object(g, root, req->model_requested,
-                                completion_id) != 0)
+    /*
+     * Nothing to rewrite: the answer goes out byte for byte.
+     * NOTE: OpenAI returns a dated model name for an alias such as
+     * "gpt-4o-mini", so its completions still take the re-serializing branch.
+     */
+    g = NULL;
+    if (cg_json_get(root, "id") != NULL
+        && (content = cg_json_get(root, "model")) != NULL
+        && YAJL_IS_STRING(content)
+        && strcmp(content->u.string, req->model_requested) == 0
+        && cg_openai_keys_unique(root))
     {
-        goto nomem;
+        out->body = cg_openai_copy(body, len, &out->body_len);
+
+    } else {
+        g = cg_json_gen_new();
+        if (g == NULL
+            || cg_openai_gen_object(g, root, req->model_requested,
+                                    completion_id) != 0)
+        {
+            goto nomem;
+        }
+
+        out->body = cg_json_gen_finish(g, &out->body_len);
+        g = NULL;
     }
 
-    out->body = cg_json_gen_finish(g, &out->body_len);
-    g = NULL;
     out->reply = strdup(text);
 
     if (out->body == NULL || out->reply == NULL) {
@@ -169,4 +214,41 @@ cg_openai_usage(yajl_val usage, cg_usage_t *out)
     {
         out->total_tokens = out->prompt_tokens + out->completion_tokens;
     }
+}
+
+
+/* Returns 1 when no key of the object obj appears twice, 0 otherwise. */
+static int
+cg_openai_keys_unique(yajl_val obj)
+{
+    size_t  i, j;
+
+    for (i = 0; i < obj->u.object.len; i++) {
+        for (j = i + 1; j < obj->u.object.len; j++) {
+            if (strcmp(obj->u.object.keys[i], obj->u.object.keys[j]) == 0) {
+                return 0;
+            }
+        }
+    }
+
+    return 1;
+}
+
+
+/* Copies body with a NUL after it; malloc'ed, NULL when out of memory. */
+static char *
+cg_openai_copy(const char *body, size_t len, size_t *out_len)
+{
+    char  *copy;
+
+    copy = malloc(len + 1);
+    if (copy == NULL) {
+        return NULL;
+    }
+
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+    *out_len = len;
+
+    return copy;
 }

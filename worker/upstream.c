@@ -12,6 +12,15 @@
 #include "log.h"
 #include "upstream.h"
 
+/*
+ * Idle easy handles kept for the next calls. A reset handle keeps its
+ * allocations, so a call skips curl_easy_init()'s buffers and set-up.
+ * NOTE: the worker's peak RSS grows with concurrent calls, to 53 MB at 1024
+ * (bench/results/perf-2026-12-04.md). The shares of curl, evhttp and
+ * malloc in it are not measured yet.
+ */
+#define CG_UPSTREAM_POOL_SIZE  64
+
 typedef struct cg_upstream_sock_s  cg_upstream_sock_t;
 
 /* A socket that curl watches through the loop, freed on CURL_POLL_REMOVE. */
@@ -19,6 +28,7 @@ struct cg_upstream_sock_s {
     cg_upstream_t       *up;
     curl_socket_t        fd;
     struct event        *ev;
+    short                events;      /* what ev watches, EV_READ | EV_WRITE */
     cg_upstream_sock_t  *prev, *next;
 };
 
@@ -31,6 +41,8 @@ struct cg_upstream_s {
     char                *proxy;
     cg_upstream_call_t  *calls;       /* running calls, for cg_upstream_free() */
     cg_upstream_sock_t  *socks;
+    CURL                *pool[CG_UPSTREAM_POOL_SIZE];
+    size_t               pooled;
 };
 
 /* One call, from cg_upstream_start() until on_done returns or it is cancelled. */
@@ -63,6 +75,8 @@ static size_t cg_upstream_header_cb(char *line, size_t size, size_t n,
     void *arg);
 static size_t cg_upstream_write_cb(char *data, size_t size, size_t n,
     void *arg);
+static CURL *cg_upstream_easy_get(cg_upstream_t *up);
+static void cg_upstream_easy_put(cg_upstream_t *up, CURL *easy);
 static void cg_upstream_call_free(cg_upstream_call_t *call);
 
 
@@ -116,6 +130,10 @@ cg_upstream_free(cg_upstream_t *up)
         cg_upstream_cancel(up->calls);
     }
 
+    while (up->pooled > 0) {
+        curl_easy_cleanup(up->pool[--up->pooled]);
+    }
+
     if (up->multi != NULL) {
         curl_multi_cleanup(up->multi);
     }
@@ -167,7 +185,7 @@ cg_upstream_start_method(cg_upstream_t *up, const char *method,
         goto fail;
     }
 
-    e = call->easy = curl_easy_init();
+    e = call->easy = cg_upstream_easy_get(up);
     if (e == NULL) {
         goto fail;
     }
@@ -313,12 +331,9 @@ cg_upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
         }
         up->socks = sock;
         curl_multi_assign(up->multi, fd, sock);
-    } else if (sock->ev != NULL) {
-        event_free(sock->ev);
-        sock->ev = NULL;
     }
 
-    events = EV_PERSIST;
+    events = 0;
     if (what & CURL_POLL_IN) {
         events |= EV_READ;
     }
@@ -326,11 +341,25 @@ cg_upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
         events |= EV_WRITE;
     }
 
-    sock->ev = event_new(up->base, fd, events, cg_upstream_event_cb, up);
+    if (sock->ev != NULL && sock->events == events) {
+        return 0;
+    }
+
+    /* one event per socket for its lifetime: a change costs no allocation */
+    if (sock->ev == NULL) {
+        sock->ev = event_new(up->base, fd, events | EV_PERSIST,
+                             cg_upstream_event_cb, up);
+    } else {
+        event_del(sock->ev);
+        event_assign(sock->ev, up->base, fd, events | EV_PERSIST,
+                     cg_upstream_event_cb, up);
+    }
+
     if (sock->ev == NULL || event_add(sock->ev, NULL) != 0) {
         cg_log_error(NULL, "cannot watch a provider socket");
         return -1;
     }
+    sock->events = events;
 
     return 0;
 }
@@ -365,6 +394,16 @@ cg_upstream_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
     if (timeout_ms < 0) {
         evtimer_del(up->timer);
+        return 0;
+    }
+
+    /*
+     * curl requests 0 after a call is added. Making the timer active runs it
+     * later in the same loop pass, without another epoll_wait().
+     */
+    if (timeout_ms == 0) {
+        evtimer_del(up->timer);
+        event_active(up->timer, EV_TIMEOUT, 0);
         return 0;
     }
 
@@ -571,11 +610,41 @@ cg_upstream_call_free(cg_upstream_call_t *call)
     }
 
     if (call->easy != NULL) {
-        curl_easy_cleanup(call->easy);
+        cg_upstream_easy_put(up, call->easy);
     }
     if (call->body != NULL) {
         evbuffer_free(call->body);
     }
 
     free(call);
+}
+
+
+/* Takes an idle easy handle from the pool, or makes one. NULL when out of memory. */
+static CURL *
+cg_upstream_easy_get(cg_upstream_t *up)
+{
+    if (up->pooled > 0) {
+        return up->pool[--up->pooled];
+    }
+
+    return curl_easy_init();
+}
+
+
+/*
+ * Resets easy, which has left the multi handle, and keeps it for a later
+ * call, or frees it when the pool is full. The reset drops every option,
+ * including the header list that carries the provider key.
+ */
+static void
+cg_upstream_easy_put(cg_upstream_t *up, CURL *easy)
+{
+    if (up->pooled == CG_UPSTREAM_POOL_SIZE) {
+        curl_easy_cleanup(easy);
+        return;
+    }
+
+    curl_easy_reset(easy);
+    up->pool[up->pooled++] = easy;
 }
