@@ -35,8 +35,8 @@ done
 
 # Debian's nginx is not built with ASan, so a module built with make SAN=1
 # loads only when the ASan runtime is the first library in the process.
-# The harness sets LD_PRELOAD to this list for nginx alone, because the
-# runtime preloaded into perl, psql or node would report their leaks too.
+# The harness sets LD_PRELOAD to this list for nginx alone, because perl
+# with the runtime preloaded reports its own leaks at exit.
 preload=
 if [ -e "$module" ] && readelf -d "$module" | grep -q 'NEEDED.*libasan'; then
     preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
