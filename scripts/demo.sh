@@ -70,17 +70,25 @@ fi
 old_setting() {
     [ -f "$var/chatgate.env" ] && sed -n "s/^$1=//p" "$var/chatgate.env" | tail -n 1
 }
-admin_token=$(old_setting ADMIN_TOKEN)
-kms_key=$(old_setting ADMIN_KMS_KEY)
-jwt_secret=$(old_setting JWT_SECRET)
-admin_token=${admin_token:-$(openssl rand -hex 24)}
+kms_key=$(old_setting ADMIN_KMS_KEY || true)
 kms_key=${kms_key:-$(openssl rand -hex 32)}
-jwt_secret=${jwt_secret:-$(openssl rand -hex 32)}
+
+# The secrets nginx shares with the worker, one file each, as an operator
+# keeps them under /etc/chatgate/ (docs/security.md): nginx reads them
+# through conf.d/chatgate-auth.conf, the worker through *_FILE settings.
+mkdir -p "$var/etc"
+chmod 700 "$var/etc"
+for f in admin_token jwt_secret; do
+    if [ ! -s "$var/etc/$f" ]; then
+        (umask 077 && openssl rand -hex 32 >"$var/etc/$f")
+    fi
+    chmod 600 "$var/etc/$f"
+done
 
 cat >"$var/chatgate.env" <<ENV
-ADMIN_TOKEN=$admin_token
+ADMIN_TOKEN_FILE=$var/etc/admin_token
 ADMIN_KMS_KEY=$kms_key
-JWT_SECRET=$jwt_secret
+JWT_SECRET_FILE=$var/etc/jwt_secret
 CHATGATE_SOCKET=$socket
 DATABASE_URL=postgresql://postgres@/chatgate?host=$pghost
 CHATGATE_LOG_LEVEL=info
@@ -96,19 +104,20 @@ CHATGATE_LOG_FLUSH_MS=200
 CHATGATE_SPOOL_PATH=$var/spool
 CHATGATE_SQL_DIR=$repo/sql
 CHATGATE_CONTROL_URL=unix:$var/run/control.sock:/chatgate/control
-ADMIN_TOKEN=$admin_token
 ENV
 chmod 600 "$var/chatgate.env"
 
-# Basic auth in front of /admin (conf.d/chatgate-admin.conf).
-mkdir -p "$var/etc"
+# Basic auth in front of /admin (conf.d/chatgate-admin.conf). nginx worker
+# processes read htpasswd on each request, so it is 0640 (group www-data in
+# a production setup); -stdin keeps the password out of the process list.
 basic_password=$(openssl rand -hex 12)
 cat >>"$var/chatgate.env" <<ENV
 BASIC_AUTH_USER=admin
 BASIC_AUTH_PASSWORD=$basic_password
 ENV
-printf 'admin:%s\n' "$(openssl passwd -apr1 "$basic_password")" >"$var/etc/htpasswd"
-chmod 600 "$var/etc/htpasswd"
+printf 'admin:%s\n' "$(printf '%s\n' "$basic_password" | openssl passwd -apr1 -stdin)" \
+    >"$var/etc/htpasswd"
+chmod 640 "$var/etc/htpasswd"
 
 say "applying migrations"
 (set -a && . "$var/chatgate.env" && "$build/chatgate-worker" migrate) >>"$var/log/migrate.log" 2>&1 ||
@@ -145,7 +154,9 @@ include chatgate-module.conf;
 $user_line
 worker_processes 2;
 pid $var/run/nginx.pid;
-error_log $var/log/nginx-error.log info;
+# notice, not info: at info nginx itself logs rejected header lines whole,
+# and an Authorization line carries the caller's provider key.
+error_log $var/log/nginx-error.log notice;
 
 events {
     worker_connections 1024;
@@ -210,9 +221,10 @@ cat <<USAGE
 chatgate is running:
   gateway     http://127.0.0.1:$port/v1/chat/completions (OpenAI API; model prefixes
               openai/, openrouter/, anthropic/, ollama/; Authorization: Bearer <provider key>)
-  settings    $var/chatgate.env (ADMIN_TOKEN, ADMIN_KMS_KEY and JWT_SECRET are
-              generated on the first run and kept)
-  admin API   curl --unix-socket $socket -H "X-Admin-Token: \$ADMIN_TOKEN" http://chatgate/admin/api/keys
+  settings    $var/chatgate.env (ADMIN_KMS_KEY and the basic auth password are
+              generated on the first run; ADMIN_KMS_KEY is kept)
+  secrets     $var/etc/admin_token and $var/etc/jwt_secret, read by nginx and the
+              worker; $var/etc/htpasswd for basic auth in front of /admin
   logs        $var/log/
   database    set -a; . $var/chatgate.env; set +a; psql "\$DATABASE_URL"
 
@@ -220,8 +232,9 @@ chatgate is running:
       -H 'Content-Type: application/json' \\
       -d '{"model": "anthropic/claude-3-haiku", "messages": [{"role": "user", "content": "hi"}]}'
 
-  limits      curl -s -H "X-Admin-Token: \$ADMIN_TOKEN" http://127.0.0.1:$port/admin/api/limits
-              (ADMIN_TOKEN is in $var/chatgate.env)
+  admin API   curl -s -u "admin:\$BASIC_AUTH_PASSWORD" -H "X-Admin-Token: \$(cat $var/etc/admin_token)" \\
+                  http://127.0.0.1:$port/admin/api/limits
+              (BASIC_AUTH_PASSWORD is in $var/chatgate.env)
 
 Stop it with: make stop
 USAGE

@@ -5,6 +5,7 @@
 # usage: pg.sh start DIR   create the cluster in DIR if needed and start it;
 #                          prints the socket folder on stdout
 #        pg.sh stop DIR    stop the cluster started from DIR, by its PID
+#        pg.sh destroy DIR stop it and delete its data
 #
 # Scripts may also source this file and call pg_start / pg_stop.
 #
@@ -119,13 +120,30 @@ pg_stop() {
     rm -f "$dir/postgres.pid"
 }
 
+# Stops the cluster for DIR and deletes it, including a folder under /tmp
+# that stood in for DIR. For throwaway clusters only: the data is gone.
+pg_destroy() {
+    local dir=$1 loc
+
+    [ -f "$dir/location" ] || return 0
+    loc=$(cat "$dir/location")
+    pg_stop "$dir"
+
+    case "$loc" in
+        /tmp/chatgate-pg.*) rm -rf "$loc" ;;
+        *) rm -rf "$loc/data" ;;
+    esac
+    rm -f "$dir/location"
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     set -euo pipefail
     case "${1:-}:${2:-}" in
     start:?*) pg_start "$2" ;;
     stop:?*)  pg_stop "$2" ;;
+    destroy:?*) pg_destroy "$2" ;;
     *)
-        echo "usage: $0 start|stop DIR" >&2
+        echo "usage: $0 start|stop|destroy DIR" >&2
         exit 2
         ;;
     esac

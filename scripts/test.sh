@@ -47,13 +47,13 @@ if [ -e "$module" ] && readelf -d "$module" | grep -q 'NEEDED.*libasan'; then
 fi
 
 pgdir=$build/test/pg
-pg_stop "$pgdir"
+pg_destroy "$pgdir"
 rm -rf "$build/test"
 mkdir -p "$build/test"
 
 cleanup() {
     say "stopping PostgreSQL"
-    pg_stop "$pgdir"
+    pg_destroy "$pgdir"
 }
 trap cleanup EXIT
 trap 'exit 130' INT

@@ -44,7 +44,7 @@ typedef void (*cg_admin_handler_pt)(cg_server_t *srv,
 typedef struct {
     enum evhttp_cmd_type   method;
     const char            *pattern;
-    cg_role_t              role;      /* least role allowed */
+    cg_role_t              role;      /* minimum role allowed */
     cg_admin_handler_pt    handler;
 } cg_admin_route_t;
 
@@ -58,7 +58,7 @@ void cg_admin_handle(cg_server_t *srv, struct evhttp_request *req,
 
 /*
  * Returns the request body as a NUL-terminated string (valid until the
- * request ends) and its length, or NULL after answering 413 when it is over
+ * request ends) and its length, or NULL after sending 413 when it is over
  * max bytes.
  */
 const char *cg_admin_body(struct evhttp_request *req,

@@ -18,6 +18,7 @@
 #include "keys.h"
 #include "log.h"
 #include "password.h"
+#include "ratelimit.h"
 #include "secret.h"
 #include "users.h"
 
@@ -41,10 +42,18 @@ typedef struct {
     int               disabled;
 } cg_user_op_t;
 
+/* A logout in progress: the id to revoke, until the token's expiry. */
+typedef struct {
+    cg_admin_async_t  a;              /* first, so free(a) frees the op */
+    char              jti[65];        /* the module takes up to 64 characters */
+    long long         exp;
+} cg_logout_op_t;
+
 static void cg_users_login(cg_server_t *srv, struct evhttp_request *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
 static void cg_users_logout(cg_server_t *srv, struct evhttp_request *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
+static void cg_users_revoke_pushed(const char *error, void *arg);
 static void cg_users_list(cg_server_t *srv, struct evhttp_request *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
 static void cg_users_create(cg_server_t *srv, struct evhttp_request *req,
@@ -375,20 +384,47 @@ cg_users_session_token(struct evhttp_request *req, size_t *len)
 }
 
 
+/*
+ * Stores the revocation, then pushes the id to nginx at once. A failed push
+ * still ends the session: the next full push of the limits sync carries
+ * every id of revoked_tokens.
+ */
 static void
 cg_users_logged_out(PGresult *res, const char *error, void *arg)
 {
-    cg_admin_async_t  *a = arg;
+    cg_logout_op_t  *op = arg;
 
     (void) res;
 
     if (error != NULL) {
-        cg_log_error(a->info.request_id, "storing a revoked token failed: %s",
-                     error);
-        cg_users_async_error(a, 503, "server_error", "logout failed: the "
-                             "database is not available, retry later");
-        free(a);
+        cg_log_error(op->a.info.request_id, "storing a revoked token failed: "
+                     "%s", error);
+        cg_users_async_error(&op->a, 503, "server_error", "logout failed: "
+                             "the database is not available, retry later");
+        free(op);
         return;
+    }
+
+    if (op->a.srv->limits == NULL
+        || cg_limits_revoke(op->a.srv->limits, op->jti, op->exp,
+                            cg_users_revoke_pushed, op) != 0)
+    {
+        cg_users_revoke_pushed("the control location is not set or the "
+                               "push could not start", op);
+    }
+}
+
+
+static void
+cg_users_revoke_pushed(const char *error, void *arg)
+{
+    cg_logout_op_t    *op = arg;
+    cg_admin_async_t  *a = &op->a;
+
+    if (error != NULL) {
+        cg_log_warn(a->info.request_id, "token id %s is revoked but not yet "
+                    "in nginx, the next limits sync pushes it: %s", op->jti,
+                    error);
     }
 
     if (a->srv->http != NULL) {
@@ -397,19 +433,19 @@ cg_users_logged_out(PGresult *res, const char *error, void *arg)
                           "SameSite=Strict; Path=/admin; Max-Age=0");
     }
     cg_admin_async_json(a, 200, "{\"logged_out\":true}");
-    free(a);
+    free(op);
 }
 
 
 /*
- * Revokes the caller's own session token by its jti, until its expiry. The
- * nginx module learns revoked ids from GET /admin/api/tokens/revoked.
+ * Revokes the caller's own session token by its jti, until its expiry, in
+ * revoked_tokens and in the nginx module (see cg_users_logged_out).
  */
 static void
 cg_users_logout(cg_server_t *srv, struct evhttp_request *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
-    cg_admin_async_t  *a;
+    cg_logout_op_t    *op;
     cg_jwt_claims_t    claims;
     const char        *secret, *token, *values[2];
     char               err[200], exp[24];
@@ -434,30 +470,35 @@ cg_users_logout(cg_server_t *srv, struct evhttp_request *req,
         return;
     }
 
-    a = calloc(1, sizeof(*a));
-    if (a == NULL || claims.jti == NULL) {
-        cg_users_error(req, info, a ? 400 : 500, "invalid_request_error",
-                       a ? "the token has no jti to revoke" : "out of memory");
-        free(a);
+    op = calloc(1, sizeof(*op));
+    if (op == NULL || claims.jti == NULL
+        || strlen(claims.jti) >= sizeof(op->jti))
+    {
+        cg_users_error(req, info, op ? 400 : 500, "invalid_request_error",
+                       op ? "the token has no jti to revoke, or one longer "
+                       "than 64 characters" : "out of memory");
+        free(op);
         cg_jwt_claims_free(&claims);
         return;
     }
 
-    snprintf(exp, sizeof(exp), "%lld", (long long) claims.exp);
+    memcpy(op->jti, claims.jti, strlen(claims.jti) + 1);
+    op->exp = (long long) claims.exp;
+    snprintf(exp, sizeof(exp), "%lld", op->exp);
     values[0] = claims.jti;
     values[1] = exp;
 
     cg_log_info(info->request_id, "token id %s of \"%s\" revoked by logout",
                 claims.jti, claims.sub ? claims.sub : "-");
-    cg_admin_async_begin(a, srv, req, info);
+    cg_admin_async_begin(&op->a, srv, req, info);
 
     if (cg_db_query(srv->db, "INSERT INTO revoked_tokens (jti, expires_at) "
                     "VALUES ($1, to_timestamp($2)) ON CONFLICT (jti) DO "
-                    "NOTHING", 2, values, cg_users_logged_out, a) != 0)
+                    "NOTHING", 2, values, cg_users_logged_out, op) != 0)
     {
-        cg_users_async_error(a, 503, "server_error", "the database queue is "
-                             "full, retry later");
-        free(a);
+        cg_users_async_error(&op->a, 503, "server_error", "the database "
+                             "queue is full, retry later");
+        free(op);
     }
 
     cg_jwt_claims_free(&claims);

@@ -39,7 +39,10 @@ static void cg_chat_watch_client(cg_chat_t *c);
 static void cg_chat_client_readable(evutil_socket_t fd, short events,
     void *arg);
 static void cg_chat_wipe_headers(cg_chat_t *c);
+static int cg_chat_model_allowed(cg_chat_t *c, cg_error_t *err);
+static void cg_chat_watch_send(cg_chat_t *c, struct evhttp_request *req);
 static void cg_chat_sent(struct evhttp_request *req, void *arg);
+static void cg_chat_send_closed(struct evhttp_connection *evcon, void *arg);
 static void cg_chat_leave(cg_server_t *srv);
 static void cg_chat_copy(char *dst, size_t size, const char *src);
 
@@ -93,12 +96,57 @@ cg_chat_handle(cg_server_t *srv, struct evhttp_request *req,
     }
     c->chat_parsed = 1;
 
+    if (cg_chat_model_allowed(c, &err) != 0) {
+        cg_chat_fail(c, &err, "auth");
+        return;
+    }
+
     if (cg_chat_credential(c, form_key_id, &err, &error_class) != 0) {
         cg_chat_fail(c, &err, error_class);
         return;
     }
 
     cg_chat_start_call(c);
+}
+
+
+/*
+ * Checks the requested model, as the client named it, against the
+ * comma-separated X-Chatgate-Models that the nginx module sets from a
+ * client token's "models" claim (and removes when a client sends it). No
+ * header allows every model; an empty one allows none. Returns 0, or -1
+ * with a 403 in err.
+ */
+static int
+cg_chat_model_allowed(cg_chat_t *c, cg_error_t *err)
+{
+    const char  *list, *p, *end;
+    const char  *model;
+    size_t       len;
+
+    list = evhttp_find_header(evhttp_request_get_input_headers(c->req),
+                              "X-Chatgate-Models");
+    if (list == NULL) {
+        return 0;
+    }
+
+    model = c->chat.model_requested ? c->chat.model_requested : "";
+    len = strlen(model);
+
+    for (p = list; *p != '\0'; p = *end ? end + 1 : end) {
+        end = strchr(p, ',');
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+        if ((size_t) (end - p) == len && memcmp(p, model, len) == 0) {
+            return 0;
+        }
+    }
+
+    cg_error_set(err, 403, "permission_error", "model \"%.200s\" is not "
+                 "allowed for this client token", model);
+    err->code = "model_not_allowed";
+    return -1;
 }
 
 
@@ -623,8 +671,7 @@ cg_chat_client_readable(evutil_socket_t fd, short events, void *arg)
     cg_error_set(&err, 499, "invalid_request_error",
                  "client closed the connection before the response");
     req = cg_chat_detach(c);
-    evhttp_request_set_on_complete_cb(req, NULL, NULL);
-    c->writing = 0;
+    cg_chat_unwatch_send(c, req);
     cg_http_send_error(req, c->info.request_id, &err);
     cg_chat_finish(c, err.status, NULL, &err, "client_closed");
 }
@@ -653,9 +700,7 @@ cg_chat_detach(cg_chat_t *c)
             explicit_bzero(auth, strlen(auth));
         }
 
-        /* the request stays in flight until its response is written */
-        evhttp_request_set_on_complete_cb(req, cg_chat_sent, c->srv);
-        c->writing = 1;
+        cg_chat_watch_send(c, req);
     }
 
     c->req = NULL;
@@ -664,15 +709,88 @@ cg_chat_detach(cg_chat_t *c)
 
 
 /*
- * Runs when evhttp has written a response. Until then a shutdown must not
- * free the connection, or the client would get nothing.
+ * Keeps the request in flight until its response is written, so a shutdown
+ * does not free the connection under it. evhttp calls the on-complete
+ * callback after a full write, but when the client goes away mid-write it
+ * frees the connection without calling it; the connection's close callback
+ * counts the request out then. Whichever runs first frees the token.
  */
+static void
+cg_chat_watch_send(cg_chat_t *c, struct evhttp_request *req)
+{
+    struct evhttp_connection  *evcon;
+    cg_chat_send_t            *send;
+
+    send = malloc(sizeof(cg_chat_send_t));
+    if (send == NULL) {
+        /* without a token only the shutdown deadline ends the wait */
+        cg_log_error(c->info.request_id, "out of memory tracking a response");
+        return;
+    }
+
+    send->srv = c->srv;
+    c->send = send;
+    c->writing = 1;
+
+    evhttp_request_set_on_complete_cb(req, cg_chat_sent, send);
+
+    evcon = evhttp_request_get_connection(req);
+    if (evcon != NULL) {
+        evhttp_connection_set_closecb(evcon, cg_chat_send_closed, send);
+    }
+}
+
+
+/*
+ * Drops the send token of a request whose response evhttp will not report,
+ * because the client has gone; the caller counts the request out itself.
+ */
+void
+cg_chat_unwatch_send(cg_chat_t *c, struct evhttp_request *req)
+{
+    struct evhttp_connection  *evcon;
+
+    evhttp_request_set_on_complete_cb(req, NULL, NULL);
+
+    evcon = evhttp_request_get_connection(req);
+    if (evcon != NULL) {
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    }
+
+    free(c->send);
+    c->send = NULL;
+    c->writing = 0;
+}
+
+
+/* Runs when evhttp has written a response. */
 static void
 cg_chat_sent(struct evhttp_request *req, void *arg)
 {
-    (void) req;
+    cg_chat_send_t            *send = arg;
+    struct evhttp_connection  *evcon;
 
-    cg_chat_leave(arg);
+    /* a keep-alive connection outlives this request: forget the token */
+    evcon = evhttp_request_get_connection(req);
+    if (evcon != NULL) {
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    }
+
+    cg_chat_leave(send->srv);
+    free(send);
+}
+
+
+/* Runs when evhttp frees the connection before the response was written. */
+static void
+cg_chat_send_closed(struct evhttp_connection *evcon, void *arg)
+{
+    cg_chat_send_t  *send = arg;
+
+    (void) evcon;
+
+    cg_chat_leave(send->srv);
+    free(send);
 }
 
 

@@ -31,6 +31,11 @@ void cg_chat_handle(cg_server_t *srv, struct evhttp_request *req,
 
 typedef struct cg_chat_stream_s  cg_chat_stream_t;
 
+/* A response being written: freed by whichever of evhttp's callbacks runs. */
+typedef struct {
+    cg_server_t  *srv;
+} cg_chat_send_t;
+
 /*
  * One chat request. It owns everything it points to except srv and req;
  * req is set to NULL once the response is handed to evhttp, which frees it.
@@ -46,7 +51,8 @@ typedef struct {
     cg_chat_request_t        chat;
     unsigned                 chat_parsed:1;
     unsigned                 call_built:1;
-    unsigned                 writing:1;     /* cg_chat_sent will count the request out */
+    unsigned                 writing:1;     /* send's callbacks will count the request out */
+    cg_chat_send_t          *send;          /* owned by evhttp's callbacks once writing */
     cg_provider_call_t       call;
     cg_upstream_call_t      *upstream;
     int                      attempt;       /* provider calls started, 1 for the first */
@@ -64,6 +70,7 @@ void cg_chat_fail(cg_chat_t *c, const cg_error_t *err,
 void cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
     const cg_error_t *err, const char *error_class);
 struct evhttp_request *cg_chat_detach(cg_chat_t *c);
+void cg_chat_unwatch_send(cg_chat_t *c, struct evhttp_request *req);
 int cg_chat_latency_ms(const cg_chat_t *c);
 
 /*

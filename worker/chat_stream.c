@@ -603,20 +603,17 @@ cg_chat_stream_end(cg_chat_t *c, int status, const cg_error_t *err,
         cg_chat_stream_flush(c);
     }
 
+    /* cg_chat_detach replaces the stream's close callback with its own */
     req = cg_chat_detach(c);
     if (req != NULL) {
         evcon = evhttp_request_get_connection(req);
-        if (evcon != NULL) {
-            evhttp_connection_set_closecb(evcon, NULL, NULL);
-        }
 
         /*
          * Without a connection, or after a disconnect, evhttp frees the
          * request without calling the on-complete callback.
          */
         if (evcon == NULL || status == 499) {
-            evhttp_request_set_on_complete_cb(req, NULL, NULL);
-            c->writing = 0;
+            cg_chat_unwatch_send(c, req);
         }
         evhttp_send_reply_end(req);
     }

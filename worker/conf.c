@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,13 @@ static int cg_conf_base_url(const char *name, const char *def, char **out,
 static char *cg_conf_string(const char *name, const char *def);
 static int cg_conf_secret(const char *name, size_t min_len, char **out,
     char *err, size_t err_size);
+static int cg_conf_group(const char *name, gid_t *gid, char *err,
+    size_t err_size);
+static int cg_conf_secret_file(const char *name, size_t min_len, char **out,
+    char *err, size_t err_size);
+static int cg_conf_secret_check(const char *name, const char *path,
+    const char *value, size_t len, size_t min_len, char *err,
+    size_t err_size);
 static void cg_conf_free_secret(char *secret);
 static int cg_conf_control_url(cg_conf_t *conf, char *err, size_t err_size);
 
@@ -114,8 +122,20 @@ cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
         conf->log_level = CG_LOG_INFO;
     }
 
+    s = getenv("CHATGATE_SOCKET_GROUP");
+    conf->socket_group = (gid_t) -1;
+    if (s != NULL && *s != '\0'
+        && cg_conf_group(s, &conf->socket_group, err, err_size) != 0)
+    {
+        goto fail;
+    }
+
+    /*
+     * Whoever can connect to the socket is trusted like nginx (it may send
+     * X-Chatgate-* identity headers), so only the owner and the group may.
+     */
     s = getenv("CHATGATE_SOCKET_MODE");
-    conf->socket_mode = 0666;
+    conf->socket_mode = 0660;
     if (s != NULL && *s != '\0') {
         errno = 0;
         unsigned long mode = strtoul(s, &end, 8);
@@ -217,26 +237,40 @@ cg_conf_free(cg_conf_t *conf)
 
 /*
  * Copies the secret setting name into *out, or leaves *out NULL when it is
- * unset. A value shorter than min_len bytes is an error; the message names
- * the setting and its length, never the value.
+ * unset. The value comes from the variable name or from the file that
+ * name_FILE points to (the files nginx reads too), never both. A value
+ * shorter than min_len bytes is an error; the message names the setting
+ * and its length, never the value.
  */
 static int
 cg_conf_secret(const char *name, size_t min_len, char **out, char *err,
     size_t err_size)
 {
-    const char  *s;
+    const char  *s, *path;
+    char         file_name[64];
     size_t       len;
 
+    snprintf(file_name, sizeof(file_name), "%s_FILE", name);
     s = getenv(name);
+    path = getenv(file_name);
+
+    if (path != NULL && *path != '\0') {
+        if (s != NULL && *s != '\0') {
+            snprintf(err, err_size, "both %s and %s are set: keep one of "
+                     "them", name, file_name);
+            return -1;
+        }
+        return cg_conf_secret_file(name, min_len, out, err, err_size);
+    }
+
     if (s == NULL || *s == '\0') {
         return 0;
     }
 
     len = strlen(s);
-    if (len < min_len) {
-        snprintf(err, err_size, "%s is too short (%zu bytes): use at least "
-                 "%zu random bytes, for example \"openssl rand -hex 32\"",
-                 name, len, min_len);
+    if (cg_conf_secret_check(name, NULL, s, len, min_len, err, err_size)
+        != 0)
+    {
         return -1;
     }
 
@@ -244,6 +278,127 @@ cg_conf_secret(const char *name, size_t min_len, char **out, char *err,
     if (*out == NULL) {
         snprintf(err, err_size, "out of memory while reading %s", name);
         return -1;
+    }
+
+    return 0;
+}
+
+
+/* Sets *gid from a group name or number. */
+static int
+cg_conf_group(const char *name, gid_t *gid, char *err, size_t err_size)
+{
+    struct group  *gr;
+    char          *end;
+    unsigned long  n;
+
+    errno = 0;
+    n = strtoul(name, &end, 10);
+    if (errno == 0 && *end == '\0' && n < (unsigned long) (gid_t) -1) {
+        *gid = (gid_t) n;
+        return 0;
+    }
+
+    gr = getgrnam(name);
+    if (gr == NULL) {
+        snprintf(err, err_size, "invalid CHATGATE_SOCKET_GROUP \"%s\": no "
+                 "such group; name the group nginx's worker processes run "
+                 "in, for example www-data", name);
+        return -1;
+    }
+
+    *gid = gr->gr_gid;
+    return 0;
+}
+
+
+/*
+ * Reads the secret name from the file that name_FILE names, as the nginx
+ * module's chatgate_*_file directives do: at most 4096 bytes, whitespace
+ * around the value dropped, no control characters inside.
+ */
+static int
+cg_conf_secret_file(const char *name, size_t min_len, char **out, char *err,
+    size_t err_size)
+{
+    FILE        *f;
+    char         buf[4098], file_name[64];
+    const char  *path;
+    size_t       n, start, end;
+    int          rc = -1;
+
+    snprintf(file_name, sizeof(file_name), "%s_FILE", name);
+    path = getenv(file_name);
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, err_size, "cannot open %s \"%s\": %s", file_name, path,
+                 strerror(errno));
+        return -1;
+    }
+
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    if (ferror(f) || n > 4096) {
+        snprintf(err, err_size, "cannot read %s \"%s\": %s", file_name, path,
+                 ferror(f) ? strerror(errno) : "larger than 4096 bytes");
+        goto done;
+    }
+
+    for (start = 0; start < n && isspace((unsigned char) buf[start]); start++) {
+        /* void */
+    }
+    for (end = n; end > start && isspace((unsigned char) buf[end - 1]); end--) {
+        /* void */
+    }
+
+    if (cg_conf_secret_check(file_name, path, buf + start, end - start,
+                             min_len, err, err_size) != 0)
+    {
+        goto done;
+    }
+
+    *out = strndup(buf + start, end - start);
+    if (*out == NULL) {
+        snprintf(err, err_size, "out of memory while reading %s", file_name);
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    explicit_bzero(buf, sizeof(buf));
+    fclose(f);
+    return rc;
+}
+
+
+/*
+ * Checks a secret's length and bytes. The message names the setting, the
+ * file (path, may be NULL) and the length, never the value.
+ */
+static int
+cg_conf_secret_check(const char *name, const char *path, const char *value,
+    size_t len, size_t min_len, char *err, size_t err_size)
+{
+    size_t  i;
+
+    if (len < min_len) {
+        snprintf(err, err_size, "%s%s%s%s is too short (%zu bytes): use at "
+                 "least %zu random bytes, for example \"openssl rand -hex "
+                 "32\"", name, path ? " \"" : "", path ? path : "",
+                 path ? "\"" : "", len, min_len);
+        return -1;
+    }
+
+    for (i = 0; i < len; i++) {
+        if ((unsigned char) value[i] < 0x20 || value[i] == 0x7f) {
+            snprintf(err, err_size, "%s%s%s%s has a control character at "
+                     "byte %zu: use printable characters only", name,
+                     path ? " \"" : "", path ? path : "", path ? "\"" : "",
+                     i + 1);
+            return -1;
+        }
     }
 
     return 0;

@@ -14,6 +14,7 @@
 typedef struct {
     char              *socket_path;
     mode_t             socket_mode;
+    gid_t              socket_group;       /* (gid_t) -1: the worker's own */
     char              *database_url;
     cg_log_level_t     log_level;
     char              *base_url[CG_PROVIDER_COUNT];  /* no trailing slash */

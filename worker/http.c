@@ -179,7 +179,8 @@ cg_http_listen(const cg_conf_t *conf)
 {
     struct sockaddr_un  sa;
     struct stat         st;
-    int                 fd;
+    mode_t              mask;
+    int                 fd, rc;
 
     if (strlen(conf->socket_path) >= sizeof(sa.sun_path)) {
         cg_log_error(NULL, "socket path \"%s\" is longer than %zu bytes",
@@ -201,9 +202,24 @@ cg_http_listen(const cg_conf_t *conf)
         return -1;
     }
 
-    if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
+    /* No other user may connect between bind() and chmod(). */
+    mask = umask(0077);
+    rc = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+    umask(mask);
+
+    if (rc != 0) {
         cg_log_error(NULL, "cannot bind socket \"%s\": %s", conf->socket_path,
                      strerror(errno));
+        goto fail;
+    }
+
+    if (conf->socket_group != (gid_t) -1
+        && chown(conf->socket_path, (uid_t) -1, conf->socket_group) != 0)
+    {
+        cg_log_error(NULL, "cannot give socket \"%s\" to group %ld: %s",
+                     conf->socket_path, (long) conf->socket_group,
+                     strerror(errno));
+        unlink(conf->socket_path);
         goto fail;
     }
 

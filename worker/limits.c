@@ -4,12 +4,16 @@
  *   pull   GET the control location: today's count and the denials of
  *          every counter, upserted into chat_usage_counters.
  *   load   read rate_limits and today's chat_usage_counters.
- *   push   PUT the rule set and the usage to the control location.
+ *   push   PUT the rule set, the usage and every unexpired revoked
+ *          token id to the control location.
  *
  * A cycle runs every CHATGATE_LIMITS_SYNC_MS, at once when an admin change
  * asks for a push, and with backoff after a failure. The module keeps the
  * larger of its own and the pushed day count, so a restarted nginx resumes
- * the day quotas from the database.
+ * the day quotas from the database, and the revoked ids within one cycle.
+ *
+ * A logout does not wait for a cycle: cg_limits_revoke() sends its one
+ * "revoke" line with PATCH at once, next to any running cycle.
  */
 
 #include <stdarg.h>
@@ -33,12 +37,26 @@
 #define CG_LIMITS_LOG_EVERY      30
 
 typedef struct cg_limits_waiter_s  cg_limits_waiter_t;
+typedef struct cg_limits_revoke_s  cg_limits_revoke_t;
 
 struct cg_limits_waiter_s {
     cg_limits_pushed_pt   done;
     void                 *arg;
     unsigned long         gen;        /* satisfied by a cycle of this or a later generation */
     cg_limits_waiter_t   *next;
+};
+
+/*
+ * One PATCH of a revoked token id. It owns its body, which curl reads until
+ * the call ends, and sits in the sync's list until then.
+ */
+struct cg_limits_revoke_s {
+    cg_limits_t          *limits;
+    cg_limits_pushed_pt   done;
+    void                 *arg;
+    char                  body[128];
+    cg_limits_revoke_t   *prev;
+    cg_limits_revoke_t   *next;
 };
 
 /* What the worker last stored for one counter of the module. */
@@ -70,6 +88,7 @@ struct cg_limits_s {
     unsigned long          gen_requested;
     unsigned long          gen_running;
     cg_limits_waiter_t    *waiters;
+    cg_limits_revoke_t    *revokes;        /* PATCH calls that run */
 
     char                   today[11];      /* UTC day of the running cycle */
     cg_buf_t               push_body;      /* curl reads it until the PUT ends */
@@ -96,6 +115,10 @@ static int cg_limits_build_push(cg_limits_t *l, PGresult *res);
 static void cg_limits_push_done(cg_upstream_call_t *call,
     cg_upstream_result_t result, const char *error, void *arg);
 static void cg_limits_finish(cg_limits_t *l, const char *error);
+static void cg_limits_revoke_done(cg_upstream_call_t *call,
+    cg_upstream_result_t result, const char *error, void *arg);
+static void cg_limits_revoke_unlink(cg_limits_revoke_t *r);
+static int cg_limits_jti_valid(const char *jti);
 static void cg_limits_schedule(cg_limits_t *l, long ms);
 static void cg_limits_destroy(cg_limits_t *l);
 static cg_limits_counter_t *cg_limits_counter_add(cg_limits_counters_t *c,
@@ -188,10 +211,113 @@ cg_limits_push(cg_limits_t *l, cg_limits_pushed_pt done, void *arg)
 }
 
 
+int
+cg_limits_revoke(cg_limits_t *l, const char *jti, long long exp,
+    cg_limits_pushed_pt done, void *arg)
+{
+    cg_limits_revoke_t  *r;
+    static const cg_upstream_handler_t  handler = {
+        NULL, NULL, cg_limits_revoke_done
+    };
+
+    if (l->conf->control_url == NULL || l->stopping
+        || !cg_limits_jti_valid(jti))
+    {
+        return -1;
+    }
+
+    r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return -1;
+    }
+
+    r->limits = l;
+    r->done = done;
+    r->arg = arg;
+    snprintf(r->body, sizeof(r->body), "revoke %s %lld\n", jti, exp);
+
+    if (cg_upstream_start_method(l->upstream, "PATCH", l->conf->control_socket,
+                                 l->conf->control_url, NULL, r->body,
+                                 strlen(r->body), 4096, &handler, r)
+        == NULL)
+    {
+        free(r);
+        return -1;
+    }
+
+    r->next = l->revokes;
+    if (r->next != NULL) {
+        r->next->prev = r;
+    }
+    l->revokes = r;
+
+    return 0;
+}
+
+
+static void
+cg_limits_revoke_done(cg_upstream_call_t *call, cg_upstream_result_t result,
+    const char *error, void *arg)
+{
+    cg_limits_revoke_t  *r = arg;
+    char                 msg[256];
+    long                 status;
+
+    status = cg_upstream_status(call);
+    cg_limits_revoke_unlink(r);
+
+    if (result != CG_UPSTREAM_OK) {
+        snprintf(msg, sizeof(msg), "pushing a revoked token id to %s "
+                 "failed: %s", r->limits->conf->control_url,
+                 error ? error : "no answer");
+        r->done(msg, r->arg);
+
+    } else if (status != 200) {
+        snprintf(msg, sizeof(msg), "nginx rejected a revoked token id with "
+                 "HTTP status %ld", status);
+        r->done(msg, r->arg);
+
+    } else {
+        r->done(NULL, r->arg);
+    }
+
+    free(r);
+}
+
+
+static void
+cg_limits_revoke_unlink(cg_limits_revoke_t *r)
+{
+    if (r->prev != NULL) {
+        r->prev->next = r->next;
+    } else {
+        r->limits->revokes = r->next;
+    }
+
+    if (r->next != NULL) {
+        r->next->prev = r->prev;
+    }
+}
+
+
+/* Returns 1 for an id the module accepts: 1 to 64 base64url characters. */
+static int
+cg_limits_jti_valid(const char *jti)
+{
+    size_t  n;
+
+    n = strspn(jti, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                    "0123456789-_");
+
+    return n > 0 && n <= 64 && jti[n] == '\0';
+}
+
+
 void
 cg_limits_free(cg_limits_t *l)
 {
     cg_limits_waiter_t  *w;
+    cg_limits_revoke_t  *r;
 
     if (l == NULL) {
         return;
@@ -203,6 +329,13 @@ cg_limits_free(cg_limits_t *l)
         l->waiters = w->next;
         w->done("shutting down", w->arg);
         free(w);
+    }
+
+    /* cg_upstream_free() below cancels their calls without on_done */
+    while ((r = l->revokes) != NULL) {
+        l->revokes = r->next;
+        r->done("shutting down", r->arg);
+        free(r);
     }
 
     /* cancels a running GET or PUT without calling its on_done */
@@ -495,7 +628,8 @@ cg_limits_commit_counters(cg_limits_t *l)
 }
 
 
-/* Reads the rule set and today's usage, then pushes them. */
+/* Reads the rule set, today's usage and the unexpired revoked ids, then
+ * pushes them. */
 static void
 cg_limits_load(cg_limits_t *l)
 {
@@ -504,7 +638,11 @@ cg_limits_load(cg_limits_t *l)
         "  FROM rate_limits "
         "UNION ALL "
         "SELECT 'usage', scope, requests, NULL, NULL, NULL "
-        "  FROM chat_usage_counters WHERE day = $1::date AND requests > 0";
+        "  FROM chat_usage_counters WHERE day = $1::date AND requests > 0 "
+        "UNION ALL "
+        "SELECT 'revoke', jti, extract(epoch FROM expires_at)::bigint, "
+        "       NULL, NULL, NULL "
+        "  FROM revoked_tokens WHERE expires_at > now()";
 
     const char  *values[1];
 
@@ -563,9 +701,10 @@ cg_limits_load_done(PGresult *res, const char *error, void *arg)
 
 /*
  * Writes the control location's line format into l->push_body:
- * "rule <scope> <per_minute> <per_hour> <burst> <per_day>" ("-" for none)
- * and "usage <day> <scope> <count>". A row the module would reject, which
- * would reject the whole push, is left out and logged.
+ * "rule <scope> <per_minute> <per_hour> <burst> <per_day>" ("-" for none),
+ * "usage <day> <scope> <count>" and "revoke <jti> <exp>". A row the module
+ * would reject, which would reject the whole push, is left out; a rule is
+ * also logged.
  */
 static int
 cg_limits_build_push(cg_limits_t *l, PGresult *res)
@@ -587,6 +726,16 @@ cg_limits_build_push(cg_limits_t *l, PGresult *res)
             if (cg_limits_counter_valid(scope)
                 && cg_limits_appendf(&l->push_body, "usage %s %s %s\n",
                                      l->today, scope,
+                                     PQgetvalue(res, row, 2)) != 0)
+            {
+                return -1;
+            }
+            continue;
+        }
+
+        if (strcmp(PQgetvalue(res, row, 0), "revoke") == 0) {
+            if (cg_limits_jti_valid(scope)
+                && cg_limits_appendf(&l->push_body, "revoke %s %s\n", scope,
                                      PQgetvalue(res, row, 2)) != 0)
             {
                 return -1;

@@ -86,6 +86,16 @@ void cg_limits_start(cg_limits_t *limits);
  */
 int cg_limits_push(cg_limits_t *limits, cg_limits_pushed_pt done, void *arg);
 
+/*
+ * Sends "revoke <jti> <exp>" to the control location with PATCH at once,
+ * without waiting for a sync cycle; every full push carries the ids of
+ * revoked_tokens as well. done is called from the loop, never inside this
+ * call. Returns 0, or -1 when no control URL is set, jti is not 1 to 64
+ * base64url characters or memory ran out (done is then not called).
+ */
+int cg_limits_revoke(cg_limits_t *limits, const char *jti, long long exp,
+    cg_limits_pushed_pt done, void *arg);
+
 /* Stops the sync; pending done callbacks get error "shutting down". */
 void cg_limits_free(cg_limits_t *limits);
 

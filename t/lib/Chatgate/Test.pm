@@ -10,6 +10,11 @@ package Chatgate::Test;
 #   is($r->{status}, 200, 'chat openai status');
 #   $t->finish;     # stops everything, checks the logs, calls done_testing
 #
+# The secrets live in files under etc/ in the test's folder, as an operator
+# keeps them under /etc/chatgate/: admin_token and jwt_secret (mode 0600),
+# which nginx and the worker (through ADMIN_TOKEN_FILE and JWT_SECRET_FILE)
+# both read, and htpasswd (mode 0640) for the basic auth in front of /admin.
+#
 # Every process is stopped by its PID, by finish() or, when the script dies,
 # by the END block. Core Perl modules only.
 
@@ -25,7 +30,9 @@ use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use IO::Socket::INET;
 use IO::Socket::UNIX;
+use IPC::Open2 qw(open2);
 use JSON::PP;
+use MIME::Base64 qw(encode_base64);
 use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
@@ -65,17 +72,22 @@ sub new {
         admin_token => 'admin-' . _random_hex(16),
         kms_key => _random_hex(32),
         jwt_secret => _random_hex(32),
+        basic_user => 'ops',
+        basic_password => _random_hex(12),
         procs   => {},
         http    => HTTP::Tiny->new(timeout => 30, keep_alive => 0),
     }, $class;
 
     # A unix socket path is limited to 107 bytes, so the folder stays short.
     $self->{dir} = tempdir("chatgate-$name-XXXXXX", TMPDIR => 1, CLEANUP => 0);
-    make_path("$self->{dir}/run", "$self->{dir}/conf", "$self->{dir}/tmp");
+    make_path("$self->{dir}/run", "$self->{dir}/conf", "$self->{dir}/tmp",
+        "$self->{dir}/etc");
 
     $self->{socket} = "$self->{dir}/run/worker.sock";
     $self->{control_socket} = "$self->{dir}/run/control.sock";
     $self->{seed_limits} = $args{seed_limits};
+    $self->{server_conf} = $args{server_conf} // '';
+    $self->_write_secrets();
     $self->{emulator_port} = free_port();
     $self->{port} = free_port();
     $self->{env} = $self->_worker_env($args{env} // {});
@@ -96,9 +108,17 @@ sub dir { $_[0]{dir} }
 sub port { $_[0]{port} }
 sub emulator_port { $_[0]{emulator_port} }
 sub key { $_[0]{key} }
-sub admin_token { $_[0]{env}{ADMIN_TOKEN} }
+sub admin_token { $_[0]{env}{ADMIN_TOKEN} // $_[0]{admin_token} }
 sub kms_key { $_[0]{env}{ADMIN_KMS_KEY} }
-sub jwt_secret { $_[0]{env}{JWT_SECRET} }
+sub jwt_secret { $_[0]{env}{JWT_SECRET} // $_[0]{jwt_secret} }
+sub basic_user { $_[0]{basic_user} }
+sub basic_password { $_[0]{basic_password} }
+
+# The Authorization value of the basic auth in front of /admin.
+sub basic_auth {
+    my ($self) = @_;
+    return 'Basic ' . encode_base64("$self->{basic_user}:$self->{basic_password}", '');
+}
 sub db { $_[0]{db} }
 sub env { $_[0]{env} }
 sub url { "http://127.0.0.1:$_[0]{port}" . ($_[1] // '') }
@@ -117,6 +137,38 @@ sub free_port {
     my $port = $s->sockport;
     close $s;
     return $port;
+}
+
+# Writes the secret files that nginx and the worker share, and the htpasswd
+# file, with the modes an operator would give them.
+sub _write_secrets {
+    my ($self) = @_;
+    my $etc = "$self->{dir}/etc";
+
+    for my $name (qw(admin_token jwt_secret)) {
+        _write_file("$etc/$name", 0600, "$self->{$name}\n");
+    }
+
+    # -stdin keeps the password out of the process list
+    my $pid = open2(my $out, my $in, 'openssl', 'passwd', '-apr1', '-stdin');
+    print $in "$self->{basic_password}\n";
+    close $in;
+    my $hash = <$out>;
+    waitpid $pid, 0;
+    ($hash // '') =~ /^\$apr1\$/
+        or croak "openssl passwd -apr1 failed (status $?)";
+    chomp $hash;
+
+    _write_file("$etc/htpasswd", 0640, "$self->{basic_user}:$hash\n");
+}
+
+sub _write_file {
+    my ($path, $mode, $text) = @_;
+
+    open my $fh, '>', $path or croak "open $path failed: $!";
+    chmod $mode, $path or croak "chmod $path failed: $!";
+    print $fh $text;
+    close $fh or croak "write $path failed: $!";
 }
 
 sub _worker_env {
@@ -138,12 +190,17 @@ sub _worker_env {
         CHATGATE_LOG_FLUSH_MS       => 100,
         CHATGATE_SPOOL_PATH         => "$self->{dir}/spool",
         CHATGATE_SQL_DIR            => "$self->{repo}/sql",
-        ADMIN_TOKEN                 => $self->{admin_token},
+        ADMIN_TOKEN_FILE            => "$self->{dir}/etc/admin_token",
         ADMIN_KMS_KEY               => $self->{kms_key},
-        JWT_SECRET                  => $self->{jwt_secret},
+        JWT_SECRET_FILE             => "$self->{dir}/etc/jwt_secret",
         CHATGATE_CONTROL_URL        => "unix:$self->{control_socket}:/chatgate/control",
         %$override,
     );
+
+    # a script that sets a secret itself replaces the file setting
+    for my $name (qw(ADMIN_TOKEN JWT_SECRET)) {
+        delete $env{"${name}_FILE"} if exists $override->{$name};
+    }
 
     open my $fh, '>', "$self->{dir}/chatgate.env"
         or croak "open $self->{dir}/chatgate.env failed: $!";
@@ -397,6 +454,7 @@ sub _write_nginx_conf {
 
         $text =~ s{/usr/lib/nginx/modules/}{$module_dir/}g;
         $text =~ s{/run/chatgate/}{$dir/run/}g;
+        $text =~ s{/etc/chatgate/}{$dir/etc/}g;
 
         # before the first push, as _relax_limits does for the pushed rule
         $text =~ s{^chatgate_default_rule .*$}
@@ -443,6 +501,7 @@ http {
         server_name localhost;
 
         include chatgate-server.conf;
+$self->{server_conf}
     }
 }
 CONF
@@ -505,16 +564,18 @@ sub chat {
         json => \%body, headers => \%headers, tag => $opt{tag});
 }
 
-# Sends an admin API request through nginx with the script's X-Admin-Token.
-# path is under /admin/api (e.g. "/limits"). Options as for request(), plus
-# token (another token; undef sends none).
+# Sends an admin API request through nginx as a script does: basic auth
+# and the script's X-Admin-Token. path is under /admin/api (e.g. "/limits").
+# Options as for request(), plus token (another token; undef sends none)
+# and basic (0: no basic auth).
 sub admin_via_nginx {
     my ($self, $method, $path, %opt) = @_;
     my %headers = %{ $opt{headers} // {} };
     my $token = exists $opt{token} ? $opt{token} : $self->{admin_token};
 
     $headers{'X-Admin-Token'} = $token if defined $token;
-    delete $opt{token};
+    $headers{Authorization} //= $self->basic_auth if $opt{basic} // 1;
+    delete @opt{qw(token basic)};
 
     return $self->request($method, "/admin/api$path", %opt,
         headers => \%headers);

@@ -1,0 +1,287 @@
+# The benchmark cases. Each bench_case_<name> starts what its case needs and
+# registers one or more instances with bench_add_instance; a case whose parts
+# are missing registers a skip with the reason instead. run.sh then measures
+# every instance in turn, run after run.
+#
+# To add a case: write bench_case_<name> and add <name> to BENCH_CASES.
+
+declare -A INST_CASE INST_WORKERS INST_URL INST_HEADERS INST_BODY INST_KEYS
+declare -A INST_GW INST_CONNS INST_LOGROWS INST_NOTE
+BENCH_INSTANCES=()
+BENCH_SKIPS=()
+
+# bench_add_instance ID CASE WORKERS URL HEADERS BODY_FILE GW_PIDS CONNS [NOTE]
+# GW_PIDS lists the gateway's processes as "nginx:<master pid>" (the master
+# and its workers) or "pid:<pid>" entries. CONNS is the list of wrk
+# connection counts for this instance.
+bench_add_instance() {
+    local id=$1
+
+    INST_CASE[$id]=$2
+    INST_WORKERS[$id]=$3
+    INST_URL[$id]=$4
+    INST_HEADERS[$id]=$5
+    INST_BODY[$id]=$6
+    INST_GW[$id]=$7
+    INST_CONNS[$id]=$8
+    INST_NOTE[$id]=${9:-}
+    INST_KEYS[$id]=0
+    INST_LOGROWS[$id]=0
+    BENCH_INSTANCES+=("$id")
+}
+
+bench_add_skip() {
+    local reason=${2//$BENCH_RUN_DIR\//}
+
+    bench_log "skipping $1: $reason"
+    BENCH_SKIPS+=("$1	$reason")
+}
+
+# Sends one request like the benchmark's and returns 0 when it gets a 200.
+# On failure BENCH_SKIP_REASON has the status and the start of the body.
+bench_probe() {
+    local url=$1 headers=$2 body=$3 out status
+    local args=() pair
+
+    IFS='|' read -ra pairs <<<"$headers"
+    for pair in "${pairs[@]}"; do
+        [ -n "$pair" ] && args+=(-H "$pair")
+    done
+
+    out=$(curl -s -m 10 -o "$BENCH_RUN_DIR/probe.out" -w '%{http_code} %{content_type}' \
+        -H 'Content-Type: application/json' "${args[@]}" --data-binary "@$body" "$url")
+    status=${out%% *}
+    PROBE_CONTENT_TYPE=${out#* }
+    [ "$status" = 200 ] && return 0
+
+    BENCH_SKIP_REASON="probe of $url answered $status: $(head -c 160 "$BENCH_RUN_DIR/probe.out" | tr '\n' ' ')"
+    return 1
+}
+
+# Joins the default connection counts with the growth curve's when case $1
+# is one of BENCH_GROWTH_CASES.
+bench_conns_for() {
+    local conns=$BENCH_CONNS
+
+    if [[ " $BENCH_GROWTH_CASES " == *" $1 "* ]]; then
+        conns=$(printf '%s\n' $BENCH_CONNS $BENCH_GROWTH_CONNS | sort -n -u | tr '\n' ' ')
+    fi
+    echo "$conns"
+}
+
+bench_emu_upstream() {
+    cat <<CONF
+    upstream emulator {
+        server 127.0.0.1:$EMU_PORT;
+        keepalive 64;
+        keepalive_requests 100000;
+    }
+CONF
+}
+
+# The location block of the nginx-only cases: $1 holds extra directives.
+bench_emu_location() {
+    cat <<CONF
+        location / {
+            $1
+            proxy_pass http://emulator;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+CONF
+}
+
+# Case 1: wrk straight to the emulator, the reference for added latency.
+bench_case_direct() {
+    local url=http://127.0.0.1:$EMU_PORT/v1/chat/completions
+
+    bench_probe "$url" "$BENCH_AUTH" "$BENCH_BODY" ||
+        { bench_add_skip direct "$BENCH_SKIP_REASON"; return; }
+    bench_add_instance direct direct - "$url" "$BENCH_AUTH" "$BENCH_BODY" "" \
+        "$(bench_conns_for direct)"
+}
+
+# Starts an nginx for case $1 with $2 worker processes, main-context lines
+# $3, and a server whose location contains $4. The http-context lines $5
+# come before the server, and $6 is the instance's note. Registers the
+# instance or a skip.
+bench_nginx_case() {
+    local name=$1 workers=$2 main=$3 location=$4 http=$5
+    local dir=$BENCH_RUN_DIR/$name-w$workers port url
+
+    port=$(bench_free_port)
+    mkdir -p "$dir"
+    bench_nginx_conf "$dir" "$workers" "$main" "
+$(bench_emu_upstream)
+$http
+    server {
+        listen 127.0.0.1:$port;
+$location
+    }"
+
+    if ! bench_start_nginx "$dir"; then
+        bench_add_skip "$name" "$BENCH_SKIP_REASON"
+        return 1
+    fi
+
+    url=http://127.0.0.1:$port/v1/chat/completions
+    if ! bench_probe "$url" "$BENCH_AUTH" "$BENCH_BODY"; then
+        bench_add_skip "$name" "$BENCH_SKIP_REASON"
+        return 1
+    fi
+
+    bench_add_instance "$name/w$workers" "$name" "$workers" "$url" "$BENCH_AUTH" \
+        "$BENCH_BODY" "nginx:$NGINX_MASTER_PID" "$(bench_conns_for "$name")" "${6:-}"
+}
+
+# Case 2: bare nginx proxy_pass with upstream keepalive.
+bench_case_nginx() {
+    local w
+    for w in $BENCH_WORKERS; do
+        bench_nginx_case nginx "$w" "" "$(bench_emu_location "")" ""
+    done
+}
+
+# Case 3: nginx's own limit_req, with a rate no benchmark reaches. Every
+# request comes from 127.0.0.1, so all of them share one counter.
+bench_case_limit_req() {
+    local w
+    for w in $BENCH_WORKERS; do
+        bench_nginx_case limit_req "$w" "" \
+            "$(bench_emu_location "limit_req zone=bench burst=100000 nodelay;")" \
+            "    limit_req_zone \$binary_remote_addr zone=bench:64m rate=10000000r/s;"
+    done
+}
+
+# The limiter of the module case: a shared zone and per-address rules that
+# admit far more than any run sends, like the limit_req case's zone.
+BENCH_RATE=100000000
+BENCH_LIMIT_HTTP="    chatgate_zone bench 64m;
+    chatgate_default_rule global per_minute=$BENCH_RATE;
+    chatgate_default_rule ip:* per_minute=$BENCH_RATE;"
+
+# Case 4: the chatgate module in front of the emulator, no worker: its
+# access phase (identity, limiter) plus proxy_pass.
+bench_case_module() {
+    local w main
+    local so=$REPO/build/nginx/ngx_http_chatgate_module.so
+
+    [ -f "$so" ] || { bench_add_skip module "$so not built"; return; }
+    main="load_module $so;"
+
+    for w in $BENCH_WORKERS; do
+        bench_nginx_case module "$w" "$main" \
+            "$(bench_emu_location "chatgate on; chatgate_limit_zone bench;")" \
+            "$BENCH_LIMIT_HTTP" "global and ip:* rules" || continue
+    done
+}
+
+# Distinct-key runs for the module's limiter: every request carries an
+# X-Key-Id taken round-robin from 1, 10 000 or 1 000 000 keys, each with its
+# own key:* counter. new_keys is raised so that one address may create them.
+# NOTE: a 5-second run touches about 100 000 keys, which fit in the 256 MB
+# zone, so these runs do not measure eviction.
+bench_case_limit_keys() {
+    local keys id=limit_keys/w1 main http
+    local so=$REPO/build/nginx/ngx_http_chatgate_module.so
+
+    [ -f "$so" ] || { bench_add_skip limit_keys "$so not built"; return; }
+    main="load_module $so;"
+    http="    chatgate_zone keys 256m new_keys=$BENCH_RATE;
+    chatgate_default_rule global per_minute=$BENCH_RATE;
+    chatgate_default_rule key:* per_minute=$BENCH_RATE;"
+
+    bench_nginx_case limit_keys 1 "$main" \
+        "$(bench_emu_location "chatgate on; chatgate_limit_zone keys;")" "$http" || return
+
+    # One nginx serves every key count: replace its instance by one per count.
+    unset 'BENCH_INSTANCES[-1]'
+    for keys in $BENCH_KEY_COUNTS; do
+        bench_add_instance "limit_keys-$keys/w1" limit_keys 1 "${INST_URL[$id]}" \
+            "$BENCH_AUTH" "$BENCH_BODY" "${INST_GW[$id]}" "$BENCH_CONNS" "$keys keys"
+        INST_KEYS[limit_keys-$keys/w1]=$keys
+    done
+}
+
+# Writes the nginx configuration of the full path from the operator's
+# drop-in files in conf.d, with the module and socket paths of this run.
+bench_full_conf() {
+    local dir=$1 workers=$2 port=$3 f
+
+    mkdir -p "$dir"
+    for f in "$REPO"/conf.d/*.conf; do
+        sed -e "s|/usr/lib/nginx/modules/ngx_http_chatgate_module.so|$REPO/build/nginx/ngx_http_chatgate_module.so|" \
+            -e "s|unix:/run/chatgate/worker.sock|unix:$WORKER_SOCKET|" \
+            "$f" >"$dir/$(basename "$f")"
+    done
+
+    bench_nginx_conf "$dir" "$workers" "include $dir/chatgate-module.conf;" "
+    include $dir/chatgate-http.conf;
+    server {
+        listen 127.0.0.1:$port;
+        include $dir/chatgate-server.conf;
+    }"
+}
+
+# Case 5: module, worker and request log in PostgreSQL, configured from
+# conf.d as an operator would.
+bench_case_full() {
+    local w dir port url
+
+    [ -f "$REPO/build/nginx/ngx_http_chatgate_module.so" ] ||
+        { bench_add_skip full "module not built"; return; }
+    [ -x "$BUILD/chatgate-worker" ] ||
+        { bench_add_skip full "$BUILD/chatgate-worker not built"; return; }
+    bench_start_postgres || { bench_add_skip full "$BENCH_SKIP_REASON"; return; }
+    bench_start_worker || { bench_add_skip full "$BENCH_SKIP_REASON"; return; }
+
+    for w in $BENCH_WORKERS; do
+        dir=$BENCH_RUN_DIR/full-w$w
+        port=$(bench_free_port)
+        bench_full_conf "$dir" "$w" "$port"
+        bench_start_nginx "$dir" || { bench_add_skip full "$BENCH_SKIP_REASON"; continue; }
+
+        url=http://127.0.0.1:$port/v1/chat/completions
+        bench_probe "$url" "$BENCH_AUTH" "$BENCH_BODY" ||
+            { bench_add_skip full "$BENCH_SKIP_REASON"; continue; }
+
+        bench_add_instance "full/w$w" full "$w" "$url" "$BENCH_AUTH" "$BENCH_BODY" \
+            "nginx:$NGINX_MASTER_PID pid:$WORKER_PID" "$(bench_conns_for full)"
+        INST_LOGROWS[full/w$w]=1
+    done
+}
+
+# Case 6: 200-chunk streamed responses on the full path. Runs only once the
+# worker responds to stream:true with an event stream.
+bench_case_stream() {
+    local id=full/w1
+
+    if [ -z "${INST_URL[$id]:-}" ]; then
+        bench_add_skip stream "needs the full path case"
+        return
+    fi
+    if ! bench_probe "${INST_URL[$id]}" "$BENCH_AUTH" "$BENCH_STREAM_BODY" ||
+            [[ "$PROBE_CONTENT_TYPE" != text/event-stream* ]]; then
+        bench_add_skip stream "streaming not available: ${BENCH_SKIP_REASON:-content type $PROBE_CONTENT_TYPE}"
+        return
+    fi
+
+    bench_add_instance stream/w1 stream 1 "${INST_URL[$id]}" "$BENCH_AUTH" \
+        "$BENCH_STREAM_BODY" "${INST_GW[$id]}" "$BENCH_CONNS" "200 chunks"
+    INST_LOGROWS[stream/w1]=1
+}
+
+# Case 7: the Portkey gateway (Node.js) routed to the emulator.
+bench_case_portkey() {
+    local url headers
+
+    bench_start_portkey || { bench_add_skip portkey "$BENCH_SKIP_REASON"; return; }
+
+    url=http://127.0.0.1:$PORTKEY_PORT/v1/chat/completions
+    headers="$BENCH_AUTH|x-portkey-provider: openai|x-portkey-custom-host: http://127.0.0.1:$EMU_PORT/v1"
+    bench_probe "$url" "$headers" "$BENCH_BODY" ||
+        { bench_add_skip portkey "$BENCH_SKIP_REASON"; return; }
+
+    bench_add_instance portkey portkey - "$url" "$headers" "$BENCH_BODY" \
+        "pid:$PORTKEY_PID" "$(bench_conns_for portkey)" "@portkey-ai/gateway $PORTKEY_VERSION"
+}

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Benchmark chatgate against bare nginx, nginx's limit_req and the Portkey
+# gateway, all in front of the same provider emulator, with wrk.
+#
+# Every case runs BENCH_RUNS times, interleaved (A B C A B C ...), and the
+# summary quotes medians with their spread. Servers listen on 127.0.0.1 or
+# unix sockets only and are stopped by PID on exit.
+#
+# Settings (environment):
+#   BENCH_SECONDS        length of one wrk run, seconds (default 5)
+#   BENCH_RUNS           runs per case and connection count (default 3)
+#   BENCH_QUICK=1        smoke pass: 1 run of 2 s, no warm-up
+#   BENCH_CONNS          wrk connection counts for every case (default "1 32")
+#   BENCH_GROWTH_CASES   cases also run at BENCH_GROWTH_CONNS (default "nginx full")
+#   BENCH_GROWTH_CONNS   growth-curve connection counts (default "1 32 256 1024")
+#   BENCH_WORKERS        nginx worker_processes variants (default "1 2")
+#   BENCH_KEY_COUNTS     distinct X-Key-Id counts for limit_keys (default "1 10000 1000000")
+#   BENCH_CASES          cases to run (default: all, see bench/lib/cases.sh)
+#   BENCH_EMU_THREADS    emulator threads (default 1)
+#   BENCH_EMULATOR=standin  use a fixed-answer nginx instead of the emulator
+#                        (harness development only; results stay in build/bench)
+#   BUILD                build folder with the binaries (default build)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+
+BUILD=${BUILD:-build}
+BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "bench: build folder $BUILD not found, run make" >&2; exit 1; }
+
+BENCH_SECONDS=${BENCH_SECONDS:-5}
+BENCH_RUNS=${BENCH_RUNS:-3}
+BENCH_WARMUP=${BENCH_WARMUP:-1}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    BENCH_SECONDS=2
+    BENCH_RUNS=1
+    BENCH_WARMUP=0
+fi
+BENCH_CONNS=${BENCH_CONNS:-"1 32"}
+BENCH_GROWTH_CASES=${BENCH_GROWTH_CASES:-"nginx full"}
+BENCH_GROWTH_CONNS=${BENCH_GROWTH_CONNS:-"1 32 256 1024"}
+BENCH_WORKERS=${BENCH_WORKERS:-"1 2"}
+BENCH_KEY_COUNTS=${BENCH_KEY_COUNTS:-"1 10000 1000000"}
+BENCH_CASES=${BENCH_CASES:-"direct nginx limit_req module limit_keys full stream portkey"}
+BENCH_EMU_THREADS=${BENCH_EMU_THREADS:-1}
+BENCH_EMULATOR=${BENCH_EMULATOR:-emulator}
+
+BENCH_CLEANUP_DIRS=()
+
+. "$REPO/bench/lib/common.sh"
+. "$REPO/bench/lib/servers.sh"
+. "$REPO/bench/lib/cases.sh"
+. "$REPO/bench/lib/measure.sh"
+
+# wrk is the one tool only the benchmark needs, so make deps does not
+# install it.
+if ! command -v wrk >/dev/null; then
+    bench_log "installing wrk from Debian"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get install -y -qq --no-install-recommends wrk >/dev/null ||
+        bench_die "apt-get install wrk failed; install wrk and run again"
+fi
+
+for cmd in wrk curl perl ps; do
+    command -v "$cmd" >/dev/null || bench_die "$cmd not found; run make deps"
+done
+
+stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
+host=$(hostname -s)
+BENCH_RUN_DIR=$BUILD/bench/run-$stamp
+rm -rf "$BENCH_RUN_DIR"
+mkdir -p "$BENCH_RUN_DIR"
+
+if [ "$BENCH_EMULATOR" = standin ]; then
+    results_dir=$BENCH_RUN_DIR
+else
+    results_dir=$REPO/bench/results
+fi
+mkdir -p "$results_dir"
+BENCH_TSV=$results_dir/$stamp-$host.tsv
+BENCH_MD=$results_dir/latest.md
+
+bench_cleanup() {
+    local d
+    bench_stop_all
+    for d in "${BENCH_CLEANUP_DIRS[@]}"; do
+        rm -rf "$d"
+    done
+}
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 1024 wrk connections through nginx need about 2100 descriptors per side.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+BENCH_BODY=$BENCH_RUN_DIR/chat.json
+BENCH_STREAM_BODY=$BENCH_RUN_DIR/chat-stream.json
+BENCH_AUTH="Authorization: Bearer bench-not-a-real-key"
+printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello from the chatgate benchmark"}]}' \
+    >"$BENCH_BODY"
+printf '%s' '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"[emu words=200 chunks=200] stream a long answer"}]}' \
+    >"$BENCH_STREAM_BODY"
+
+bench_write_header
+
+if [ "$BENCH_EMULATOR" = standin ]; then
+    bench_start_standin_emulator || bench_die "stand-in emulator: $BENCH_SKIP_REASON"
+    bench_log "stand-in emulator on 127.0.0.1:$EMU_PORT (not for recorded results)"
+else
+    bench_start_emulator || bench_die "the benchmark needs the emulator: $BENCH_SKIP_REASON"
+    bench_log "emulator on 127.0.0.1:$EMU_PORT, pid $EMU_PID"
+fi
+
+for c in $BENCH_CASES; do
+    declare -F "bench_case_$c" >/dev/null || bench_die "unknown case \"$c\" in BENCH_CASES"
+    BENCH_SKIP_REASON=""
+    "bench_case_$c"
+done
+
+[ "${#BENCH_INSTANCES[@]}" -gt 0 ] || bench_die "no case could start"
+
+bench_estimate
+bench_warmup
+bench_run_all
+bench_record_skips
+printf '# loadavg_after\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$BENCH_TSV"
+
+perl "$REPO/bench/report.pl" "$BENCH_TSV" | tee "$BENCH_MD"
+bench_log "results: $BENCH_TSV, summary: $BENCH_MD, logs: $BENCH_RUN_DIR"
