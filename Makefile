@@ -3,6 +3,7 @@
 #   make          build everything into build/ (SAN=1: into build/san/ with ASan and UBSan)
 #   make deps     install the Debian packages the build and the tests need, if missing
 #   make test     unit tests, then the integration tests on real nginx and PostgreSQL
+#   make test-sanitize  the same with every part built by make SAN=1 (see docs/testing.md)
 #   make demo     start a local stack under var/ and send one chat through it
 #   make stop     stop what make demo started
 #   make bench    run the benchmarks in bench/
@@ -33,7 +34,7 @@ EMU_OBJS    := $(EMU_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:t/unit/%.c=$(BUILD)/t/unit/%)
 
-MODULE      := build/nginx/ngx_http_chatgate_module.so
+MODULE      := $(BUILD)/nginx/ngx_http_chatgate_module.so
 WORKER      := $(BUILD)/chatgate-worker
 EMULATOR    := $(BUILD)/chatgate-emulator
 
@@ -42,7 +43,7 @@ EMULATOR    := $(BUILD)/chatgate-emulator
 all: module worker emulator units
 
 module:
-	@scripts/build-module.sh "$(NGX_SRC)" build/nginx
+	@scripts/build-module.sh "$(NGX_SRC)" $(BUILD)/nginx "$(strip $(SANFLAGS))"
 
 worker: $(WORKER)
 emulator: $(EMULATOR)
@@ -78,8 +79,7 @@ test: deps
 	@scripts/test.sh $(BUILD)
 
 test-sanitize: deps
-	@$(MAKE) --no-print-directory module
-	@$(MAKE) --no-print-directory SAN=1 worker emulator units
+	@$(MAKE) --no-print-directory SAN=1 all
 	@scripts/test.sh build/san
 
 demo: deps

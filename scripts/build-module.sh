@@ -3,11 +3,15 @@
 # nginx-dev installs, configured with the same flags as the installed nginx so
 # that load_module accepts the module's signature.
 #
-# usage: build-module.sh NGX_SRC BUILDDIR
+# usage: build-module.sh NGX_SRC BUILDDIR [EXTRA_FLAGS]
+#
+# EXTRA_FLAGS go to both the compiler and the linker (nginx's --with-cc-opt
+# and --with-ld-opt), for example the sanitizer flags of make SAN=1.
 set -eu
 
 ngx_src=$1
 builddir=$(mkdir -p "$2" && cd "$2" && pwd)
+extra_flags=${3:-}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 src_copy=$builddir/src
 
@@ -25,7 +29,8 @@ fi
 
 # The list of module sources is fixed at configure time: configure again
 # whenever a source file appears or goes, or config or the flags change.
-stamp=$( (cat "$repo/config" "$ngx_src/conf_flags"; ls "$repo"/ngx_module) | md5sum | cut -d' ' -f1)
+stamp=$( (cat "$repo/config" "$ngx_src/conf_flags"; ls "$repo"/ngx_module; echo "$extra_flags") |
+    md5sum | cut -d' ' -f1)
 
 if [ "$(cat "$builddir/.configured" 2>/dev/null)" != "$stamp" ]; then
     # conf_flags is a bash array assignment: NGX_CONF_FLAGS=( ... )
@@ -33,7 +38,8 @@ if [ "$(cat "$builddir/.configured" 2>/dev/null)" != "$stamp" ]; then
     cd "$src_copy"
     # shellcheck disable=SC2086
     ./configure $flags \
-        --with-cc-opt="-Wextra -Wno-unused-parameter -Werror" \
+        --with-cc-opt="-Wextra -Wno-unused-parameter -Werror $extra_flags" \
+        --with-ld-opt="$extra_flags" \
         --add-dynamic-module="$repo" \
         --builddir="$builddir" >"$builddir/configure.log" 2>&1 || {
         echo "build-module: nginx configure failed, see $builddir/configure.log" >&2

@@ -27,9 +27,24 @@ say() {
     echo "test.sh: $*"
 }
 
-for f in "$build/chatgate-worker" "$build/chatgate-emulator" build/nginx/ngx_http_chatgate_module.so; do
+module=$build/nginx/ngx_http_chatgate_module.so
+
+for f in "$build/chatgate-worker" "$build/chatgate-emulator" "$module"; do
     [ -e "$f" ] || say "warning: $f is missing; the tests that need it will fail (run make)"
 done
+
+# Debian's nginx is not built with ASan, so a module built with make SAN=1
+# loads only when the ASan runtime is the first library in the process.
+# The harness sets LD_PRELOAD to this list for nginx alone, because perl
+# with the runtime preloaded reports its own leaks at exit.
+preload=
+if [ -e "$module" ] && readelf -d "$module" | grep -q 'NEEDED.*libasan'; then
+    preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+    for lib in $preload; do
+        [ -e "$lib" ] || { say "error: sanitizer runtime $lib not found (is gcc installed?)"; exit 1; }
+    done
+    say "the module is built with sanitizers: nginx runs with LD_PRELOAD=\"$preload\""
+fi
 
 pgdir=$build/test/pg
 pg_destroy "$pgdir"
@@ -59,6 +74,8 @@ if [ "$installed" != "$openai_version" ]; then
 fi
 export CHATGATE_NODE_MODULES=$node_dir/node_modules
 export CHATGATE_BUILD=$build
+export CHATGATE_MODULE=$module
+export CHATGATE_NGINX_PRELOAD=$preload
 
 status=0
 

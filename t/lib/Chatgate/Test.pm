@@ -37,6 +37,8 @@ use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 
+use ChatgateNginx ();
+
 my $REPO = abs_path(dirname(__FILE__) . '/../../..');
 my $JSON = JSON::PP->new->utf8->canonical;
 
@@ -426,7 +428,8 @@ sub start_nginx {
     my $port = $self->{port};
 
     $self->_write_nginx_conf();
-    $self->spawn('nginx', "$dir/nginx.stderr", undef,
+    $self->spawn('nginx', "$dir/nginx.stderr",
+        { %ENV, ChatgateNginx::sanitizer_env($dir) },
         '/usr/sbin/nginx', '-p', "$dir/", '-c', "$dir/conf/nginx.conf",
         '-e', "$dir/error.log");
     $self->{logs}{nginx} = "$dir/error.log";
@@ -441,7 +444,7 @@ sub start_nginx {
 sub _write_nginx_conf {
     my ($self) = @_;
     my $dir = $self->{dir};
-    my $module_dir = "$self->{repo}/build/nginx";
+    my $module_dir = dirname(ChatgateNginx::module_path());
 
     for my $src (glob "$self->{repo}/conf.d/*") {
         open my $in, '<', $src or croak "open $src failed: $!";
@@ -927,6 +930,12 @@ sub finish {
         ok(!@reports, "$which log no sanitizer reports")
             or diag(join "\n", @reports);
     }
+
+    # A worker process that ASan or UBSan stops fails no request check
+    # when the master starts another one, so the report files decide.
+    my @nginx_reports = ChatgateNginx::sanitizer_reports($self->{dir});
+    ok(!@nginx_reports, 'nginx no sanitizer reports')
+        or diag(join "\n", @nginx_reports);
 
     if (Test::More->builder->is_passing) {
         remove_tree($self->{dir});
