@@ -103,7 +103,7 @@ cg_keys_parse_body(struct evhttp_request *req, const cg_request_info_t *info,
 {
     yajl_val     root, v;
     const char  *body;
-    char         errbuf[128], msg[200];
+    char         errbuf[200], msg[256];
     size_t       len, n;
 
     body = cg_admin_body(req, info, CG_KEYS_BODY_MAX, &len);
@@ -111,7 +111,9 @@ cg_keys_parse_body(struct evhttp_request *req, const cg_request_info_t *info,
         return NULL;
     }
 
-    root = cg_json_parse(body, len, errbuf, sizeof(errbuf));
+    root = cg_json_parse_request(body, len,
+                                 CG_JSON_NO_NUL | CG_JSON_NO_DUPLICATES,
+                                 errbuf, sizeof(errbuf));
     explicit_bzero((char *) body, len);
 
     if (root == NULL || !YAJL_IS_OBJECT(root)) {
@@ -490,6 +492,7 @@ cg_keys_revoke(cg_server_t *srv, struct evhttp_request *req,
 
     memcpy(op->id, match->param[0], CG_UUID_LEN + 1);
     cg_vault_revoke(cg_keys_vault(srv->keys), op->id);
+    cg_keys_forget_undecryptable(srv->keys, op->id);
     cg_admin_async_begin(&op->a, srv, req, info);
 
     values[0] = op->id;

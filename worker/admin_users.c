@@ -123,7 +123,7 @@ cg_users_parse_body(struct evhttp_request *req, const cg_request_info_t *info,
 {
     yajl_val     root, v;
     const char  *body;
-    char         errbuf[128], msg[200];
+    char         errbuf[200], msg[256];
     size_t       len;
 
     body = cg_admin_body(req, info, CG_USERS_BODY_MAX, &len);
@@ -131,7 +131,9 @@ cg_users_parse_body(struct evhttp_request *req, const cg_request_info_t *info,
         return NULL;
     }
 
-    root = cg_json_parse(body, len, errbuf, sizeof(errbuf));
+    root = cg_json_parse_request(body, len,
+                                 CG_JSON_NO_NUL | CG_JSON_NO_DUPLICATES,
+                                 errbuf, sizeof(errbuf));
     explicit_bzero((char *) body, len);
 
     if (root == NULL || !YAJL_IS_OBJECT(root)) {

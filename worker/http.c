@@ -46,7 +46,7 @@ typedef struct {
 static const cg_route_t  cg_routes[] = {
     { "/v1/chat/completions", EVHTTP_REQ_POST, "POST", CG_ROUTE_COMPLETIONS },
     { "/chat", EVHTTP_REQ_POST, "POST", CG_ROUTE_FORM },
-    { "/healthz", EVHTTP_REQ_GET, "GET", CG_ROUTE_HEALTH },
+    { "/healthz", EVHTTP_REQ_GET, "GET, HEAD", CG_ROUTE_HEALTH },
 };
 
 /* The inode of the socket file we created, so that we unlink only ours. */
@@ -60,6 +60,16 @@ static void cg_http_request_info(struct evhttp_request *req,
 static void cg_http_new_request_id(char *id);
 static int cg_http_copy_token(const char *value, char *dst, size_t size);
 static const char *cg_http_reason(int status);
+static void cg_http_log_refused_chat(cg_server_t *srv,
+    const cg_request_info_t *info, const cg_error_t *err);
+
+
+int
+cg_http_method_matches(enum evhttp_cmd_type route, enum evhttp_cmd_type got)
+{
+    /* evhttp sends the headers of a HEAD response and drops its body. */
+    return got == route || (got == EVHTTP_REQ_HEAD && route == EVHTTP_REQ_GET);
+}
 
 
 int
@@ -342,7 +352,9 @@ cg_http_route(struct evhttp_request *req, void *arg)
         return;
     }
 
-    if (evhttp_request_get_command(req) != route->method) {
+    if (!cg_http_method_matches(route->method,
+                                evhttp_request_get_command(req)))
+    {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
                           route->allow);
         cg_error_set(&err, 405, "invalid_request_error",
@@ -357,6 +369,10 @@ cg_http_route(struct evhttp_request *req, void *arg)
                           "Connection", "close");
         cg_error_set(&err, 503, "server_error", "the worker is shutting down");
         cg_http_send_error(req, info.request_id, &err);
+
+        if (route->id != CG_ROUTE_HEALTH) {
+            cg_http_log_refused_chat(srv, &info, &err);
+        }
         return;
     }
 
@@ -371,6 +387,46 @@ cg_http_route(struct evhttp_request *req, void *arg)
         cg_health_handle(srv, req, &info);
         break;
     }
+}
+
+
+/*
+ * Writes the chat_logs row of a chat refused with err before the chat
+ * handler saw it, so that every chat that reached the worker has a row.
+ * NOTE: a row added after the shutdown drained the log writer is lost; the
+ * drain starts only once no request is in flight, so this needs a request
+ * that arrives in that last moment.
+ */
+static void
+cg_http_log_refused_chat(cg_server_t *srv, const cg_request_info_t *info,
+    const cg_error_t *err)
+{
+    cg_log_row_t     row;
+    struct timespec  now;
+
+    if (srv->logwriter == NULL) {
+        return;
+    }
+
+    clock_gettime(CLOCK_REALTIME, &now);
+
+    cg_log_row_init(&row);
+    row.time_us = (int64_t) now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    row.status = err->status;
+    row.ok = 0;
+    row.latency_ms = 0;
+    snprintf(row.request_id, sizeof(row.request_id), "%s", info->request_id);
+    snprintf(row.client_addr, sizeof(row.client_addr), "%s",
+             info->client_addr);
+    snprintf(row.key_id, sizeof(row.key_id), "%s",
+             info->key_id_given ? info->key_id : "byok");
+    snprintf(row.error_class, sizeof(row.error_class), "shutting_down");
+    snprintf(row.error_message, sizeof(row.error_message), "%.200s",
+             err->message);
+
+    cg_log_info(info->request_id, "chat refused with %d: %s", err->status,
+                err->message);
+    cg_logwriter_add(srv->logwriter, &row);
 }
 
 

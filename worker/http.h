@@ -60,6 +60,13 @@ void cg_http_free(cg_server_t *srv);
 void cg_http_send_json(struct evhttp_request *req, const char *request_id,
     int status, const char *body, ssize_t len);
 
+/*
+ * Returns 1 when a request with method got may use a route for method
+ * route: the same method, or HEAD on a GET route.
+ */
+int cg_http_method_matches(enum evhttp_cmd_type route,
+    enum evhttp_cmd_type got);
+
 /* Sends err as an OpenAI-style error body. */
 void cg_http_send_error(struct evhttp_request *req, const char *request_id,
     const cg_error_t *err);

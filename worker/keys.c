@@ -33,6 +33,10 @@ struct cg_keys_s {
     struct event         *retry;
     int                   loaded;
     int                   loading;
+
+    /* ids of unrevoked keys whose ciphertext failed to decrypt at start */
+    char                (*undecryptable)[CG_UUID_LEN + 1];
+    size_t                nundecryptable;
 };
 
 static void cg_keys_load_query(evutil_socket_t fd, short events, void *arg);
@@ -40,6 +44,8 @@ static void cg_keys_loaded_rows(PGresult *res, const char *error, void *arg);
 static int cg_keys_rekey_row(PGconn *pg, const cg_vault_kms_key_t *old_kms,
     const cg_vault_kms_key_t *new_kms, const char *id);
 static int cg_keys_exec_ok(PGconn *pg, const char *sql);
+static void cg_keys_mark_undecryptable(cg_keys_t *keys, const char *id);
+static int cg_keys_undecryptable(const cg_keys_t *keys, const char *id);
 
 
 cg_keys_t *
@@ -80,6 +86,7 @@ cg_keys_free(cg_keys_t *keys)
 
     cg_vault_destroy(keys->vault);
     cg_vault_kms_key_free(keys->kms);
+    free(keys->undecryptable);
     free(keys);
 }
 
@@ -173,6 +180,7 @@ cg_keys_loaded_rows(PGresult *res, const char *error, void *arg)
         {
             cg_log_error(NULL, "provider key %s is unusable: %s; rotate it "
                          "or check ADMIN_KMS_KEY", id, err);
+            cg_keys_mark_undecryptable(keys, id);
             continue;
         }
 
@@ -181,6 +189,58 @@ cg_keys_loaded_rows(PGresult *res, const char *error, void *arg)
 
     keys->loaded = 1;
     cg_log_info(NULL, "provider keys loaded: %d of %d usable", ok, n);
+}
+
+
+static void
+cg_keys_mark_undecryptable(cg_keys_t *keys, const char *id)
+{
+    char  (*ids)[CG_UUID_LEN + 1];
+
+    if (!cg_uuid_valid(id) || cg_keys_undecryptable(keys, id)) {
+        return;
+    }
+
+    ids = realloc(keys->undecryptable,
+                  (keys->nundecryptable + 1) * sizeof(*ids));
+    if (ids == NULL) {
+        /* Chats with this id then get the generic "unknown" message. */
+        return;
+    }
+
+    memcpy(ids[keys->nundecryptable++], id, CG_UUID_LEN + 1);
+    keys->undecryptable = ids;
+}
+
+
+static int
+cg_keys_undecryptable(const cg_keys_t *keys, const char *id)
+{
+    size_t  i;
+
+    for (i = 0; i < keys->nundecryptable; i++) {
+        if (strcmp(keys->undecryptable[i], id) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+void
+cg_keys_forget_undecryptable(cg_keys_t *keys, const char *id)
+{
+    size_t  i;
+
+    for (i = 0; i < keys->nundecryptable; i++) {
+        if (strcmp(keys->undecryptable[i], id) == 0) {
+            keys->nundecryptable--;
+            memcpy(keys->undecryptable[i],
+                   keys->undecryptable[keys->nundecryptable], CG_UUID_LEN + 1);
+            return;
+        }
+    }
 }
 
 
@@ -208,6 +268,12 @@ cg_keys_chat_credential(cg_keys_t *keys, const char *id,
     if (e == NULL && !keys->loaded && cg_uuid_valid(id)) {
         cg_error_set(err, 503, "server_error", "stored provider keys are "
                      "still loading, retry in a second");
+        return -1;
+    }
+
+    if (e == NULL && cg_keys_undecryptable(keys, id)) {
+        cg_error_set(err, 403, "permission_error", "key %s cannot be used: "
+                     "it failed to decrypt at start; rotate it", id);
         return -1;
     }
 

@@ -49,12 +49,18 @@ cg_vault_t *cg_keys_vault(cg_keys_t *keys);
  * (a model prefix naming another provider is a 400), and copies the secret
  * into *secret (malloc'ed, the caller wipes and frees it) and the key's
  * base URL, if it has one, into *base_url (malloc'ed, else NULL). Returns 0,
- * or -1 with err set: 403 for an unknown or revoked id, 503 while the keys
+ * or -1 with err set: 403 for an unknown, revoked or undecryptable id, 503 while the keys
  * are still loading.
  */
 int cg_keys_chat_credential(cg_keys_t *keys, const char *id,
     cg_chat_request_t *req, char **secret, size_t *secret_len,
     char **base_url, cg_error_t *err);
+
+/*
+ * Drops id from the keys that failed to decrypt at start, once it is
+ * revoked, so chats with it get the "unknown or revoked" 403 again.
+ */
+void cg_keys_forget_undecryptable(cg_keys_t *keys, const char *id);
 
 /*
  * Re-encrypts every stored key under new_kms_text, one row per transaction
