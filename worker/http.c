@@ -21,6 +21,7 @@
 #include "chat.h"
 #include "http.h"
 #include "log.h"
+#include "revoked.h"
 
 /*
  * Connections nginx may open before the worker accepts them. A unix socket
@@ -33,7 +34,8 @@
 typedef enum {
     CG_ROUTE_COMPLETIONS,
     CG_ROUTE_FORM,
-    CG_ROUTE_HEALTH
+    CG_ROUTE_HEALTH,
+    CG_ROUTE_ADMIN             /* any path under /admin/api/ */
 } cg_route_id_t;
 
 typedef struct {
@@ -60,8 +62,12 @@ static void cg_http_request_info(struct evhttp_request *req,
 static void cg_http_new_request_id(char *id);
 static int cg_http_copy_token(const char *value, char *dst, size_t size);
 static const char *cg_http_reason(int status);
+static int cg_http_token_revoked(cg_server_t *srv,
+    struct evhttp_request *req, const cg_request_info_t *info,
+    cg_route_id_t route_id);
 static void cg_http_log_refused_chat(cg_server_t *srv,
-    const cg_request_info_t *info, const cg_error_t *err);
+    const cg_request_info_t *info, const cg_error_t *err,
+    const char *error_class);
 
 
 int
@@ -334,6 +340,13 @@ cg_http_route(struct evhttp_request *req, void *arg)
         }
     }
 
+    if ((route == NULL || route->id != CG_ROUTE_HEALTH)
+        && cg_http_token_revoked(srv, req, &info,
+                                 route ? route->id : CG_ROUTE_ADMIN))
+    {
+        return;
+    }
+
     if (route == NULL && strncmp(path, "/admin/api/", 11) == 0) {
         if (srv->stopping) {
             cg_error_set(&err, 503, "server_error",
@@ -371,7 +384,7 @@ cg_http_route(struct evhttp_request *req, void *arg)
         cg_http_send_error(req, info.request_id, &err);
 
         if (route->id != CG_ROUTE_HEALTH) {
-            cg_http_log_refused_chat(srv, &info, &err);
+            cg_http_log_refused_chat(srv, &info, &err, "shutting_down");
         }
         return;
     }
@@ -386,7 +399,45 @@ cg_http_route(struct evhttp_request *req, void *arg)
     case CG_ROUTE_HEALTH:
         cg_health_handle(srv, req, &info);
         break;
+    case CG_ROUTE_ADMIN:
+        /* no table entry has it: admin paths are routed above */
+        break;
     }
+}
+
+
+/*
+ * Answers 401 and returns 1 when nginx vouched for a JWT whose id is
+ * revoked. nginx checks its own copy of the list, which is empty after an
+ * nginx restart until the next limits sync; this check covers that window.
+ */
+static int
+cg_http_token_revoked(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, cg_route_id_t route_id)
+{
+    const char  *jti;
+    cg_error_t   err;
+
+    if (srv->revoked == NULL) {
+        return 0;
+    }
+
+    jti = evhttp_find_header(evhttp_request_get_input_headers(req),
+                             "X-Chatgate-Jti");
+    if (jti == NULL || !cg_revoked_contains(srv->revoked, jti)) {
+        return 0;
+    }
+
+    cg_log_info(info->request_id, "token id %.64s is revoked, request from "
+                "%s rejected", jti, info->client_addr);
+    cg_error_set(&err, 401, "authentication_error", "the token is revoked: "
+                 "log in again or ask an admin for a new token");
+    cg_http_send_error(req, info->request_id, &err);
+
+    if (route_id != CG_ROUTE_ADMIN) {
+        cg_http_log_refused_chat(srv, info, &err, "auth");
+    }
+    return 1;
 }
 
 
@@ -399,7 +450,7 @@ cg_http_route(struct evhttp_request *req, void *arg)
  */
 static void
 cg_http_log_refused_chat(cg_server_t *srv, const cg_request_info_t *info,
-    const cg_error_t *err)
+    const cg_error_t *err, const char *error_class)
 {
     cg_log_row_t     row;
     struct timespec  now;
@@ -420,12 +471,10 @@ cg_http_log_refused_chat(cg_server_t *srv, const cg_request_info_t *info,
              info->client_addr);
     snprintf(row.key_id, sizeof(row.key_id), "%s",
              info->key_id_given ? info->key_id : "byok");
-    snprintf(row.error_class, sizeof(row.error_class), "shutting_down");
+    snprintf(row.error_class, sizeof(row.error_class), "%s", error_class);
     snprintf(row.error_message, sizeof(row.error_message), "%.200s",
              err->message);
 
-    cg_log_info(info->request_id, "chat refused with %d: %s", err->status,
-                err->message);
     cg_logwriter_add(srv->logwriter, &row);
 }
 

@@ -25,6 +25,7 @@ typedef struct {
     struct cg_keys_s           *keys;         /* stored provider keys (keys.h) */
     struct cg_hasher_s         *hasher;       /* password hashing threads (users.h) */
     struct cg_limits_s         *limits;       /* the rule sync (ratelimit.h) */
+    struct cg_revoked_s        *revoked;      /* revoked token ids (revoked.h) */
     struct evhttp              *http;
     struct evhttp_bound_socket *bound;
     unsigned                    in_flight;    /* chat and async admin requests without a response yet */
