@@ -162,14 +162,23 @@ cg_http_send_json(struct evhttp_request *req, const char *request_id,
     int status, const char *body, ssize_t len)
 {
     struct evkeyvalq  *out;
+    size_t             size;
+    char               length[24];
 
     out = evhttp_request_get_output_headers(req);
     evhttp_add_header(out, "Content-Type", "application/json");
     evhttp_add_header(out, "Cache-Control", "no-store");
     evhttp_add_header(out, "X-Request-Id", request_id);
 
-    evbuffer_add(evhttp_request_get_output_buffer(req), body,
-                 len < 0 ? strlen(body) : (size_t) len);
+    size = len < 0 ? strlen(body) : (size_t) len;
+
+    /* evhttp 2.1 sends a HEAD response's body too: send only its length. */
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        snprintf(length, sizeof(length), "%zu", size);
+        evhttp_add_header(out, "Content-Length", length);
+    } else {
+        evbuffer_add(evhttp_request_get_output_buffer(req), body, size);
+    }
 
     evhttp_send_reply(req, status, cg_http_reason(status), NULL);
 }

@@ -20,6 +20,7 @@
 #define CG_PG_BOOLOID     16
 #define CG_PG_INT8OID     20
 #define CG_PG_INT4OID     23
+#define CG_PG_JSONOID     114
 
 #define CG_KEYS_LOAD_SQL                                                     \
     "SELECT id, provider, label, base_url, ciphertext, key_version "         \
@@ -549,6 +550,25 @@ cg_admin_gen_row(yajl_gen g, const PGresult *res, int row)
 }
 
 
+/* Writes a json column's text as the value it encodes. */
+static int
+cg_admin_gen_json_text(yajl_gen g, const char *text)
+{
+    yajl_val  v;
+    char      cause[128];
+    int       rc;
+
+    v = cg_json_parse(text, strlen(text), cause, sizeof(cause));
+    if (v == NULL) {
+        return -1;
+    }
+
+    rc = cg_json_gen_value(g, v);
+    yajl_tree_free(v);
+    return rc;
+}
+
+
 int
 cg_admin_gen_fields(yajl_gen g, const PGresult *res, int row)
 {
@@ -568,6 +588,8 @@ cg_admin_gen_fields(yajl_gen g, const PGresult *res, int row)
         } else if (type == CG_PG_INT4OID || type == CG_PG_INT8OID) {
             rc |= yajl_gen_number(g, value, strlen(value))
                   != yajl_gen_status_ok;
+        } else if (type == CG_PG_JSONOID) {
+            rc |= cg_admin_gen_json_text(g, value);
         } else {
             rc |= cg_json_gen_str(g, value);
         }

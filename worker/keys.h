@@ -109,6 +109,18 @@ int cg_admin_gen_fields(yajl_gen g, const PGresult *res, int row);
 char *cg_admin_rows_json(const PGresult *res);
 
 /* SQL for a timestamptz column as ISO 8601 text, e.g. "2026-05-01T10:00:00.5+00:00". */
+/*
+ * Revokes the unrevoked client tokens whose column col equals $1 (jti for
+ * one token, key_id for every token of a key) and records their ids in
+ * revoked_tokens. Returns one row (exp, jti) per token revoked.
+ */
+#define CG_TOKENS_REVOKE_SQL(col)                                            \
+    "WITH t AS (UPDATE client_tokens SET revoked_at = now() WHERE " col     \
+    " = $1 AND revoked_at IS NULL RETURNING jti, expires_at), "             \
+    "r AS (INSERT INTO revoked_tokens (jti, expires_at) SELECT jti, "       \
+    "expires_at FROM t ON CONFLICT (jti) DO NOTHING) "                      \
+    "SELECT extract(epoch FROM expires_at)::bigint AS exp, jti FROM t"
+
 #define CG_SQL_TIME(col)  "to_json(" col ")#>>'{}' AS " col
 
 #endif
