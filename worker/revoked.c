@@ -12,7 +12,7 @@
 #include "revoked.h"
 
 #define CG_REVOKED_BUCKETS  1024
-#define CG_REVOKED_JTI_MAX  64      /* the longest jti nginx accepts */
+#define CG_REVOKED_JTI_MAX  64      /* maximum jti length nginx accepts */
 
 #define CG_REVOKED_SQL                                                       \
     "SELECT jti, extract(epoch FROM expires_at)::bigint FROM revoked_tokens " \
