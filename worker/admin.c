@@ -45,7 +45,9 @@ cg_admin_handle(cg_server_t *srv, struct evhttp_request *req,
 
             path_known = 1;
 
-            if (route->method == evhttp_request_get_command(req)) {
+            if (cg_http_method_matches(route->method,
+                                       evhttp_request_get_command(req)))
+            {
                 found = route;
                 goto matched;
             }

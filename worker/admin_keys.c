@@ -13,6 +13,8 @@
 #include "json.h"
 #include "keys.h"
 #include "log.h"
+#include "ratelimit.h"
+#include "revoked.h"
 #include "secret.h"
 
 #define CG_KEYS_BODY_MAX     65536
@@ -103,7 +105,7 @@ cg_keys_parse_body(struct evhttp_request *req, const cg_request_info_t *info,
 {
     yajl_val     root, v;
     const char  *body;
-    char         errbuf[128], msg[200];
+    char         errbuf[200], msg[256];
     size_t       len, n;
 
     body = cg_admin_body(req, info, CG_KEYS_BODY_MAX, &len);
@@ -111,7 +113,9 @@ cg_keys_parse_body(struct evhttp_request *req, const cg_request_info_t *info,
         return NULL;
     }
 
-    root = cg_json_parse(body, len, errbuf, sizeof(errbuf));
+    root = cg_json_parse_request(body, len,
+                                 CG_JSON_NO_NUL | CG_JSON_NO_DUPLICATES,
+                                 errbuf, sizeof(errbuf));
     explicit_bzero((char *) body, len);
 
     if (root == NULL || !YAJL_IS_OBJECT(root)) {
@@ -440,6 +444,75 @@ cg_keys_answer_not_found(struct evhttp_request *req,
 
 
 static void
+cg_keys_token_pushed(const char *error, void *arg)
+{
+    (void) arg;
+
+    if (error != NULL) {
+        cg_log_warn(NULL, "a revoked client token is not yet in nginx, the "
+                    "next limits sync pushes it: %s", error);
+    }
+}
+
+
+static void
+cg_keys_tokens_revoked(PGresult *res, const char *error, void *arg)
+{
+    cg_server_t  *srv = arg;
+    const char   *jti;
+    long long     exp;
+    int           i, n;
+
+    if (error != NULL) {
+        /* NOTE: the tokens stay listed as unrevoked, but they cannot chat:
+         * the key they name is gone from the vault. */
+        cg_log_error(NULL, "revoking the client tokens of a revoked key "
+                     "failed: %s", error);
+        return;
+    }
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+        exp = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        jti = PQgetvalue(res, i, 1);
+
+        if (srv->revoked != NULL) {
+            cg_revoked_add(srv->revoked, jti, exp);
+        }
+        if (srv->limits == NULL
+            || cg_limits_revoke(srv->limits, jti, exp, cg_keys_token_pushed,
+                                NULL) != 0)
+        {
+            cg_keys_token_pushed("the control location is not set or the "
+                                 "push could not start", NULL);
+        }
+    }
+
+    if (n > 0) {
+        cg_log_info(NULL, "%d client tokens revoked with their key", n);
+    }
+}
+
+
+/* Revokes every client token of key id, in the background. */
+static void
+cg_keys_revoke_tokens(cg_server_t *srv, const char *id)
+{
+    const char  *values[1];
+
+    values[0] = id;
+
+    if (cg_db_query(srv->db, CG_TOKENS_REVOKE_SQL("key_id"), 1, values,
+                    cg_keys_tokens_revoked, srv) != 0)
+    {
+        cg_log_error(NULL, "revoking the client tokens of key %s failed: the "
+                     "database queue is full", id);
+    }
+}
+
+
+static void
 cg_keys_revoked(PGresult *res, const char *error, void *arg)
 {
     cg_key_op_t  *op = arg;
@@ -454,6 +527,7 @@ cg_keys_revoked(PGresult *res, const char *error, void *arg)
         cg_admin_async_error(&op->a, &err);
     } else {
         cg_log_info(op->a.info.request_id, "provider key %s revoked", op->id);
+        cg_keys_revoke_tokens(op->a.srv, op->id);
         json = cg_admin_rows_json(res);
         if (json != NULL) {
             /* one row: answer the object, not the array */
@@ -490,6 +564,7 @@ cg_keys_revoke(cg_server_t *srv, struct evhttp_request *req,
 
     memcpy(op->id, match->param[0], CG_UUID_LEN + 1);
     cg_vault_revoke(cg_keys_vault(srv->keys), op->id);
+    cg_keys_forget_undecryptable(srv->keys, op->id);
     cg_admin_async_begin(&op->a, srv, req, info);
 
     values[0] = op->id;

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "password.h"
 #include "ratelimit.h"
+#include "revoked.h"
 #include "secret.h"
 #include "users.h"
 
@@ -42,7 +43,14 @@ typedef struct {
     int               disabled;
 } cg_user_op_t;
 
-/* A logout in progress: the id to revoke, until the token's expiry. */
+/* A client token whose row is being stored; json holds the token. */
+typedef struct {
+    cg_admin_async_t  a;              /* first, so free(a) frees the op */
+    char             *json;           /* the 201 body */
+    size_t            json_size;
+} cg_token_op_t;
+
+/* A logout or token revocation in progress: the id, until its expiry. */
 typedef struct {
     cg_admin_async_t  a;              /* first, so free(a) frees the op */
     char              jti[65];        /* the module takes up to 64 characters */
@@ -64,6 +72,13 @@ static void cg_tokens_create(cg_server_t *srv, struct evhttp_request *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
 static void cg_tokens_revoked(cg_server_t *srv, struct evhttp_request *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
+static void cg_tokens_list(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match);
+static void cg_tokens_revoke(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match);
+static void cg_tokens_store(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_jwt_claims_t *claims,
+    const char *jti, char *json, size_t json_size);
 static void cg_users_whoami(cg_server_t *srv, struct evhttp_request *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
 
@@ -74,7 +89,9 @@ const cg_admin_route_t  cg_admin_users_routes[] = {
     { EVHTTP_REQ_POST,  "/users",          CG_ROLE_ADMIN,  cg_users_create },
     { EVHTTP_REQ_PATCH, "/users/{}",       CG_ROLE_ADMIN,  cg_users_patch },
     { EVHTTP_REQ_POST,  "/tokens",         CG_ROLE_ADMIN,  cg_tokens_create },
+    { EVHTTP_REQ_GET,   "/tokens",         CG_ROLE_ADMIN,  cg_tokens_list },
     { EVHTTP_REQ_GET,   "/tokens/revoked", CG_ROLE_ADMIN,  cg_tokens_revoked },
+    { EVHTTP_REQ_POST,  "/tokens/{}/revoke", CG_ROLE_ADMIN, cg_tokens_revoke },
     { EVHTTP_REQ_GET,   "/whoami",         CG_ROLE_VIEWER, cg_users_whoami },
     { 0, NULL, CG_ROLE_ADMIN, NULL }
 };
@@ -123,7 +140,7 @@ cg_users_parse_body(struct evhttp_request *req, const cg_request_info_t *info,
 {
     yajl_val     root, v;
     const char  *body;
-    char         errbuf[128], msg[200];
+    char         errbuf[200], msg[256];
     size_t       len;
 
     body = cg_admin_body(req, info, CG_USERS_BODY_MAX, &len);
@@ -131,7 +148,9 @@ cg_users_parse_body(struct evhttp_request *req, const cg_request_info_t *info,
         return NULL;
     }
 
-    root = cg_json_parse(body, len, errbuf, sizeof(errbuf));
+    root = cg_json_parse_request(body, len,
+                                 CG_JSON_NO_NUL | CG_JSON_NO_DUPLICATES,
+                                 errbuf, sizeof(errbuf));
     explicit_bzero((char *) body, len);
 
     if (root == NULL || !YAJL_IS_OBJECT(root)) {
@@ -403,6 +422,10 @@ cg_users_logged_out(PGresult *res, const char *error, void *arg)
                              "the database is not available, retry later");
         free(op);
         return;
+    }
+
+    if (op->a.srv->revoked != NULL) {
+        cg_revoked_add(op->a.srv->revoked, op->jti, op->exp);
     }
 
     if (op->a.srv->limits == NULL
@@ -911,8 +934,8 @@ cg_tokens_create(cg_server_t *srv, struct evhttp_request *req,
                  (long long) claims.exp);
         cg_log_info(info->request_id, "client token %s issued for key %s by "
                     "\"%s\"", jti, key_id, match->subject);
-        cg_http_send_json(req, info->request_id, 201, json, -1);
-        explicit_bzero(json, n);
+        cg_tokens_store(srv, req, info, &claims, jti, json, n);
+        json = NULL;
     }
 
     if (token != NULL) {
@@ -921,6 +944,211 @@ cg_tokens_create(cg_server_t *srv, struct evhttp_request *req,
     free(token);
     free(json);
     yajl_tree_free(root);
+}
+
+
+static void
+cg_token_op_free(cg_token_op_t *op)
+{
+    explicit_bzero(op->json, op->json_size);
+    free(op->json);
+    free(op);
+}
+
+
+static void
+cg_tokens_stored(PGresult *res, const char *error, void *arg)
+{
+    cg_token_op_t  *op = arg;
+
+    (void) res;
+
+    if (error != NULL) {
+        cg_log_error(op->a.info.request_id, "storing a client token failed: "
+                     "%s", error);
+        cg_users_async_error(&op->a, 503, "server_error", "the token was not "
+                             "issued: the database is not available, retry "
+                             "later");
+    } else {
+        cg_admin_async_json(&op->a, 201, op->json);
+    }
+
+    cg_token_op_free(op);
+}
+
+
+/*
+ * Records the token's id, key, models and expiry in client_tokens, then
+ * answers 201 with json (owned, json_size bytes, wiped when done). A token
+ * is handed out only once its row exists, so every token can be revoked.
+ */
+static void
+cg_tokens_store(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_jwt_claims_t *claims,
+    const char *jti, char *json, size_t json_size)
+{
+    cg_token_op_t  *op;
+    const char     *values[4];
+    char            exp[24], *models = NULL;
+    yajl_gen        g;
+    size_t          i, len;
+
+    op = calloc(1, sizeof(*op));
+    g = cg_json_gen_new();
+
+    if (op != NULL && g != NULL && claims->nmodels > 0) {
+        yajl_gen_array_open(g);
+        for (i = 0; i < claims->nmodels; i++) {
+            cg_json_gen_str(g, claims->models[i]);
+        }
+        yajl_gen_array_close(g);
+        models = cg_json_gen_finish(g, &len);
+        g = NULL;
+    }
+    if (g != NULL) {
+        yajl_gen_free(g);
+    }
+
+    if (op == NULL || (claims->nmodels > 0 && models == NULL)) {
+        explicit_bzero(json, json_size);
+        free(json);
+        free(op);
+        free(models);
+        cg_users_error(req, info, 500, "server_error", "out of memory");
+        return;
+    }
+
+    op->json = json;
+    op->json_size = json_size;
+    snprintf(exp, sizeof(exp), "%lld", (long long) claims->exp);
+    values[0] = jti;
+    values[1] = claims->key;
+    values[2] = models;
+    values[3] = exp;
+
+    cg_admin_async_begin(&op->a, srv, req, info);
+
+    if (cg_db_query(srv->db, "INSERT INTO client_tokens (jti, key_id, models, "
+                    "expires_at) VALUES ($1, $2, ARRAY(SELECT "
+                    "json_array_elements_text($3::json)), to_timestamp($4))",
+                    4, values, cg_tokens_stored, op) != 0)
+    {
+        cg_users_async_error(&op->a, 503, "server_error", "the database "
+                             "queue is full, retry later");
+        cg_token_op_free(op);
+    }
+
+    free(models);
+}
+
+
+static void
+cg_tokens_list(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match)
+{
+    (void) match;
+
+    cg_users_query_rows(srv, req, info, "SELECT jti, key_id, "
+                        "array_to_json(models) AS models, "
+                        CG_SQL_TIME("created_at") ", "
+                        "extract(epoch FROM expires_at)::bigint AS expires_at, "
+                        CG_SQL_TIME("revoked_at") " FROM client_tokens "
+                        "ORDER BY created_at, jti");
+}
+
+
+static void
+cg_tokens_revoke_pushed(const char *error, void *arg)
+{
+    cg_logout_op_t  *op = arg;
+    char             json[160];
+
+    if (error != NULL) {
+        cg_log_warn(op->a.info.request_id, "client token %s is revoked but "
+                    "not yet in nginx, the next limits sync pushes it: %s",
+                    op->jti, error);
+    }
+
+    snprintf(json, sizeof(json), "{\"jti\":\"%s\",\"revoked\":true,"
+             "\"expires_at\":%lld}", op->jti, op->exp);
+    cg_admin_async_json(&op->a, 200, json);
+    free(op);
+}
+
+
+static void
+cg_tokens_revoked_row(PGresult *res, const char *error, void *arg)
+{
+    cg_logout_op_t  *op = arg;
+    char             msg[160];
+
+    if (error != NULL || PQntuples(res) == 0) {
+        if (error != NULL) {
+            cg_log_error(op->a.info.request_id, "revoking client token %s "
+                         "failed: %s", op->jti, error);
+        }
+        snprintf(msg, sizeof(msg), "client token %s is unknown or already "
+                 "revoked", op->jti);
+        cg_users_async_error(&op->a, error ? 503 : 404, error
+                             ? "server_error" : "invalid_request_error",
+                             error ? "the database is not available, retry "
+                             "later" : msg);
+        free(op);
+        return;
+    }
+
+    op->exp = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    cg_log_info(op->a.info.request_id, "client token %s revoked", op->jti);
+
+    if (op->a.srv->revoked != NULL) {
+        cg_revoked_add(op->a.srv->revoked, op->jti, op->exp);
+    }
+
+    if (op->a.srv->limits == NULL
+        || cg_limits_revoke(op->a.srv->limits, op->jti, op->exp,
+                            cg_tokens_revoke_pushed, op) != 0)
+    {
+        cg_tokens_revoke_pushed("the control location is not set or the "
+                                "push could not start", op);
+    }
+}
+
+
+/*
+ * POST /tokens/{jti}/revoke: marks the client token revoked, adds its id to
+ * revoked_tokens until its expiry and pushes it to nginx at once. A body,
+ * if any, is ignored.
+ */
+static void
+cg_tokens_revoke(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match)
+{
+    cg_logout_op_t  *op;
+    const char      *values[1];
+
+    if (strlen(match->param[0]) >= sizeof(op->jti)) {
+        cg_users_error(req, info, 404, "invalid_request_error", "unknown "
+                       "client token: a token id has at most 64 characters");
+        return;
+    }
+
+    op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        cg_users_error(req, info, 500, "server_error", "out of memory");
+        return;
+    }
+
+    strcpy(op->jti, match->param[0]);
+    values[0] = op->jti;
+    cg_admin_async_begin(&op->a, srv, req, info);
+
+    if (cg_db_query(srv->db, CG_TOKENS_REVOKE_SQL("jti"), 1, values,
+                    cg_tokens_revoked_row, op) != 0)
+    {
+        cg_users_async_error(&op->a, 503, "server_error", "the database "
+                             "queue is full, retry later");
+        free(op);
+    }
 }
 
 

@@ -21,6 +21,7 @@
 #include "chat.h"
 #include "http.h"
 #include "log.h"
+#include "revoked.h"
 
 /*
  * Connections nginx may open before the worker accepts them. A unix socket
@@ -33,7 +34,8 @@
 typedef enum {
     CG_ROUTE_COMPLETIONS,
     CG_ROUTE_FORM,
-    CG_ROUTE_HEALTH
+    CG_ROUTE_HEALTH,
+    CG_ROUTE_ADMIN             /* any path under /admin/api/ */
 } cg_route_id_t;
 
 typedef struct {
@@ -46,7 +48,7 @@ typedef struct {
 static const cg_route_t  cg_routes[] = {
     { "/v1/chat/completions", EVHTTP_REQ_POST, "POST", CG_ROUTE_COMPLETIONS },
     { "/chat", EVHTTP_REQ_POST, "POST", CG_ROUTE_FORM },
-    { "/healthz", EVHTTP_REQ_GET, "GET", CG_ROUTE_HEALTH },
+    { "/healthz", EVHTTP_REQ_GET, "GET, HEAD", CG_ROUTE_HEALTH },
 };
 
 /* The inode of the socket file we created, so that we unlink only ours. */
@@ -60,6 +62,20 @@ static void cg_http_request_info(struct evhttp_request *req,
 static void cg_http_new_request_id(char *id);
 static int cg_http_copy_token(const char *value, char *dst, size_t size);
 static const char *cg_http_reason(int status);
+static int cg_http_token_revoked(cg_server_t *srv,
+    struct evhttp_request *req, const cg_request_info_t *info,
+    cg_route_id_t route_id);
+static void cg_http_log_refused_chat(cg_server_t *srv,
+    const cg_request_info_t *info, const cg_error_t *err,
+    const char *error_class);
+
+
+int
+cg_http_method_matches(enum evhttp_cmd_type route, enum evhttp_cmd_type got)
+{
+    /* evhttp sends the headers of a HEAD response and drops its body. */
+    return got == route || (got == EVHTTP_REQ_HEAD && route == EVHTTP_REQ_GET);
+}
 
 
 int
@@ -146,14 +162,23 @@ cg_http_send_json(struct evhttp_request *req, const char *request_id,
     int status, const char *body, ssize_t len)
 {
     struct evkeyvalq  *out;
+    size_t             size;
+    char               length[24];
 
     out = evhttp_request_get_output_headers(req);
     evhttp_add_header(out, "Content-Type", "application/json");
     evhttp_add_header(out, "Cache-Control", "no-store");
     evhttp_add_header(out, "X-Request-Id", request_id);
 
-    evbuffer_add(evhttp_request_get_output_buffer(req), body,
-                 len < 0 ? strlen(body) : (size_t) len);
+    size = len < 0 ? strlen(body) : (size_t) len;
+
+    /* evhttp 2.1 sends a HEAD response's body too: send only its length. */
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        snprintf(length, sizeof(length), "%zu", size);
+        evhttp_add_header(out, "Content-Length", length);
+    } else {
+        evbuffer_add(evhttp_request_get_output_buffer(req), body, size);
+    }
 
     evhttp_send_reply(req, status, cg_http_reason(status), NULL);
 }
@@ -324,6 +349,13 @@ cg_http_route(struct evhttp_request *req, void *arg)
         }
     }
 
+    if ((route == NULL || route->id != CG_ROUTE_HEALTH)
+        && cg_http_token_revoked(srv, req, &info,
+                                 route ? route->id : CG_ROUTE_ADMIN))
+    {
+        return;
+    }
+
     if (route == NULL && strncmp(path, "/admin/api/", 11) == 0) {
         if (srv->stopping) {
             cg_error_set(&err, 503, "server_error",
@@ -342,7 +374,9 @@ cg_http_route(struct evhttp_request *req, void *arg)
         return;
     }
 
-    if (evhttp_request_get_command(req) != route->method) {
+    if (!cg_http_method_matches(route->method,
+                                evhttp_request_get_command(req)))
+    {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
                           route->allow);
         cg_error_set(&err, 405, "invalid_request_error",
@@ -357,6 +391,10 @@ cg_http_route(struct evhttp_request *req, void *arg)
                           "Connection", "close");
         cg_error_set(&err, 503, "server_error", "the worker is shutting down");
         cg_http_send_error(req, info.request_id, &err);
+
+        if (route->id != CG_ROUTE_HEALTH) {
+            cg_http_log_refused_chat(srv, &info, &err, "shutting_down");
+        }
         return;
     }
 
@@ -370,7 +408,83 @@ cg_http_route(struct evhttp_request *req, void *arg)
     case CG_ROUTE_HEALTH:
         cg_health_handle(srv, req, &info);
         break;
+    case CG_ROUTE_ADMIN:
+        /* no table entry has it: admin paths are routed above */
+        break;
     }
+}
+
+
+/*
+ * Answers 401 and returns 1 when nginx vouched for a JWT whose id is
+ * revoked. nginx checks its own copy of the list, which is empty after an
+ * nginx restart until the next limits sync; this check covers that window.
+ */
+static int
+cg_http_token_revoked(cg_server_t *srv, struct evhttp_request *req,
+    const cg_request_info_t *info, cg_route_id_t route_id)
+{
+    const char  *jti;
+    cg_error_t   err;
+
+    if (srv->revoked == NULL) {
+        return 0;
+    }
+
+    jti = evhttp_find_header(evhttp_request_get_input_headers(req),
+                             "X-Chatgate-Jti");
+    if (jti == NULL || !cg_revoked_contains(srv->revoked, jti)) {
+        return 0;
+    }
+
+    cg_log_info(info->request_id, "token id %.64s is revoked, request from "
+                "%s rejected", jti, info->client_addr);
+    cg_error_set(&err, 401, "authentication_error", "the token is revoked: "
+                 "log in again or ask an admin for a new token");
+    cg_http_send_error(req, info->request_id, &err);
+
+    if (route_id != CG_ROUTE_ADMIN) {
+        cg_http_log_refused_chat(srv, info, &err, "auth");
+    }
+    return 1;
+}
+
+
+/*
+ * Writes the chat_logs row of a chat refused with err before the chat
+ * handler saw it, so that every chat that reached the worker has a row.
+ * NOTE: a row added after the shutdown drained the log writer is lost; the
+ * drain starts only once no request is in flight, so this needs a request
+ * that arrives in that last moment.
+ */
+static void
+cg_http_log_refused_chat(cg_server_t *srv, const cg_request_info_t *info,
+    const cg_error_t *err, const char *error_class)
+{
+    cg_log_row_t     row;
+    struct timespec  now;
+
+    if (srv->logwriter == NULL) {
+        return;
+    }
+
+    clock_gettime(CLOCK_REALTIME, &now);
+
+    cg_log_row_init(&row);
+    row.time_us = (int64_t) now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    row.status = err->status;
+    row.ok = 0;
+    row.latency_ms = 0;
+    snprintf(row.request_id, sizeof(row.request_id), "%s", info->request_id);
+    snprintf(row.client_addr, sizeof(row.client_addr), "%s",
+             info->client_addr);
+    snprintf(row.key_id, sizeof(row.key_id), "%s",
+             info->key_id_given ? info->key_id : "byok");
+    snprintf(row.error_class, sizeof(row.error_class), "%s", error_class);
+    snprintf(row.error_message, sizeof(row.error_message), "%.200s",
+             err->message);
+
+    cg_logwriter_add(srv->logwriter, &row);
 }
 
 

@@ -25,6 +25,7 @@ typedef struct {
     struct cg_keys_s           *keys;         /* stored provider keys (keys.h) */
     struct cg_hasher_s         *hasher;       /* password hashing threads (users.h) */
     struct cg_limits_s         *limits;       /* the rule sync (ratelimit.h) */
+    struct cg_revoked_s        *revoked;      /* revoked token ids (revoked.h) */
     struct evhttp              *http;
     struct evhttp_bound_socket *bound;
     unsigned                    in_flight;    /* chat and async admin requests without a response yet */
@@ -59,6 +60,13 @@ void cg_http_free(cg_server_t *srv);
  */
 void cg_http_send_json(struct evhttp_request *req, const char *request_id,
     int status, const char *body, ssize_t len);
+
+/*
+ * Returns 1 when a request with method got may use a route for method
+ * route: the same method, or HEAD on a GET route.
+ */
+int cg_http_method_matches(enum evhttp_cmd_type route,
+    enum evhttp_cmd_type got);
 
 /* Sends err as an OpenAI-style error body. */
 void cg_http_send_error(struct evhttp_request *req, const char *request_id,

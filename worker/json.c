@@ -8,6 +8,8 @@
 
 
 static int cg_json_depth_ok(const char *text, size_t len);
+static int cg_json_find_nul(const char *text, size_t len, char *member,
+    size_t member_size);
 static size_t cg_utf8_seq_len(const unsigned char *s, size_t len);
 
 
@@ -116,6 +118,135 @@ cg_json_parse(const char *text, size_t len, char *errbuf, size_t errbuf_size)
     }
 
     return root;
+}
+
+
+yajl_val
+cg_json_parse_request(const char *text, size_t len, unsigned flags,
+    char *errbuf, size_t errbuf_size)
+{
+    yajl_val     root;
+    const char  *dup;
+    char         member[64];
+
+    root = cg_json_parse(text, len, errbuf, errbuf_size);
+    if (root == NULL) {
+        return NULL;
+    }
+
+    if ((flags & CG_JSON_NO_NUL)
+        && cg_json_find_nul(text, len, member, sizeof(member)))
+    {
+        snprintf(errbuf, errbuf_size, "%s%s%s contains the character U+0000 "
+                 "(\\u0000), which is not allowed in a string",
+                 member[0] ? "member \"" : "a member name",
+                 member, member[0] ? "\"" : "");
+        yajl_tree_free(root);
+        return NULL;
+    }
+
+    if (flags & CG_JSON_NO_DUPLICATES) {
+        dup = cg_json_duplicate_member(root);
+        if (dup != NULL) {
+            snprintf(errbuf, errbuf_size, "member \"%.64s\" appears more "
+                     "than once, send it once", dup);
+            yajl_tree_free(root);
+            return NULL;
+        }
+    }
+
+    return root;
+}
+
+
+const char *
+cg_json_duplicate_member(yajl_val obj)
+{
+    size_t  i, j;
+
+    if (!YAJL_IS_OBJECT(obj)) {
+        return NULL;
+    }
+
+    /* Quadratic, but request bodies that reach here are at most 64 KiB. */
+    for (i = 1; i < obj->u.object.len; i++) {
+        for (j = 0; j < i; j++) {
+            if (strcmp(obj->u.object.keys[i], obj->u.object.keys[j]) == 0) {
+                return obj->u.object.keys[i];
+            }
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Looks for the escape \u0000 in the strings of valid JSON text. On a find,
+ * copies the member name whose value holds it into member (empty when the
+ * escape is in a member name itself) and returns 1.
+ */
+static int
+cg_json_find_nul(const char *text, size_t len, char *member,
+    size_t member_size)
+{
+    size_t       i, start = 0, n;
+    const char  *key = NULL;
+    size_t       key_len = 0;
+    int          in_string = 0, is_key;
+
+    for (i = 0; i < len; i++) {
+        char  c = text[i];
+
+        if (!in_string) {
+            if (c == '"') {
+                in_string = 1;
+                start = i + 1;
+            }
+            continue;
+        }
+
+        if (c == '\\') {
+            if (i + 5 < len && text[i + 1] == 'u'
+                && memcmp(text + i + 2, "0000", 4) == 0)
+            {
+                /* A member name is a string followed by a colon. */
+                for (n = i + 6; n < len && text[n] != '"'; n++) {
+                    if (text[n] == '\\') {
+                        n++;
+                    }
+                }
+                for (n++; n < len && strchr(" \t\r\n", text[n]); n++) {
+                    /* skip white space */
+                }
+                is_key = n < len && text[n] == ':';
+
+                member[0] = '\0';
+                if (!is_key && key != NULL) {
+                    n = key_len < member_size - 1 ? key_len : member_size - 1;
+                    memcpy(member, key, n);
+                    member[n] = '\0';
+                }
+                return 1;
+            }
+            i++;
+            continue;
+        }
+
+        if (c == '"') {
+            in_string = 0;
+
+            for (n = i + 1; n < len && strchr(" \t\r\n", text[n]); n++) {
+                /* skip white space */
+            }
+            if (n < len && text[n] == ':') {
+                key = text + start;
+                key_len = i - start;
+            }
+        }
+    }
+
+    return 0;
 }
 
 

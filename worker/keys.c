@@ -20,6 +20,7 @@
 #define CG_PG_BOOLOID     16
 #define CG_PG_INT8OID     20
 #define CG_PG_INT4OID     23
+#define CG_PG_JSONOID     114
 
 #define CG_KEYS_LOAD_SQL                                                     \
     "SELECT id, provider, label, base_url, ciphertext, key_version "         \
@@ -33,6 +34,10 @@ struct cg_keys_s {
     struct event         *retry;
     int                   loaded;
     int                   loading;
+
+    /* ids of unrevoked keys whose ciphertext failed to decrypt at start */
+    char                (*undecryptable)[CG_UUID_LEN + 1];
+    size_t                nundecryptable;
 };
 
 static void cg_keys_load_query(evutil_socket_t fd, short events, void *arg);
@@ -40,6 +45,8 @@ static void cg_keys_loaded_rows(PGresult *res, const char *error, void *arg);
 static int cg_keys_rekey_row(PGconn *pg, const cg_vault_kms_key_t *old_kms,
     const cg_vault_kms_key_t *new_kms, const char *id);
 static int cg_keys_exec_ok(PGconn *pg, const char *sql);
+static void cg_keys_mark_undecryptable(cg_keys_t *keys, const char *id);
+static int cg_keys_undecryptable(const cg_keys_t *keys, const char *id);
 
 
 cg_keys_t *
@@ -80,6 +87,7 @@ cg_keys_free(cg_keys_t *keys)
 
     cg_vault_destroy(keys->vault);
     cg_vault_kms_key_free(keys->kms);
+    free(keys->undecryptable);
     free(keys);
 }
 
@@ -173,6 +181,7 @@ cg_keys_loaded_rows(PGresult *res, const char *error, void *arg)
         {
             cg_log_error(NULL, "provider key %s is unusable: %s; rotate it "
                          "or check ADMIN_KMS_KEY", id, err);
+            cg_keys_mark_undecryptable(keys, id);
             continue;
         }
 
@@ -181,6 +190,58 @@ cg_keys_loaded_rows(PGresult *res, const char *error, void *arg)
 
     keys->loaded = 1;
     cg_log_info(NULL, "provider keys loaded: %d of %d usable", ok, n);
+}
+
+
+static void
+cg_keys_mark_undecryptable(cg_keys_t *keys, const char *id)
+{
+    char  (*ids)[CG_UUID_LEN + 1];
+
+    if (!cg_uuid_valid(id) || cg_keys_undecryptable(keys, id)) {
+        return;
+    }
+
+    ids = realloc(keys->undecryptable,
+                  (keys->nundecryptable + 1) * sizeof(*ids));
+    if (ids == NULL) {
+        /* Chats with this id then get the generic "unknown" message. */
+        return;
+    }
+
+    memcpy(ids[keys->nundecryptable++], id, CG_UUID_LEN + 1);
+    keys->undecryptable = ids;
+}
+
+
+static int
+cg_keys_undecryptable(const cg_keys_t *keys, const char *id)
+{
+    size_t  i;
+
+    for (i = 0; i < keys->nundecryptable; i++) {
+        if (strcmp(keys->undecryptable[i], id) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+void
+cg_keys_forget_undecryptable(cg_keys_t *keys, const char *id)
+{
+    size_t  i;
+
+    for (i = 0; i < keys->nundecryptable; i++) {
+        if (strcmp(keys->undecryptable[i], id) == 0) {
+            keys->nundecryptable--;
+            memcpy(keys->undecryptable[i],
+                   keys->undecryptable[keys->nundecryptable], CG_UUID_LEN + 1);
+            return;
+        }
+    }
 }
 
 
@@ -208,6 +269,12 @@ cg_keys_chat_credential(cg_keys_t *keys, const char *id,
     if (e == NULL && !keys->loaded && cg_uuid_valid(id)) {
         cg_error_set(err, 503, "server_error", "stored provider keys are "
                      "still loading, retry in a second");
+        return -1;
+    }
+
+    if (e == NULL && cg_keys_undecryptable(keys, id)) {
+        cg_error_set(err, 403, "permission_error", "key %s cannot be used: "
+                     "it failed to decrypt at start; rotate it", id);
         return -1;
     }
 
@@ -483,6 +550,25 @@ cg_admin_gen_row(yajl_gen g, const PGresult *res, int row)
 }
 
 
+/* Writes a json column's text as the value it encodes. */
+static int
+cg_admin_gen_json_text(yajl_gen g, const char *text)
+{
+    yajl_val  v;
+    char      cause[128];
+    int       rc;
+
+    v = cg_json_parse(text, strlen(text), cause, sizeof(cause));
+    if (v == NULL) {
+        return -1;
+    }
+
+    rc = cg_json_gen_value(g, v);
+    yajl_tree_free(v);
+    return rc;
+}
+
+
 int
 cg_admin_gen_fields(yajl_gen g, const PGresult *res, int row)
 {
@@ -502,6 +588,8 @@ cg_admin_gen_fields(yajl_gen g, const PGresult *res, int row)
         } else if (type == CG_PG_INT4OID || type == CG_PG_INT8OID) {
             rc |= yajl_gen_number(g, value, strlen(value))
                   != yajl_gen_status_ok;
+        } else if (type == CG_PG_JSONOID) {
+            rc |= cg_admin_gen_json_text(g, value);
         } else {
             rc |= cg_json_gen_str(g, value);
         }

@@ -49,12 +49,18 @@ cg_vault_t *cg_keys_vault(cg_keys_t *keys);
  * (a model prefix naming another provider is a 400), and copies the secret
  * into *secret (malloc'ed, the caller wipes and frees it) and the key's
  * base URL, if it has one, into *base_url (malloc'ed, else NULL). Returns 0,
- * or -1 with err set: 403 for an unknown or revoked id, 503 while the keys
+ * or -1 with err set: 403 for an unknown, revoked or undecryptable id, 503 while the keys
  * are still loading.
  */
 int cg_keys_chat_credential(cg_keys_t *keys, const char *id,
     cg_chat_request_t *req, char **secret, size_t *secret_len,
     char **base_url, cg_error_t *err);
+
+/*
+ * Drops id from the keys that failed to decrypt at start, once it is
+ * revoked, so chats with it get the "unknown or revoked" 403 again.
+ */
+void cg_keys_forget_undecryptable(cg_keys_t *keys, const char *id);
 
 /*
  * Re-encrypts every stored key under new_kms_text, one row per transaction
@@ -103,6 +109,18 @@ int cg_admin_gen_fields(yajl_gen g, const PGresult *res, int row);
 char *cg_admin_rows_json(const PGresult *res);
 
 /* SQL for a timestamptz column as ISO 8601 text, e.g. "2026-05-01T10:00:00.5+00:00". */
+/*
+ * Revokes the unrevoked client tokens whose column col equals $1 (jti for
+ * one token, key_id for every token of a key) and records their ids in
+ * revoked_tokens. Returns one row (exp, jti) per token revoked.
+ */
+#define CG_TOKENS_REVOKE_SQL(col)                                            \
+    "WITH t AS (UPDATE client_tokens SET revoked_at = now() WHERE " col     \
+    " = $1 AND revoked_at IS NULL RETURNING jti, expires_at), "             \
+    "r AS (INSERT INTO revoked_tokens (jti, expires_at) SELECT jti, "       \
+    "expires_at FROM t ON CONFLICT (jti) DO NOTHING) "                      \
+    "SELECT extract(epoch FROM expires_at)::bigint AS exp, jti FROM t"
+
 #define CG_SQL_TIME(col)  "to_json(" col ")#>>'{}' AS " col
 
 #endif

@@ -224,13 +224,15 @@ cg_limits_rule_parse_json(const char *body, size_t len, cg_limits_rule_t *rule,
     yajl_val     root, v;
     const char  *name, *scope;
     size_t       i, f;
-    char         canonical[CG_LIMITS_SCOPE_LEN], cause[160];
+    char         canonical[CG_LIMITS_SCOPE_LEN], cause[200];
     int          rc = -1;
 
     rule->per_minute = rule->per_hour = CG_LIMITS_NONE;
     rule->burst = rule->per_day = CG_LIMITS_NONE;
 
-    root = cg_json_parse(body, len, cause, sizeof(cause));
+    root = cg_json_parse_request(body, len,
+                                 CG_JSON_NO_NUL | CG_JSON_NO_DUPLICATES,
+                                 cause, sizeof(cause));
     if (root == NULL) {
         snprintf(err, err_size, "the body is not valid JSON: %s", cause);
         return -1;

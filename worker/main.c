@@ -17,6 +17,7 @@
 #include "ratelimit.h"
 #include "log.h"
 #include "logwriter.h"
+#include "revoked.h"
 #include "secret.h"
 #include "upstream.h"
 #include "users.h"
@@ -38,6 +39,7 @@ typedef struct {
     cg_keys_t       *keys;
     cg_hasher_t     *hasher;
     cg_limits_t     *limits;
+    cg_revoked_t    *revoked;
     cg_server_t      server;
     struct event    *sigterm;
     struct event    *sigint;
@@ -289,6 +291,13 @@ cg_main_setup(cg_main_t *m, cg_vault_kms_key_t *kms)
         return -1;
     }
 
+    m->revoked = cg_revoked_new(m->base, m->db, m->conf.limits_sync_ms);
+    if (m->revoked == NULL) {
+        cg_log_error(NULL, "cannot set up the revoked token ids: out of "
+                     "memory");
+        return -1;
+    }
+
     m->server.base = m->base;
     m->server.conf = &m->conf;
     m->server.db = m->db;
@@ -297,6 +306,7 @@ cg_main_setup(cg_main_t *m, cg_vault_kms_key_t *kms)
     m->server.keys = m->keys;
     m->server.hasher = m->hasher;
     m->server.limits = m->limits;
+    m->server.revoked = m->revoked;
     m->server.idle = cg_main_idle;
     m->server.idle_arg = m;
 
@@ -315,6 +325,7 @@ cg_main_setup(cg_main_t *m, cg_vault_kms_key_t *kms)
         return -1;
     }
 
+    cg_revoked_start(m->revoked);
     cg_limits_start(m->limits);
     return 0;
 }
@@ -325,6 +336,7 @@ cg_main_teardown(cg_main_t *m)
 {
     /* before the server: waiting admin requests get their answer */
     cg_limits_free(m->limits);
+    cg_revoked_free(m->revoked);
     cg_http_free(&m->server);
     cg_hasher_free(m->hasher);
 

@@ -209,7 +209,8 @@ cg_request_root(const char *body, size_t len, cg_error_t *err)
     char      cause[256];
     yajl_val  root;
 
-    root = cg_json_parse(body, len, cause, sizeof(cause));
+    root = cg_json_parse_request(body, len, CG_JSON_NO_NUL, cause,
+                                 sizeof(cause));
     if (root == NULL) {
         cg_bad_request(err, NULL, "invalid JSON: %s", cause);
         return NULL;
