@@ -125,6 +125,10 @@ typedef struct {
      * "byok-" and a hash of a provider key */
     ngx_str_t                     limit_key;
 
+    /* a BYOK caller's provider key, in the Authorization header; the
+     * limiter hashes it into limit_key when a "key:*" rule needs it */
+    ngx_str_t                     provider_key;
+
     /* the tightest rule that matched, for the RateLimit headers */
     u_char                        limit_scope[NGX_HTTP_CHATGATE_SCOPE_LEN];
     size_t                        limit_scope_len;
@@ -149,6 +153,8 @@ typedef struct {
 ngx_http_chatgate_ctx_t *ngx_http_chatgate_get_ctx(ngx_http_request_t *r,
     ngx_uint_t create);
 ngx_int_t ngx_http_chatgate_parse_uuid(ngx_str_t *value, u_char *canonical);
+ngx_int_t ngx_http_chatgate_hash_provider_key(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx);
 ngx_int_t ngx_http_chatgate_send_error(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *type, ngx_str_t *message,
     ngx_str_t *param, ngx_str_t *code);

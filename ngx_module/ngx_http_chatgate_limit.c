@@ -56,6 +56,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                    nrules;
     ngx_flag_t                    pushed;
+    ngx_flag_t                    key_any;      /* has a "key:*" rule */
     ngx_http_chatgate_rule_t      rules[1];
 } ngx_http_chatgate_rules_t;
 
@@ -606,6 +607,7 @@ ngx_http_chatgate_set_rules(ngx_http_chatgate_zone_t *zone,
     ngx_http_chatgate_rule_t *rules, ngx_uint_t n, ngx_flag_t pushed)
 {
     size_t                      size;
+    ngx_uint_t                  i;
     ngx_http_chatgate_rules_t  *set;
 
     size = offsetof(ngx_http_chatgate_rules_t, rules)
@@ -630,6 +632,13 @@ ngx_http_chatgate_set_rules(ngx_http_chatgate_zone_t *zone,
     ngx_memcpy(set->rules, rules, n * sizeof(ngx_http_chatgate_rule_t));
     set->nrules = n;
     set->pushed = pushed;
+    set->key_any = 0;
+
+    for (i = 0; i < n; i++) {
+        if (rules[i].type == ngx_http_chatgate_scope_key_any) {
+            set->key_any = 1;
+        }
+    }
 
     if (zone->sh->rules) {
         ngx_slab_free_locked(zone->shpool, zone->sh->rules);
@@ -670,6 +679,27 @@ ngx_http_chatgate_limit(ngx_http_request_t *r, ngx_http_chatgate_ctx_t *ctx,
     ngx_memzero(matches, sizeof(matches));
 
     ngx_shmtx_lock(&zone->shpool->mutex);
+
+    /*
+     * Only a "key:*" rule counts a BYOK caller (a "key:<uuid>" rule never
+     * matches "byok-<hash>"), so the provider key is hashed only then,
+     * outside the mutex.  The rules read after locking again are the ones
+     * the request is matched against, whatever changed in between.
+     */
+
+    if (ctx->limit_key.len == 0
+        && ctx->provider_key.len
+        && zone->sh->rules
+        && zone->sh->rules->key_any)
+    {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        if (ngx_http_chatgate_hash_provider_key(r, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+    }
 
     n = ngx_http_chatgate_match_rules(r, ctx, zone->sh->rules, matches);
 
