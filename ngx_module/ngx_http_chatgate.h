@@ -67,6 +67,10 @@ typedef struct {
 
     u_char                        scope[NGX_HTTP_CHATGATE_SCOPE_LEN];
     size_t                        scope_len;
+
+    /* the counter's tree key (CRC-32 of scope), for the rules whose
+     * counter scope is their own: global, ip:<CIDR> and key:<uuid> */
+    uint32_t                      scope_hash;
 } ngx_http_chatgate_rule_t;
 
 
@@ -122,7 +126,8 @@ typedef struct {
     ngx_str_t                     key_id;       /* canonical lowercase UUID */
 
     /* the value the limiter counts for "key:" rules: the key id, or
-     * "byok-" and a hash of a provider key */
+     * "byok-" and a hash of a provider key, which the limiter sets only
+     * when the rule set has a "key:*" rule */
     ngx_str_t                     limit_key;
 
     /* the tightest rule that matched, for the RateLimit headers */
@@ -149,6 +154,8 @@ typedef struct {
 ngx_http_chatgate_ctx_t *ngx_http_chatgate_get_ctx(ngx_http_request_t *r,
     ngx_uint_t create);
 ngx_int_t ngx_http_chatgate_parse_uuid(ngx_str_t *value, u_char *canonical);
+ngx_int_t ngx_http_chatgate_read_provider_key(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx);
 ngx_int_t ngx_http_chatgate_send_error(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *type, ngx_str_t *message,
     ngx_str_t *param, ngx_str_t *code);

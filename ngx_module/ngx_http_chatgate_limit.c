@@ -56,6 +56,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                    nrules;
     ngx_flag_t                    pushed;
+    ngx_flag_t                    key_any;      /* has a "key:*" rule */
     ngx_http_chatgate_rule_t      rules[1];
 } ngx_http_chatgate_rules_t;
 
@@ -107,6 +108,7 @@ typedef struct {
     ngx_http_chatgate_node_t     *node;
     u_char                        scope[NGX_HTTP_CHATGATE_SCOPE_LEN];
     size_t                        scope_len;
+    uint32_t                      hash;         /* of scope */
     uint64_t                      tat_minute;
     uint64_t                      tat_hour;
     uint64_t                      cost_minute;
@@ -146,10 +148,11 @@ static void ngx_http_chatgate_gcra(uint64_t tat, uint64_t old_cost,
 static void ngx_http_chatgate_day_window(ngx_http_chatgate_node_t *node,
     ngx_uint_t per_day, uint64_t now, ngx_http_chatgate_window_t *w);
 static ngx_http_chatgate_node_t *ngx_http_chatgate_lookup(
-    ngx_http_chatgate_zone_t *zone, u_char *scope, size_t len);
+    ngx_http_chatgate_zone_t *zone, u_char *scope, size_t len,
+    uint32_t hash);
 static ngx_http_chatgate_node_t *ngx_http_chatgate_create(
     ngx_http_chatgate_zone_t *zone, u_char *scope, size_t len,
-    ngx_uint_t is_key);
+    uint32_t hash, ngx_uint_t is_key);
 static void ngx_http_chatgate_touch(ngx_http_chatgate_zone_t *zone,
     ngx_http_chatgate_node_t *node);
 static ngx_uint_t ngx_http_chatgate_evict(ngx_http_chatgate_zone_t *zone,
@@ -165,6 +168,7 @@ static ngx_int_t ngx_http_chatgate_deny(ngx_http_request_t *r,
 static ngx_int_t ngx_http_chatgate_zone_full(ngx_http_request_t *r,
     ngx_http_chatgate_zone_t *zone);
 static u_char *ngx_http_chatgate_print_value(u_char *p, ngx_uint_t value);
+static u_char *ngx_http_chatgate_print_uint(u_char *p, uint64_t n);
 
 
 static ngx_str_t  ngx_http_chatgate_rate_limited =
@@ -477,6 +481,7 @@ ngx_http_chatgate_parse_rule(ngx_str_t *scope, ngx_str_t *values,
     }
 
     rule->scope_len = p - rule->scope;
+    rule->scope_hash = ngx_crc32_long(rule->scope, rule->scope_len);
 
     return NGX_OK;
 
@@ -606,6 +611,7 @@ ngx_http_chatgate_set_rules(ngx_http_chatgate_zone_t *zone,
     ngx_http_chatgate_rule_t *rules, ngx_uint_t n, ngx_flag_t pushed)
 {
     size_t                      size;
+    ngx_uint_t                  i;
     ngx_http_chatgate_rules_t  *set;
 
     size = offsetof(ngx_http_chatgate_rules_t, rules)
@@ -630,6 +636,13 @@ ngx_http_chatgate_set_rules(ngx_http_chatgate_zone_t *zone,
     ngx_memcpy(set->rules, rules, n * sizeof(ngx_http_chatgate_rule_t));
     set->nrules = n;
     set->pushed = pushed;
+    set->key_any = 0;
+
+    for (i = 0; i < n; i++) {
+        if (rules[i].type == ngx_http_chatgate_scope_key_any) {
+            set->key_any = 1;
+        }
+    }
 
     if (zone->sh->rules) {
         ngx_slab_free_locked(zone->shpool, zone->sh->rules);
@@ -665,11 +678,34 @@ ngx_http_chatgate_limit(ngx_http_request_t *r, ngx_http_chatgate_ctx_t *ctx,
     zone = lcf->shm_zone->data;
     now = ngx_http_chatgate_now(zone->cmcf);
 
-    ngx_memzero(&tightest, sizeof(ngx_http_chatgate_window_t));
-    ngx_memzero(&denial, sizeof(ngx_http_chatgate_window_t));
-    ngx_memzero(matches, sizeof(matches));
+    /* the fields read before they are written; match_rules() sets up
+     * the matches it returns */
+    tightest.scope_len = 0;
+    denial.denied = 0;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
+
+    /*
+     * Without a key id, only a "key:*" rule can count the caller (a
+     * "key:<uuid>" rule never matches "byok-<hash>"), so the provider key
+     * is read and hashed only then, outside the mutex.  The rules read
+     * after locking again are the ones the request is matched against,
+     * whatever changed in between.
+     */
+
+    if (ctx->limit_key.len == 0
+        && r->headers_in.authorization
+        && zone->sh->rules
+        && zone->sh->rules->key_any)
+    {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        if (ngx_http_chatgate_read_provider_key(r, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+    }
 
     n = ngx_http_chatgate_match_rules(r, ctx, zone->sh->rules, matches);
 
@@ -788,6 +824,7 @@ ngx_http_chatgate_match_rules(ngx_http_request_t *r,
         matches[n].rule = global;
         matches[n].scope_len = ngx_cpymem(matches[n].scope, "global", 6)
                                - matches[n].scope;
+        matches[n].hash = global->scope_hash;
         n++;
     }
 
@@ -796,6 +833,7 @@ ngx_http_chatgate_match_rules(ngx_http_request_t *r,
         matches[n].scope_len = ngx_cpymem(matches[n].scope, ip->scope,
                                           ip->scope_len)
                                - matches[n].scope;
+        matches[n].hash = ip->scope_hash;
         n++;
 
     } else if (ip_any) {
@@ -804,6 +842,8 @@ ngx_http_chatgate_match_rules(ngx_http_request_t *r,
         p = ngx_cpymem(p, addr->data,
                        ngx_min(addr->len, NGX_HTTP_CHATGATE_SCOPE_LEN - 3));
         matches[n].scope_len = p - matches[n].scope;
+        matches[n].hash = ngx_crc32_long(matches[n].scope,
+                                         matches[n].scope_len);
         n++;
     }
 
@@ -815,11 +855,17 @@ ngx_http_chatgate_match_rules(ngx_http_request_t *r,
                        ngx_min(ctx->limit_key.len,
                                NGX_HTTP_CHATGATE_SCOPE_LEN - 4));
         matches[n].scope_len = p - matches[n].scope;
+
+        /* a key:<uuid> rule matched its own scope */
+        matches[n].hash = key ? key->scope_hash
+                              : ngx_crc32_long(matches[n].scope,
+                                               matches[n].scope_len);
         n++;
     }
 
     for (i = 0; i < n; i++) {
         matches[i].node = NULL;
+        matches[i].denied = 0;
     }
 
     return n;
@@ -900,7 +946,8 @@ ngx_http_chatgate_find_counters(ngx_http_request_t *r,
                   || matches[i].rule->type == ngx_http_chatgate_scope_key_any);
 
         node = ngx_http_chatgate_lookup(zone, matches[i].scope,
-                                        matches[i].scope_len);
+                                        matches[i].scope_len,
+                                        matches[i].hash);
 
         if (node == NULL && is_key
             && ngx_http_chatgate_charge_new_key(r, zone, now, denial)
@@ -911,7 +958,8 @@ ngx_http_chatgate_find_counters(ngx_http_request_t *r,
 
         if (node == NULL) {
             node = ngx_http_chatgate_create(zone, matches[i].scope,
-                                            matches[i].scope_len, is_key);
+                                            matches[i].scope_len,
+                                            matches[i].hash, is_key);
             if (node == NULL) {
                 return NGX_ERROR;
             }
@@ -932,6 +980,7 @@ ngx_http_chatgate_charge_new_key(ngx_http_request_t *r,
     ngx_http_chatgate_window_t *denial)
 {
     u_char                     *p;
+    uint32_t                    hash;
     uint64_t                    tat, cost;
     ngx_str_t                  *addr;
     ngx_http_chatgate_node_t   *node;
@@ -944,10 +993,11 @@ ngx_http_chatgate_charge_new_key(ngx_http_request_t *r,
                    ngx_min(addr->len, NGX_HTTP_CHATGATE_SCOPE_LEN - 3));
     w.scope_len = p - w.scope;
 
-    node = ngx_http_chatgate_lookup(zone, w.scope, w.scope_len);
+    hash = ngx_crc32_long(w.scope, w.scope_len);
+    node = ngx_http_chatgate_lookup(zone, w.scope, w.scope_len, hash);
 
     if (node == NULL) {
-        node = ngx_http_chatgate_create(zone, w.scope, w.scope_len, 0);
+        node = ngx_http_chatgate_create(zone, w.scope, w.scope_len, hash, 0);
         if (node == NULL) {
             return NGX_ERROR;
         }
@@ -1157,14 +1207,11 @@ ngx_http_chatgate_day_window(ngx_http_chatgate_node_t *node,
 
 static ngx_http_chatgate_node_t *
 ngx_http_chatgate_lookup(ngx_http_chatgate_zone_t *zone, u_char *scope,
-    size_t len)
+    size_t len, uint32_t hash)
 {
     ngx_int_t                  rc;
-    uint32_t                   hash;
     ngx_rbtree_node_t         *node, *sentinel;
     ngx_http_chatgate_node_t  *cn;
-
-    hash = ngx_crc32_short(scope, len);
 
     node = zone->sh->rbtree.root;
     sentinel = zone->sh->rbtree.sentinel;
@@ -1206,7 +1253,7 @@ ngx_http_chatgate_lookup(ngx_http_chatgate_zone_t *zone, u_char *scope,
 
 static ngx_http_chatgate_node_t *
 ngx_http_chatgate_create(ngx_http_chatgate_zone_t *zone, u_char *scope,
-    size_t len, ngx_uint_t is_key)
+    size_t len, uint32_t hash, ngx_uint_t is_key)
 {
     size_t                      size;
     ngx_queue_t                *own, *other;
@@ -1245,7 +1292,7 @@ ngx_http_chatgate_create(ngx_http_chatgate_zone_t *zone, u_char *scope,
         }
     }
 
-    node->key = ngx_crc32_short(scope, len);
+    node->key = hash;
 
     cn = (ngx_http_chatgate_node_t *) &node->color;
     ngx_memzero(cn, offsetof(ngx_http_chatgate_node_t, scope));
@@ -1486,6 +1533,7 @@ ngx_http_chatgate_limit_headers(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx)
 {
     u_char           *p;
+    uint64_t          values[3];
     ngx_uint_t        i;
     ngx_table_elt_t  *h;
 
@@ -1493,7 +1541,11 @@ ngx_http_chatgate_limit_headers(ngx_http_request_t *r,
                                   ngx_string("RateLimit-Remaining"),
                                   ngx_string("RateLimit-Reset") };
 
-    p = ngx_pnalloc(r->pool, 3 * NGX_TIME_T_LEN);
+    values[0] = ctx->limit;
+    values[1] = ctx->remaining;
+    values[2] = (uint64_t) ctx->reset;
+
+    p = ngx_pnalloc(r->pool, 3 * NGX_INT64_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -1507,22 +1559,49 @@ ngx_http_chatgate_limit_headers(ngx_http_request_t *r,
         h->hash = 1;
         h->key = names[i];
         h->value.data = p;
-
-        switch (i) {
-        case 0:
-            p = ngx_sprintf(p, "%ui", ctx->limit);
-            break;
-        case 1:
-            p = ngx_sprintf(p, "%ui", ctx->remaining);
-            break;
-        default:
-            p = ngx_sprintf(p, "%T", ctx->reset);
-        }
-
+        p = ngx_http_chatgate_print_uint(p, values[i]);
         h->value.len = p - h->value.data;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Writes n in decimal, at most NGX_INT64_LEN bytes, two digits per
+ * division.  It runs on every response, where ngx_sprintf() cost about
+ * 280 instructions a number (callgrind).
+ */
+
+static u_char *
+ngx_http_chatgate_print_uint(u_char *p, uint64_t n)
+{
+    u_char  digits[NGX_INT64_LEN], *d;
+
+    static const u_char  pairs[] =
+        "00010203040506070809" "10111213141516171819"
+        "20212223242526272829" "30313233343536373839"
+        "40414243444546474849" "50515253545556575859"
+        "60616263646566676869" "70717273747576777879"
+        "80818283848586878889" "90919293949596979899";
+
+    d = digits + NGX_INT64_LEN;
+
+    while (n >= 100) {
+        d -= 2;
+        ngx_memcpy(d, &pairs[2 * (n % 100)], 2);
+        n /= 100;
+    }
+
+    if (n >= 10) {
+        d -= 2;
+        ngx_memcpy(d, &pairs[2 * n], 2);
+
+    } else {
+        *--d = (u_char) ('0' + n);
+    }
+
+    return ngx_cpymem(p, d, digits + NGX_INT64_LEN - d);
 }
 
 
@@ -1537,6 +1616,7 @@ ngx_http_chatgate_limit_login(ngx_http_request_t *r,
     ngx_http_chatgate_loc_conf_t *lcf)
 {
     u_char                      *p;
+    uint32_t                     hash;
     uint64_t                     now, tat, cost;
     ngx_str_t                   *addr;
     ngx_http_chatgate_node_t    *node;
@@ -1556,10 +1636,11 @@ ngx_http_chatgate_limit_login(ngx_http_request_t *r,
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    node = ngx_http_chatgate_lookup(zone, w.scope, w.scope_len);
+    hash = ngx_crc32_long(w.scope, w.scope_len);
+    node = ngx_http_chatgate_lookup(zone, w.scope, w.scope_len, hash);
 
     if (node == NULL) {
-        node = ngx_http_chatgate_create(zone, w.scope, w.scope_len, 0);
+        node = ngx_http_chatgate_create(zone, w.scope, w.scope_len, hash, 0);
         if (node == NULL) {
             ngx_shmtx_unlock(&zone->shpool->mutex);
             return ngx_http_chatgate_zone_full(r, zone);
@@ -1616,6 +1697,7 @@ ngx_int_t
 ngx_http_chatgate_limit_push(ngx_shm_zone_t *shm_zone, ngx_array_t *rules,
     ngx_array_t *usage, ngx_log_t *log)
 {
+    uint32_t                    hash;
     uint64_t                    now;
     ngx_int_t                   rc;
     ngx_uint_t                  i, today, evicted;
@@ -1637,11 +1719,13 @@ ngx_http_chatgate_limit_push(ngx_shm_zone_t *shm_zone, ngx_array_t *rules,
             continue;
         }
 
-        node = ngx_http_chatgate_lookup(zone, u[i].scope, u[i].scope_len);
+        hash = ngx_crc32_long(u[i].scope, u[i].scope_len);
+        node = ngx_http_chatgate_lookup(zone, u[i].scope, u[i].scope_len,
+                                        hash);
 
         if (node == NULL) {
             node = ngx_http_chatgate_create(zone, u[i].scope, u[i].scope_len,
-                                            u[i].is_key);
+                                            hash, u[i].is_key);
             if (node == NULL) {
                 rc = NGX_ERROR;
                 break;

@@ -193,6 +193,24 @@ unlike($r->{body}, qr/sk-test/, 'limit byok key not in body');
 is(get(headers => [['Authorization', 'Bearer sk-other-key']])->{status}, 200,
    'limit byok other key admitted');
 
+# Without a key:* rule the provider key is not counted.  A key:* rule
+# pushed again counts it under the same hashed scope: the day quota of 1
+# denies it, because that counter has admitted 2 requests today.
+
+push_rules("rule key:$key_b 120 - 4 -\n");
+$r = get(@byok);
+is($r->{status}, 200, 'limit byok without key any admitted');
+is($r->{headers}{'x-limit-scope'}[0] // '', '',
+   'limit byok without key any no key scope');
+
+push_rules("rule key:* - - - 1\nrule key:$key_b 120 - 4 -\n");
+$r = get(@byok);
+is($r->{status}, 429, 'limit byok key any again denied');
+like($r->{body}, qr/"param":"key:byok-[0-9a-f]{32}"/,
+     'limit byok key any again hashed scope');
+
+push_rules("rule key:* 120 - 2 -\nrule key:$key_b 120 - 4 -\n");
+
 # denials per scope can be read back
 
 $r = control_get($control);

@@ -151,4 +151,44 @@ ok((grep { /^$seen 127\.0\.0\.1 200$/ } @log),
 
 is_deeply([error_log_alerts($nginx)], [], 'identity no alerts');
 
+# Each process draws the random bytes of 256 ids at a time: ids stay
+# distinct across two worker processes (reuseport spreads connections over
+# both) and across refills.
+
+my $multi_port = free_port();
+my $multi = start_nginx(workers => 2, ports => [$multi_port], http => <<"CONF");
+    server {
+        listen 127.0.0.1:$multi_port reuseport;
+
+        location / {
+            chatgate on;
+            return 200 "\$pid \$chatgate_request_id\\n";
+        }
+    }
+CONF
+
+my (%ids_seen, %pids, $malformed);
+
+for (1 .. 600) {
+    my $body = http_request(port => $multi_port, path => '/')->{body} // '';
+    my ($pid, $id) = $body =~ /^(\d+) ([0-9a-f]{32})$/m;
+
+    if (!defined $id) {
+        $malformed++;
+        next;
+    }
+
+    $pids{$pid}++;
+    $ids_seen{$id}++;
+}
+
+is($malformed // 0, 0, 'identity workers ids well formed');
+is(scalar keys %ids_seen, 600, 'identity workers ids distinct');
+is(scalar keys %pids, 2, 'identity workers both served');
+cmp_ok((sort { $b <=> $a } values %pids)[0], '>', 256,
+       'identity workers one refilled');
+is_deeply([error_log_alerts($multi)], [], 'identity workers no alerts');
+
+stop_nginx($multi);
+
 done_testing();
