@@ -208,15 +208,22 @@ bench_case_limit_keys() {
 bench_full_conf() {
     local dir=$1 workers=$2 port=$3 f
 
+    # Each nginx gets its own control socket. The worker pushes to none of
+    # them, so the fallback rule is the one in force: raised far above the
+    # load, so that the limiter runs on every request and never denies.
     mkdir -p "$dir"
     for f in "$REPO"/conf.d/*.conf; do
         sed -e "s|/usr/lib/nginx/modules/ngx_http_chatgate_module.so|$REPO/build/nginx/ngx_http_chatgate_module.so|" \
             -e "s|unix:/run/chatgate/worker.sock|unix:$WORKER_SOCKET|" \
+            -e "s|unix:/run/chatgate/control.sock|unix:$dir/control.sock|" \
+            -e "s|/etc/chatgate/|$BENCH_RUN_DIR/etc/|g" \
+            -e "s|^chatgate_default_rule .*|chatgate_default_rule global per_minute=1000000;|" \
             "$f" >"$dir/$(basename "$f")"
     done
 
     bench_nginx_conf "$dir" "$workers" "include $dir/chatgate-module.conf;" "
     include $dir/chatgate-http.conf;
+    include $dir/chatgate-control.conf;
     server {
         listen 127.0.0.1:$port;
         include $dir/chatgate-server.conf;

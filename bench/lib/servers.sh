@@ -170,6 +170,15 @@ bench_start_worker() {
         return 1
     }
 
+    # The secret files that conf.d's auth snippet and the worker both read,
+    # as an operator keeps them under /etc/chatgate/.
+    mkdir -p "$BENCH_RUN_DIR/etc"
+    (umask 077
+     openssl rand -hex 24 >"$BENCH_RUN_DIR/etc/admin_token"
+     openssl rand -hex 32 >"$BENCH_RUN_DIR/etc/jwt_secret"
+     printf 'bench:%s\n' "$(openssl rand -hex 12 | openssl passwd -apr1 -stdin)" \
+         >"$BENCH_RUN_DIR/etc/htpasswd")
+
     WORKER_SOCKET=$BENCH_RUN_DIR/worker.sock
     cat >"$env" <<ENV
 CHATGATE_SOCKET=$WORKER_SOCKET
@@ -179,6 +188,9 @@ CHATGATE_DEFAULT_PROVIDER=openai
 OPENAI_BASE_URL=http://127.0.0.1:$EMU_PORT/v1
 CHATGATE_SPOOL_PATH=$BENCH_RUN_DIR/worker.spool
 CHATGATE_SQL_DIR=$REPO/sql
+ADMIN_KMS_KEY=$(openssl rand -hex 32)
+ADMIN_TOKEN_FILE=$BENCH_RUN_DIR/etc/admin_token
+JWT_SECRET_FILE=$BENCH_RUN_DIR/etc/jwt_secret
 ENV
 
     if ! "$bin" migrate --env-file "$env" >"$BENCH_RUN_DIR/migrate.log" 2>&1; then
