@@ -74,8 +74,7 @@ sub client_jwt {
 my $token = client_jwt(models => ['gpt-4o-mini', 'llama3'],
                        jti => 'client-jti-1');
 
-my $r = chat(['Authorization', "Bearer $token"],
-             ['X-Key-Id', '00000000-0000-0000-0000-000000000001']);
+my $r = chat(['Authorization', "Bearer $token"], ['X-Key-Id', uc $key]);
 is($r->{status}, 200, 'client token accepted');
 unlike($r->{body}, qr/^Authorization:/mi, 'client token removed upstream');
 unlike($r->{body}, qr/\Q$token\E/, 'client token not forwarded anywhere');
@@ -85,6 +84,11 @@ like($r->{body}, qr/^X-Chatgate-Models: gpt-4o-mini,llama3\r$/m,
      'models forwarded');
 like($r->{body}, qr/^X-Chatgate-Role: client\r$/m, 'client role forwarded');
 like($r->{body}, qr/^X-Chatgate-Subject: app-1\r$/m, 'client sub forwarded');
+
+$r = chat(['Authorization', "Bearer $token"],
+          ['X-Key-Id', '00000000-0000-0000-0000-000000000001']);
+is($r->{status}, 403, 'client token other key id rejected');
+unlike($r->{body}, qr/^POST /m, 'client token other key id not forwarded');
 
 $r = chat(['Authorization', 'Bearer ' . client_jwt(key => uc $key)]);
 like($r->{body}, qr/^X-Chatgate-Key-Id: $key\r$/m, 'key claim lowercased');

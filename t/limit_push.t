@@ -9,10 +9,16 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use POSIX qw(strftime);
+use File::Temp qw(tempdir);
 use Test::More;
 use Time::HiRes qw(sleep time);
 
 use ChatgateNginx;
+
+# a stored key id counts only with a credential, here the admin token
+my $admin_token = 'admin-token-' . ('p' x 24);
+my $secrets = tempdir('chatgate-secrets-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+write_file("$secrets/admin_token", "$admin_token\n");
 
 my $port = free_port();
 my $control = free_port();
@@ -20,7 +26,9 @@ my $control = free_port();
 my $nginx = start_nginx(ports => [$port, $control],
                         http => limit_http(port => $port, control => $control,
                                            extra => 'chatgate_default_rule '
-                                                    . 'global per_minute=2;'));
+                                                    . 'global per_minute=2; '
+                                                    . 'chatgate_admin_token_file '
+                                                    . "$secrets/admin_token;"));
 
 sub get {
     my (@headers) = @_;
@@ -95,7 +103,8 @@ $r = control_put($control, "rule key:* - - - 5\n"
                            . "usage $today key:$key 4\n"
                            . "usage 2001-01-01 key:$key 1000\n");
 is($r->{status}, 200, 'push usage accepted');
-is(statuses(2, ['X-Key-Id', $key]), '200 429', 'push usage counts today');
+is(statuses(2, ['X-Key-Id', $key],
+                 ['X-Admin-Token', $admin_token]), '200 429', 'push usage counts today');
 like(control_get($control)->{body}, qr/^usage $today key:$key 5$/m,
      'push usage reported');
 
