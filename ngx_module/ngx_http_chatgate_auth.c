@@ -369,9 +369,16 @@ ngx_http_chatgate_auth_jwt(ngx_http_request_t *r,
         return ngx_http_chatgate_unauthorized(r, "invalid or expired token");
     }
 
-    if (claims->jti.len
-        && ngx_http_chatgate_revoke_check(lcf->shm_zone, &claims->jti)
-           != NGX_OK)
+    /* the worker sets jti on every token it issues, and a token without
+     * one could never be revoked */
+
+    if (claims->jti.len == 0) {
+        return ngx_http_chatgate_unauthorized(r, "token has no jti claim, "
+                                              "so it cannot be revoked");
+    }
+
+    if (ngx_http_chatgate_revoke_check(lcf->shm_zone, &claims->jti)
+        != NGX_OK)
     {
         return ngx_http_chatgate_unauthorized(r, "token has been revoked");
     }

@@ -68,6 +68,7 @@ sub chat {
 sub client_jwt {
     my (%claims) = @_;
     return make_jwt($secret, { sub => 'app-1', role => 'client', key => $key,
+                               jti => 'client-jti-default',
                                exp => time + 600, %claims });
 }
 
@@ -111,8 +112,10 @@ my %bad = (
     'other secret' => make_jwt('o' x 40, { role => 'client', key => $key,
                                            exp => time + 600 }),
     'expired' => client_jwt(exp => time - 3600),
-    'no key claim' => make_jwt($secret, { role => 'client',
+    'no key claim' => make_jwt($secret, { role => 'client', jti => 'nk',
                                           exp => time + 600 }),
+    'no jti' => make_jwt($secret, { role => 'client', key => $key,
+                                    exp => time + 600 }),
     'key not a uuid' => client_jwt(key => 'prod-key'),
     'fourth segment' => "$token.$s64",
     'two segments' => "$h64.$p64",
