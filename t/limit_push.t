@@ -131,6 +131,21 @@ is(statuses(31), join(' ', ('200') x 30, '429'), 'burst 30 per minute');
 like(control_get($control)->{body}, qr/^rule global 30 1200 - -$/m,
      'hourly sustain rule reported');
 
+# a push logs at notice only when the rule set changes
+
+sub push_log_levels {
+    return join ' ', error_log($nginx)
+        =~ /\[(\w+)\] .*chatgate rule push applied: 1 rules \((\w+)\)/g;
+}
+
+my $before = push_log_levels();
+control_put($control, "rule global 30 1200 - -\n");
+control_put($control, "rule global 30 1200 - -\nusage $today global 1\n");
+control_put($control, "rule global 31 1200 - -\n");
+my $added = substr(push_log_levels(), length $before);
+is($added, ' info unchanged info unchanged notice changed',
+   'push log level follows change');
+
 is_deeply([error_log_alerts($nginx)], [], 'push no alerts');
 
 done_testing();
