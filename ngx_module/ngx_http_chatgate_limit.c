@@ -403,6 +403,24 @@ ngx_http_chatgate_parse_rule(ngx_str_t *scope, ngx_str_t *values,
             goto invalid_scope;
         }
 
+#if (NGX_HAVE_INET6)
+        /* an IPv4 client's address is AF_INET, so a rule inside
+         * ::ffff:0:0/96 would never match; the masked address keeps the
+         * mapped prefix only when the rule has 96 bits or more */
+
+        if (rule->cidr.family == AF_INET6
+            && IN6_IS_ADDR_V4MAPPED(&rule->cidr.u.in6.addr))
+        {
+            err->len = ngx_snprintf(err->data, NGX_HTTP_CHATGATE_ERR_LEN,
+                                    "invalid scope \"%*s\": an IPv4-mapped "
+                                    "IPv6 address never matches, write the "
+                                    "IPv4 address or CIDR instead",
+                                    ngx_min(scope->len, 60), scope->data)
+                       - err->data;
+            return NGX_ERROR;
+        }
+#endif
+
         rule->type = ngx_http_chatgate_scope_ip;
 
     } else {

@@ -70,6 +70,10 @@ my @bad = (
     "rule ip:300.1.1.1 1 - - -\n",
     "rule ip:10.0.0.0/40 1 - - -\n",
     "rule key:not-a-uuid 1 - - -\n",
+    "rule ip:::ffff:192.0.2.7 1 - - -\n",
+    "rule ip:::FFFF:c000:207 1 - - -\n",
+    "rule ip:::ffff:192.0.2.0/120 1 - - -\n",
+    "rule ip:::ffff:0:0/96 1 - - -\n",
     "rule global 1 - - -\nrule global 2 - - -\n",
     "usage 2024-02-30 global 5\n",
     "usage today global 5\n",
@@ -85,6 +89,16 @@ for my $body (@bad) {
     like($r->{body}, qr/^\{"error":\{"message":"line \d+: /,
          "push rejection names the line: $name");
 }
+
+$r = control_put($control, "rule ip:::ffff:192.0.2.7 1 - - -\n");
+like($r->{body}, qr/line 1: invalid scope \\"ip:::ffff:192\.0\.2\.7\\": an IPv4-mapped/,
+     'push mapped address error names scope');
+
+is(control_put($control, "rule global 6000 - 1000 -\n"
+                         . "rule ip:::/64 1 - - -\n")->{status},
+   200, 'push ipv6 cidr below 96 bits accepted');
+is(control_put($control, "rule global 6000 - 1000 -\n")->{status}, 200,
+   'push restores rules');
 
 is(get()->{status}, 200, 'push rejected keeps old rules');
 like(control_get($control)->{body}, qr/^rule global 6000 - 1000 -$/m,
