@@ -405,8 +405,10 @@ ngx_http_chatgate_parse_rule(ngx_str_t *scope, ngx_str_t *values,
 
 #if (NGX_HAVE_INET6)
         /* an IPv4 client's address is AF_INET, so a rule inside
-         * ::ffff:0:0/96 would never match; the masked address keeps the
-         * mapped prefix only when the rule has 96 bits or more */
+         * ::ffff:0:0/96 would never match.  The masked address keeps the
+         * mapped prefix only when the rule has 96 bits or more.
+         * NOTE: a listener with ipv6only=off sees IPv4 clients as mapped
+         * AF_INET6 addresses, which IPv4 rules do not match */
 
         if (rule->cidr.family == AF_INET6
             && IN6_IS_ADDR_V4MAPPED(&rule->cidr.u.in6.addr))
