@@ -172,7 +172,8 @@ ngx_int_t ngx_http_chatgate_limit(ngx_http_request_t *r,
 ngx_int_t ngx_http_chatgate_limit_headers(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx);
 ngx_int_t ngx_http_chatgate_limit_push(ngx_shm_zone_t *shm_zone,
-    ngx_array_t *rules, ngx_array_t *usage, ngx_log_t *log);
+    ngx_array_t *rules, ngx_array_t *usage, ngx_uint_t *changed,
+    ngx_log_t *log);
 ngx_buf_t *ngx_http_chatgate_limit_report(ngx_http_request_t *r,
     ngx_shm_zone_t *shm_zone);
 

@@ -41,6 +41,8 @@ static ngx_int_t ngx_http_chatgate_auth_admin_token(ngx_http_request_t *r,
     ngx_uint_t allowed, ngx_str_t *token);
 static ngx_int_t ngx_http_chatgate_auth_client(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf);
+static ngx_int_t ngx_http_chatgate_auth_stored_key(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf);
 static ngx_int_t ngx_http_chatgate_auth_jwt(ngx_http_request_t *r,
     ngx_http_chatgate_loc_conf_t *lcf, ngx_str_t *token,
     ngx_http_chatgate_jwt_t *claims);
@@ -218,7 +220,8 @@ ngx_http_chatgate_auth_admin_token(ngx_http_request_t *r,
 /*
  * A chat credential with a "." is a JWT, because provider keys have none:
  * it must be a valid client token, and it is removed from the request
- * whatever the outcome.  Any other credential is left to BYOK.
+ * whatever the outcome.  Any other credential is left to BYOK, unless
+ * X-Key-Id names a stored key.
  */
 
 static ngx_int_t
@@ -231,7 +234,7 @@ ngx_http_chatgate_auth_client(ngx_http_request_t *r,
     ngx_http_chatgate_jwt_t   claims;
 
     if (r->headers_in.authorization == NULL) {
-        return NGX_OK;
+        return ngx_http_chatgate_auth_stored_key(r, ctx, lcf);
     }
 
     value = &r->headers_in.authorization->value;
@@ -239,7 +242,7 @@ ngx_http_chatgate_auth_client(ngx_http_request_t *r,
     /* memchr(), not ngx_strlchr(): it runs on every provider key, which
      * may be 200 bytes long */
     if (memchr(value->data, '.', value->len) == NULL) {
-        return NGX_OK;
+        return ngx_http_chatgate_auth_stored_key(r, ctx, lcf);
     }
 
     ctx->drop_authorization = 1;
@@ -272,6 +275,19 @@ ngx_http_chatgate_auth_client(ngx_http_request_t *r,
                                               "claim with a key id");
     }
 
+    /* a client that names another key than its token's would otherwise
+     * chat with a key it did not choose */
+
+    if (ctx->key_id.len
+        && ngx_memcmp(ctx->key_id.data, canonical, NGX_HTTP_CHATGATE_UUID_LEN)
+           != 0)
+    {
+        ngx_str_set(&message, "X-Key-Id does not match the key claim of the "
+                              "client token: send the token's key id or "
+                              "no X-Key-Id");
+        return ngx_http_chatgate_forbidden(r, &message);
+    }
+
     rc = ngx_http_chatgate_auth_models(r, ctx, &claims);
     if (rc != NGX_OK) {
         return rc;
@@ -287,6 +303,39 @@ ngx_http_chatgate_auth_client(ngx_http_request_t *r,
     ctx->client_token = 1;
 
     return NGX_OK;
+}
+
+
+/*
+ * Checks the credential for a stored key named by X-Key-Id without a
+ * client token.  Key ids are not secrets: they appear in the readable
+ * payload of every client token, in admin listings and in chat logs.  So
+ * X-Key-Id alone unlocks nothing, and only the admin token may test a
+ * stored key without a client token.
+ */
+
+static ngx_int_t
+ngx_http_chatgate_auth_stored_key(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf)
+{
+    ngx_table_elt_t  *h;
+
+    if (ctx->key_id.len == 0) {
+        return NGX_OK;
+    }
+
+    h = ngx_http_chatgate_auth_header(r, &ngx_http_chatgate_admin_token_name);
+
+    if (h == NULL) {
+        return ngx_http_chatgate_unauthorized(r, "X-Key-Id alone does not "
+                   "authorize a stored key: send a client token from "
+                   "POST /admin/api/tokens as \"Authorization: Bearer "
+                   "<token>\"");
+    }
+
+    return ngx_http_chatgate_auth_admin_token(r, ctx, lcf,
+                                              NGX_HTTP_CHATGATE_ROLE_ADMIN,
+                                              &h->value);
 }
 
 
@@ -320,9 +369,16 @@ ngx_http_chatgate_auth_jwt(ngx_http_request_t *r,
         return ngx_http_chatgate_unauthorized(r, "invalid or expired token");
     }
 
-    if (claims->jti.len
-        && ngx_http_chatgate_revoke_check(lcf->shm_zone, &claims->jti)
-           != NGX_OK)
+    /* the worker sets jti on every token it issues, and a token without
+     * one could never be revoked */
+
+    if (claims->jti.len == 0) {
+        return ngx_http_chatgate_unauthorized(r, "token has no jti claim, "
+                                              "so it cannot be revoked");
+    }
+
+    if (ngx_http_chatgate_revoke_check(lcf->shm_zone, &claims->jti)
+        != NGX_OK)
     {
         return ngx_http_chatgate_unauthorized(r, "token has been revoked");
     }

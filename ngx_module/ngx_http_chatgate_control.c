@@ -228,6 +228,7 @@ ngx_http_chatgate_control_put(ngx_http_request_t *r)
     u_char                         buf[NGX_HTTP_CHATGATE_ERR_LEN];
     ngx_buf_t                     *b;
     ngx_str_t                      body, err;
+    ngx_uint_t                     changed, level;
     ngx_array_t                    rules, usage, revoked;
     ngx_http_chatgate_loc_conf_t  *lcf;
 
@@ -270,9 +271,12 @@ ngx_http_chatgate_control_put(ngx_http_request_t *r)
         goto invalid;
     }
 
+    /* a PATCH is a logout or a revocation, which is rare */
+    changed = 1;
+
     if (r->method == NGX_HTTP_PUT
         && ngx_http_chatgate_limit_push(lcf->shm_zone, &rules, &usage,
-                                        r->connection->log)
+                                        &changed, r->connection->log)
            != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -288,10 +292,16 @@ ngx_http_chatgate_control_put(ngx_http_request_t *r)
         return;
     }
 
-    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                  "chatgate rule push applied: %ui rules, %ui usage lines, "
-                  "%ui revoked token ids",
-                  rules.nelts, usage.nelts, revoked.nelts);
+    /* the worker pushes every CHATGATE_LIMITS_SYNC_MS (1 s by default), so
+     * a push that changes no rule logs at info only */
+
+    level = changed ? NGX_LOG_NOTICE : NGX_LOG_INFO;
+
+    ngx_log_error(level, r->connection->log, 0,
+                  "chatgate rule push applied: %ui rules (%s), %ui usage "
+                  "lines, %ui revoked token ids",
+                  rules.nelts, changed ? "changed" : "unchanged",
+                  usage.nelts, revoked.nelts);
 
     b = ngx_create_temp_buf(r->pool, 3 * NGX_ATOMIC_T_LEN + 40);
     if (b == NULL) {

@@ -123,6 +123,8 @@ static ngx_int_t ngx_http_chatgate_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_chatgate_set_rules(ngx_http_chatgate_zone_t *zone,
     ngx_http_chatgate_rule_t *rules, ngx_uint_t n, ngx_flag_t pushed);
+static ngx_uint_t ngx_http_chatgate_rules_equal(ngx_http_chatgate_rules_t *set,
+    ngx_http_chatgate_rule_t *rules, ngx_uint_t n);
 static ngx_uint_t ngx_http_chatgate_match_rules(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_rules_t *rules,
     ngx_http_chatgate_match_t *matches);
@@ -401,6 +403,26 @@ ngx_http_chatgate_parse_rule(ngx_str_t *scope, ngx_str_t *values,
             goto invalid_scope;
         }
 
+#if (NGX_HAVE_INET6)
+        /* an IPv4 client's address is AF_INET, so a rule inside
+         * ::ffff:0:0/96 would never match.  The masked address keeps the
+         * mapped prefix only when the rule has 96 bits or more.
+         * NOTE: a listener with ipv6only=off sees IPv4 clients as mapped
+         * AF_INET6 addresses, which IPv4 rules do not match */
+
+        if (rule->cidr.family == AF_INET6
+            && IN6_IS_ADDR_V4MAPPED(&rule->cidr.u.in6.addr))
+        {
+            err->len = ngx_snprintf(err->data, NGX_HTTP_CHATGATE_ERR_LEN,
+                                    "invalid scope \"%*s\": an IPv4-mapped "
+                                    "IPv6 address never matches, write the "
+                                    "IPv4 address or CIDR instead",
+                                    ngx_min(scope->len, 60), scope->data)
+                       - err->data;
+            return NGX_ERROR;
+        }
+#endif
+
         rule->type = ngx_http_chatgate_scope_ip;
 
     } else {
@@ -651,6 +673,41 @@ ngx_http_chatgate_set_rules(ngx_http_chatgate_zone_t *zone,
     zone->sh->rules = set;
 
     return NGX_OK;
+}
+
+
+/*
+ * Tests whether a pushed rule set equals the one in force, rule by rule
+ * and in order, so that the periodic push of an unchanged set can log
+ * quietly.  The default rules of nginx.conf never equal a push.
+ */
+
+static ngx_uint_t
+ngx_http_chatgate_rules_equal(ngx_http_chatgate_rules_t *set,
+    ngx_http_chatgate_rule_t *rules, ngx_uint_t n)
+{
+    ngx_uint_t                 i;
+    ngx_http_chatgate_rule_t  *old;
+
+    if (set == NULL || !set->pushed || set->nrules != n) {
+        return 0;
+    }
+
+    for (i = 0; i < n; i++) {
+        old = &set->rules[i];
+
+        if (old->scope_len != rules[i].scope_len
+            || ngx_memcmp(old->scope, rules[i].scope, old->scope_len) != 0
+            || old->per_minute != rules[i].per_minute
+            || old->per_hour != rules[i].per_hour
+            || old->burst != rules[i].burst
+            || old->per_day != rules[i].per_day)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -1695,7 +1752,7 @@ ngx_http_chatgate_limit_revoked(ngx_shm_zone_t *shm_zone,
 
 ngx_int_t
 ngx_http_chatgate_limit_push(ngx_shm_zone_t *shm_zone, ngx_array_t *rules,
-    ngx_array_t *usage, ngx_log_t *log)
+    ngx_array_t *usage, ngx_uint_t *changed, ngx_log_t *log)
 {
     uint32_t                    hash;
     uint64_t                    now;
@@ -1711,6 +1768,9 @@ ngx_http_chatgate_limit_push(ngx_shm_zone_t *shm_zone, ngx_array_t *rules,
     u = usage->elts;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
+
+    *changed = !ngx_http_chatgate_rules_equal(zone->sh->rules, rules->elts,
+                                              rules->nelts);
 
     rc = ngx_http_chatgate_set_rules(zone, rules->elts, rules->nelts, 1);
 

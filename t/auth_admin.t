@@ -94,9 +94,13 @@ sub bearer {
     return ['Authorization', "Bearer $_[0]"];
 }
 
+my $jti_seq = 0;
+
 sub jwt {
     my (%claims) = @_;
+    $jti_seq++;
     return make_jwt($secret, { sub => 'u1', role => 'admin',
+                               jti => "admin-jti-$$-$jti_seq",
                                exp => time + 600, %claims });
 }
 
@@ -141,6 +145,9 @@ my %forged = (
     'expired' => jwt(exp => $now - 120),
     'nbf in future' => jwt(nbf => $now + 300),
     'no exp' => make_jwt($secret, { role => 'admin' }),
+    'no jti' => make_jwt($secret, { sub => 'u1', role => 'admin',
+                                    exp => $now + 600 }),
+    'empty jti' => jwt(jti => ''),
     'byte 0x80' => "$h64.$p64\x80.$s64",
     'padding' => "$h64.$p64=.$s64",
     'missing segment' => "$h64.$p64",

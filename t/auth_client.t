@@ -68,14 +68,14 @@ sub chat {
 sub client_jwt {
     my (%claims) = @_;
     return make_jwt($secret, { sub => 'app-1', role => 'client', key => $key,
+                               jti => 'client-jti-default',
                                exp => time + 600, %claims });
 }
 
 my $token = client_jwt(models => ['gpt-4o-mini', 'llama3'],
                        jti => 'client-jti-1');
 
-my $r = chat(['Authorization', "Bearer $token"],
-             ['X-Key-Id', '00000000-0000-0000-0000-000000000001']);
+my $r = chat(['Authorization', "Bearer $token"], ['X-Key-Id', uc $key]);
 is($r->{status}, 200, 'client token accepted');
 unlike($r->{body}, qr/^Authorization:/mi, 'client token removed upstream');
 unlike($r->{body}, qr/\Q$token\E/, 'client token not forwarded anywhere');
@@ -85,6 +85,11 @@ like($r->{body}, qr/^X-Chatgate-Models: gpt-4o-mini,llama3\r$/m,
      'models forwarded');
 like($r->{body}, qr/^X-Chatgate-Role: client\r$/m, 'client role forwarded');
 like($r->{body}, qr/^X-Chatgate-Subject: app-1\r$/m, 'client sub forwarded');
+
+$r = chat(['Authorization', "Bearer $token"],
+          ['X-Key-Id', '00000000-0000-0000-0000-000000000001']);
+is($r->{status}, 403, 'client token other key id rejected');
+unlike($r->{body}, qr/^POST /m, 'client token other key id not forwarded');
 
 $r = chat(['Authorization', 'Bearer ' . client_jwt(key => uc $key)]);
 like($r->{body}, qr/^X-Chatgate-Key-Id: $key\r$/m, 'key claim lowercased');
@@ -107,8 +112,10 @@ my %bad = (
     'other secret' => make_jwt('o' x 40, { role => 'client', key => $key,
                                            exp => time + 600 }),
     'expired' => client_jwt(exp => time - 3600),
-    'no key claim' => make_jwt($secret, { role => 'client',
+    'no key claim' => make_jwt($secret, { role => 'client', jti => 'nk',
                                           exp => time + 600 }),
+    'no jti' => make_jwt($secret, { role => 'client', key => $key,
+                                    exp => time + 600 }),
     'key not a uuid' => client_jwt(key => 'prod-key'),
     'fourth segment' => "$token.$s64",
     'two segments' => "$h64.$p64",

@@ -206,8 +206,14 @@ ok(scalar $t->log_lines('worker', qr/is not allowed for this client token/),
    'client token other model logged');
 
 $r = keep($t->chat(key => $token, content => 'spoofed models',
-    headers => { 'X-Chatgate-Models' => 'openai/gpt-4o', 'X-Key-Id' => '00000000-0000-4000-8000-000000000000' }));
+    headers => { 'X-Chatgate-Models' => 'openai/gpt-4o', 'X-Key-Id' => $key_id }));
 is($r->{status}, 200, 'client token spoofed headers ignored');
+
+$r = keep($t->chat(key => $token, content => 'other key id',
+    headers => { 'X-Key-Id' => '00000000-0000-4000-8000-000000000000' }));
+is($r->{status}, 403, 'client token other key id status');
+is($r->{json} && $r->{json}{error}{type}, 'permission_error',
+   'client token other key id type');
 
 # The openai SDK with the client token as its API key.
 

@@ -9,10 +9,16 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use POSIX qw(strftime);
+use File::Temp qw(tempdir);
 use Test::More;
 use Time::HiRes qw(sleep time);
 
 use ChatgateNginx;
+
+# a stored key id counts only with a credential, here the admin token
+my $admin_token = 'admin-token-' . ('p' x 24);
+my $secrets = tempdir('chatgate-secrets-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+write_file("$secrets/admin_token", "$admin_token\n");
 
 my $port = free_port();
 my $control = free_port();
@@ -20,7 +26,9 @@ my $control = free_port();
 my $nginx = start_nginx(ports => [$port, $control],
                         http => limit_http(port => $port, control => $control,
                                            extra => 'chatgate_default_rule '
-                                                    . 'global per_minute=2;'));
+                                                    . 'global per_minute=2; '
+                                                    . 'chatgate_admin_token_file '
+                                                    . "$secrets/admin_token;"));
 
 sub get {
     my (@headers) = @_;
@@ -62,6 +70,10 @@ my @bad = (
     "rule ip:300.1.1.1 1 - - -\n",
     "rule ip:10.0.0.0/40 1 - - -\n",
     "rule key:not-a-uuid 1 - - -\n",
+    "rule ip:::ffff:192.0.2.7 1 - - -\n",
+    "rule ip:::FFFF:c000:207 1 - - -\n",
+    "rule ip:::ffff:192.0.2.0/120 1 - - -\n",
+    "rule ip:::ffff:0:0/96 1 - - -\n",
     "rule global 1 - - -\nrule global 2 - - -\n",
     "usage 2024-02-30 global 5\n",
     "usage today global 5\n",
@@ -77,6 +89,16 @@ for my $body (@bad) {
     like($r->{body}, qr/^\{"error":\{"message":"line \d+: /,
          "push rejection names the line: $name");
 }
+
+$r = control_put($control, "rule ip:::ffff:192.0.2.7 1 - - -\n");
+like($r->{body}, qr/line 1: invalid scope \\"ip:::ffff:192\.0\.2\.7\\": an IPv4-mapped/,
+     'push mapped address error names scope');
+
+is(control_put($control, "rule global 6000 - 1000 -\n"
+                         . "rule ip:::/64 1 - - -\n")->{status},
+   200, 'push ipv6 cidr below 96 bits accepted');
+is(control_put($control, "rule global 6000 - 1000 -\n")->{status}, 200,
+   'push restores rules');
 
 is(get()->{status}, 200, 'push rejected keeps old rules');
 like(control_get($control)->{body}, qr/^rule global 6000 - 1000 -$/m,
@@ -95,7 +117,8 @@ $r = control_put($control, "rule key:* - - - 5\n"
                            . "usage $today key:$key 4\n"
                            . "usage 2001-01-01 key:$key 1000\n");
 is($r->{status}, 200, 'push usage accepted');
-is(statuses(2, ['X-Key-Id', $key]), '200 429', 'push usage counts today');
+is(statuses(2, ['X-Key-Id', $key],
+                 ['X-Admin-Token', $admin_token]), '200 429', 'push usage counts today');
 like(control_get($control)->{body}, qr/^usage $today key:$key 5$/m,
      'push usage reported');
 
@@ -121,6 +144,21 @@ sleep 0.6;
 is(statuses(31), join(' ', ('200') x 30, '429'), 'burst 30 per minute');
 like(control_get($control)->{body}, qr/^rule global 30 1200 - -$/m,
      'hourly sustain rule reported');
+
+# a push logs at notice only when the rule set changes
+
+sub push_log_levels {
+    return join ' ', error_log($nginx)
+        =~ /\[(\w+)\] .*chatgate rule push applied: 1 rules \((\w+)\)/g;
+}
+
+my $before = push_log_levels();
+control_put($control, "rule global 30 1200 - -\n");
+control_put($control, "rule global 30 1200 - -\nusage $today global 1\n");
+control_put($control, "rule global 31 1200 - -\n");
+my $added = substr(push_log_levels(), length $before);
+is($added, ' info unchanged info unchanged notice changed',
+   'push log level follows change');
 
 is_deeply([error_log_alerts($nginx)], [], 'push no alerts');
 

@@ -10,10 +10,16 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use File::Temp qw(tempdir);
 use Test::More;
 use Time::HiRes qw(sleep);
 
 use ChatgateNginx;
+
+# a stored key id counts only with a credential, here the admin token
+my $admin_token = 'admin-token-' . ('s' x 24);
+my $secrets = tempdir('chatgate-secrets-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+write_file("$secrets/admin_token", "$admin_token\n");
 
 my $port = free_port();
 my $control = free_port();
@@ -32,6 +38,7 @@ my $nginx = start_nginx(ports => [$port, $control], http => <<"CONF");
             chatgate on;
             chatgate_limit_zone cg;
             chatgate_retry_jitter 0;
+            chatgate_admin_token_file $secrets/admin_token;
             root %%DIR%%;
             try_files /ok.txt =404;
             add_header X-Limit-Scope \$chatgate_limit_scope;
@@ -169,8 +176,8 @@ is($spoofed, '200 200 429', 'limit untrusted forwarded headers ignored');
 
 push_rules("rule key:* 120 - 2 -\nrule key:$key_b 120 - 4 -\n");
 
-my @ka = (headers => [['X-Key-Id', $key_a]]);
-my @kb = (headers => [['X-Key-Id', $key_b]]);
+my @ka = (headers => [['X-Key-Id', $key_a], ['X-Admin-Token', $admin_token]]);
+my @kb = (headers => [['X-Key-Id', $key_b], ['X-Admin-Token', $admin_token]]);
 
 is(statuses(2, @ka), '200 200', 'limit key any admits burst');
 denied_ok(get(@ka), "key:$key_a", 'per_minute', 'limit key any');

@@ -9,10 +9,16 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use File::Temp qw(tempdir);
 use Test::More;
 use Time::HiRes qw(time);
 
 use ChatgateNginx;
+
+# a stored key id counts only with a credential, here the admin token
+my $admin_token = 'admin-token-' . ('z' x 24);
+my $secrets = tempdir('chatgate-secrets-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+write_file("$secrets/admin_token", "$admin_token\n");
 
 my $port = free_port();
 my $control = free_port();
@@ -30,6 +36,7 @@ my $nginx = start_nginx(ports => [$port, $control], http => <<"CONF");
 
         chatgate on;
         chatgate_retry_jitter 0;
+        chatgate_admin_token_file $secrets/admin_token;
         root %%DIR%%;
 
         location /tiny {
@@ -87,7 +94,8 @@ is(control_put($control, "rule key:* - - - 2\nrule ip:* - - - 1000\n")
        ->{status}, 200, 'key flood push');
 
 my @mine = map {
-    get('/', ['X-Real-IP', '10.1.0.1'], ['X-Key-Id', $key])->{status}
+    get('/', ['X-Real-IP', '10.1.0.1'], ['X-Key-Id', $key],
+        ['X-Admin-Token', $admin_token])->{status}
 } 1 .. 3;
 is("@mine", '200 200 429', 'key flood victim quota used');
 
@@ -98,7 +106,8 @@ my %flood;
 for my $i (1 .. 300) {
     my $random = sprintf '%08x-%04x-%04x-%04x-%012x', int(rand(2**32)),
                          $i, 0x4000, 0x8000, int(rand(2**32));
-    my $r = get('/', ['X-Real-IP', '10.66.0.1'], ['X-Key-Id', $random]);
+    my $r = get('/', ['X-Real-IP', '10.66.0.1'], ['X-Key-Id', $random],
+                ['X-Admin-Token', $admin_token]);
     $flood{ $r->{status} }++;
     $flood{new_keys}++ if $r->{body} =~ /"code":"new_keys"/;
 }
@@ -106,7 +115,8 @@ for my $i (1 .. 300) {
 is($flood{200}, 10, 'key flood new keys capped per address');
 is($flood{new_keys}, 290, 'key flood denied as new keys');
 
-is(get('/', ['X-Real-IP', '10.1.0.1'], ['X-Key-Id', $key])->{status}, 429,
+is(get('/', ['X-Real-IP', '10.1.0.1'], ['X-Key-Id', $key],
+        ['X-Admin-Token', $admin_token])->{status}, 429,
    'key flood victim counter kept');
 
 my $report = control_get($control)->{body};

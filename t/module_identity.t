@@ -8,9 +8,15 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use File::Temp qw(tempdir);
 use Test::More;
 
 use ChatgateNginx;
+
+# a stored key id is forwarded only with a credential, here the admin token
+my $admin_token = 'admin-token-' . ('i' x 24);
+my $secrets = tempdir('chatgate-secrets-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+write_file("$secrets/admin_token", "$admin_token\n");
 
 my $port = free_port();
 my $echo_port = free_port();
@@ -29,6 +35,7 @@ my $nginx = start_nginx(ports => [$port], http => <<"CONF");
 
         location /chat {
             chatgate on;
+            chatgate_admin_token_file $secrets/admin_token;
             proxy_pass http://127.0.0.1:$echo_port;
         }
 
@@ -88,7 +95,8 @@ is_deeply(forwarded($r, 'X-Other'), ['kept'], 'identity other headers kept');
 
 # key id
 
-$r = echo(['X-Key-Id', '3F2504E0-4F89-11D3-9A0C-0305E82C3301']);
+$r = echo(['X-Key-Id', '3F2504E0-4F89-11D3-9A0C-0305E82C3301'],
+          ['X-Admin-Token', $admin_token]);
 is($r->{status}, 200, 'identity key id accepted');
 is_deeply(forwarded($r, 'X-Chatgate-Key-Id'),
           ['3f2504e0-4f89-11d3-9a0c-0305e82c3301'],

@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 
 # Stored provider keys: the keys API and its role check, chats through nginx
-# with X-Key-Id, rotation, revocation, a tampered ciphertext and a rekey
+# with X-Key-Id and the admin token, X-Key-Id alone rejected, rotation, revocation, a tampered ciphertext and a rekey
 # under traffic. No stored secret, the KMS key or the admin token may show
 # up in a log, a response or a chat_logs row.
 
@@ -95,8 +95,19 @@ is($t->worker_request('GET', '/admin/api/keys',
 
 sub key_chat {
     my ($id, %opt) = @_;
-    return keep($t->chat(key => undef, headers => { 'X-Key-Id' => $id }, %opt));
+    return keep($t->chat(key => undef, headers => { 'X-Key-Id' => $id,
+        'X-Admin-Token' => $t->admin_token }, %opt));
 }
+
+# A key id is no secret: without a credential nginx rejects it, and
+# neither the provider nor the log writer sees the request.
+$r = keep($t->chat(key => undef, headers => { 'X-Key-Id' => $id_a },
+    content => 'key id alone'));
+is($r->{status}, 401, 'stored key id alone status');
+is($r->{json} && $r->{json}{error}{type}, 'authentication_error',
+    'stored key id alone type');
+is(scalar $t->emulator_requests_with($t->sha256($secret_a)), 0,
+    'stored key id alone no provider call');
 
 $r = key_chat($id_a, model => 'gpt-4o-mini', content => 'stored key a');
 is($r->{status}, 200, 'stored key chat status');
@@ -187,8 +198,8 @@ $t->in_background('traffic', sub {
     my %count;
     my $end = time + 3;
     while (time < $end) {
-        my $x = $t->chat(key => undef, headers => { 'X-Key-Id' => $id_a },
-            content => 'during rekey');
+        my $x = $t->chat(key => undef, headers => { 'X-Key-Id' => $id_a,
+            'X-Admin-Token' => $t->admin_token }, content => 'during rekey');
         $count{ $x->{status} }++;
     }
     return \%count;

@@ -86,6 +86,12 @@ cg_limits_scope_parse(const char *scope, char out[CG_LIMITS_SCOPE_LEN],
 }
 
 
+/* The first 96 bits of an IPv4-mapped IPv6 address, ::ffff:0:0/96. */
+static const unsigned char  cg_limits_v4mapped_prefix[12] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+};
+
+
 /* Parses "<IPv4 or IPv6 address>[/<prefix>]" into its canonical text. */
 static int
 cg_limits_ip_parse(const char *text, char *out, size_t out_size, char *err,
@@ -127,6 +133,17 @@ cg_limits_ip_parse(const char *text, char *out, size_t out_size, char *err,
     if (!cg_limits_host_bits_zero(addr, bits / 8, prefix)) {
         snprintf(err, err_size, "invalid CIDR in scope \"ip:%.60s\": the "
                  "address has bits set after the first %d", text, prefix);
+        return -1;
+    }
+
+    /* nginx sees IPv4 clients as IPv4, so a rule inside ::ffff:0:0/96
+     * would never match */
+    if (family == AF_INET6 && prefix >= 96
+        && memcmp(addr, cg_limits_v4mapped_prefix, 12) == 0)
+    {
+        snprintf(err, err_size, "invalid scope \"ip:%.60s\": an IPv4-mapped "
+                 "IPv6 address never matches, write the IPv4 address or "
+                 "CIDR instead", text);
         return -1;
     }
 

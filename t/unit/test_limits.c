@@ -45,7 +45,8 @@ test_scope_invalid(void)
         "ip:10.0.0.0/", "ip:10.0.0.0/8a", "ip:10.0.0.0/0008", "ip:2001:db8::/129",
         "ip:2001:db8::1/64", "ip:fe80::1%eth0", "key:", "key:not-a-uuid",
         "key:0b9a6e1c-3f0e-4a5b-9c1d-2e3f4a5b6c7", "GLOBAL", "global ",
-        "ip:192.0.2.1 ", "user:1",
+        "ip:192.0.2.1 ", "user:1", "ip:::ffff:192.0.2.7",
+        "ip:::ffff:192.0.2.0/120", "ip:::ffff:0:0/96",
     };
     char    out[CG_LIMITS_SCOPE_LEN], err[256];
     size_t  i;
