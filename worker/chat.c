@@ -197,10 +197,29 @@ cg_chat_credential(cg_chat_t *c, const char *form_key_id, cg_error_t *err,
 
     *error_class = "auth";
 
-    if (c->info.key_id_given || form_key_id[0] != '\0') {
-        if (c->info.key_id[0] == '\0') {
-            cg_chat_copy(c->info.key_id, sizeof(c->info.key_id), form_key_id);
+    /*
+     * Only nginx decides that a caller may use a stored key: it sets
+     * X-Chatgate-Key-Id after checking a client token or the admin token.
+     * The form's key_id, which nginx never reads, may only repeat that key.
+     */
+    if (form_key_id[0] != '\0') {
+        if (!c->info.key_id_given || c->info.key_id[0] == '\0') {
+            cg_error_set(err, 401, "authentication_error",
+                         "key_id alone does not authorize a stored key: send "
+                         "a client token from POST /admin/api/tokens as "
+                         "\"Authorization: Bearer <token>\"");
+            return -1;
         }
+
+        if (strcmp(form_key_id, c->info.key_id) != 0) {
+            cg_error_set(err, 403, "permission_error",
+                         "key_id \"%s\" is not the key your credential "
+                         "authorizes", form_key_id);
+            return -1;
+        }
+    }
+
+    if (c->info.key_id_given) {
         if (cg_keys_chat_credential(c->srv->keys, c->info.key_id, &c->chat,
                                     &c->api_key, &c->api_key_len,
                                     &c->base_url, err) != 0)
