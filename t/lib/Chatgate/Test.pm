@@ -713,7 +713,7 @@ sub worker_request {
         status  => $status // 0,
         headers => \%out,
         body    => $content // '',
-        json    => eval { $JSON->decode($content // '') },
+        json    => scalar eval { $JSON->decode($content // '') },
     };
 }
 
