@@ -656,7 +656,7 @@ sub raw {
         headers => \%headers,
         body    => $body // '',
         raw     => $raw,
-        json    => eval { $JSON->decode($body // '') },
+        json    => scalar eval { $JSON->decode($body // '') },
     };
 }
 
