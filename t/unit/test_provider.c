@@ -257,6 +257,127 @@ test_build_openai(void)
 }
 
 
+/*
+ * Builds the call for body against a fixed URL and key. Returns the result
+ * of cg_provider_build_call(), or -1 when body is rejected.
+ */
+static int
+build(const char *body, cg_chat_request_t *req, cg_provider_call_t *call)
+{
+    cg_error_t  err;
+
+    memset(call, 0, sizeof(*call));
+
+    if (parse(body, req, &err) != 0) {
+        return -1;
+    }
+
+    return cg_provider_build_call(req, "http://127.0.0.1:1/v1", "k", call,
+                                  &err);
+}
+
+
+static int
+same_bytes(const char *got, size_t got_len, const char *expected)
+{
+    return got != NULL && got_len == strlen(expected)
+           && memcmp(got, expected, got_len) == 0;
+}
+
+
+/* Counts the occurrences of needle in the NUL-terminated text. */
+static int
+count_substr(const char *text, const char *needle)
+{
+    const char  *p;
+    int          n = 0;
+
+    for (p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle)) {
+        n++;
+    }
+
+    return n;
+}
+
+
+/*
+ * The request bodies below contain spaces and a \u escape, which the rewrite
+ * drops, so a byte comparison separates a body sent as it came from a
+ * rewritten one.
+ */
+static void
+test_build_openai_pass(void)
+{
+    cg_chat_request_t   req;
+    cg_provider_call_t  call;
+    const char         *body;
+
+    body = "{ \"model\": \"gpt-4o\", \"temperature\": 0.70, \"stream\": false,"
+           " \"messages\": [{\"role\": \"user\","
+           " \"content\": \"h\\u00e9\"}] }";
+    is_int(build(body, &req, &call), 0, "openai plain call built");
+    ok(same_bytes(call.body, call.body_len, body),
+       "openai plain body passed through");
+    cg_provider_call_free(&call);
+    cg_chat_request_free(&req);
+
+    body = "{ \"model\": \"gpt-4o\", \"stream\": true, \"stream_options\":"
+           " {\"include_usage\": false}, \"messages\": [{\"role\": \"user\","
+           " \"content\": \"h\\u00e9\"}] }";
+    is_int(build(body, &req, &call), 0, "openai own stream_options built");
+    ok(same_bytes(call.body, call.body_len, body),
+       "openai own stream_options passed through");
+    cg_provider_call_free(&call);
+    cg_chat_request_free(&req);
+
+    body = "{ \"model\": \"openai/gpt-4o\", \"messages\": [{\"role\":"
+           " \"user\", \"content\": \"h\\u00e9\"}] }";
+    is_int(build(body, &req, &call), 0, "openai prefix call built");
+    ok(!same_bytes(call.body, call.body_len, body),
+       "openai prefix body rewritten");
+    is_int(count_substr(call.body, "\"model\":\"gpt-4o\""), 1,
+           "openai prefix stripped");
+    ok(strstr(call.body, "openai/") == NULL, "openai prefix not sent");
+    cg_provider_call_free(&call);
+    cg_chat_request_free(&req);
+
+    body = "{ \"model\": \"gpt-4o\", \"stream\": true, \"messages\":"
+           " [{\"role\": \"user\", \"content\": \"h\\u00e9\"}] }";
+    is_int(build(body, &req, &call), 0, "openai stream call built");
+    ok(!same_bytes(call.body, call.body_len, body),
+       "openai stream body rewritten");
+    is_int(count_substr(call.body,
+                        "\"stream_options\":{\"include_usage\":true}"), 1,
+           "openai stream include_usage added");
+    cg_provider_call_free(&call);
+    cg_chat_request_free(&req);
+
+    /*
+     * Only the first "model" is validated, but a provider may read the last
+     * one (Python's json module keeps the last), so it must not be sent.
+     */
+    body = "{ \"model\": \"gpt-4o\", \"messages\": [{\"role\": \"user\","
+           " \"content\": \"h\\u00e9\"}], \"model\": \"o1-pro\" }";
+    is_int(build(body, &req, &call), 0, "openai repeated model built");
+    ok(!same_bytes(call.body, call.body_len, body),
+       "openai repeated model rewritten");
+    ok(strstr(call.body, "o1-pro") == NULL,
+       "openai repeated model unchecked value dropped");
+    ok(strstr(call.body, "\"model\":\"gpt-4o\"") != NULL,
+       "openai repeated model validated value sent");
+    cg_provider_call_free(&call);
+    cg_chat_request_free(&req);
+
+    body = "{ \"model\": \"gpt-4o\", \"seed\": 1, \"messages\": [{\"role\":"
+           " \"user\", \"content\": \"h\\u00e9\"}], \"seed\": 2 }";
+    is_int(build(body, &req, &call), 0, "openai repeated member built");
+    ok(!same_bytes(call.body, call.body_len, body),
+       "openai repeated member rewritten");
+    cg_provider_call_free(&call);
+    cg_chat_request_free(&req);
+}
+
+
 static void
 test_build_anthropic(void)
 {
@@ -439,6 +560,74 @@ test_completion(void)
 }
 
 
+/*
+ * A completion whose model equals the requested name is returned as it came.
+ * Otherwise it is written again with that name, which drops the spaces.
+ */
+static void
+test_completion_pass(void)
+{
+    cg_completion_t  c;
+    cg_error_t       err;
+    const char      *body;
+    int              rc;
+
+    body = "{ \"id\": \"up-1\", \"object\": \"chat.completion\", \"model\":"
+           " \"gpt-4o\", \"choices\": [{\"index\": 0, \"message\": {\"role\":"
+           " \"assistant\", \"content\": \"h\\u00e9\"}, \"finish_reason\":"
+           " \"stop\"}], \"usage\": {\"prompt_tokens\": 3,"
+           " \"completion_tokens\": 2, \"total_tokens\": 5} }";
+
+    completion("gpt-4o", body, &c, &err, &rc);
+    is_int(rc, 0, "completion same model parsed");
+    ok(same_bytes(c.body, c.body_len, body),
+       "completion same model passed through");
+    is_str(c.reply, "h\xc3\xa9", "completion same model reply");
+    is_int(c.usage.prompt_tokens, 3, "completion same model prompt tokens");
+    is_int(c.usage.completion_tokens, 2,
+           "completion same model completion tokens");
+    is_int(c.usage.total_tokens, 5, "completion same model total tokens");
+    cg_completion_free(&c);
+
+    /* The provider echoes the name without the prefix the client sent. */
+    completion("openai/gpt-4o", body, &c, &err, &rc);
+    is_int(rc, 0, "completion prefixed model parsed");
+    ok(!same_bytes(c.body, c.body_len, body),
+       "completion prefixed model rewritten");
+    is_int(count_substr(c.body, "\"model\":\"openai/gpt-4o\""), 1,
+           "completion prefixed model as requested");
+    ok(strstr(c.body, "\"id\":\"up-1\"") != NULL,
+       "completion prefixed model id");
+    is_str(c.reply, "h\xc3\xa9", "completion prefixed model reply");
+    is_int(c.usage.prompt_tokens, 3,
+           "completion prefixed model prompt tokens");
+    is_int(c.usage.completion_tokens, 2,
+           "completion prefixed model completion tokens");
+    is_int(c.usage.total_tokens, 5, "completion prefixed model total tokens");
+    cg_completion_free(&c);
+
+    completion("gpt-4o", "{ \"id\": \"up-1\","
+               " \"model\": \"gpt-4o-2024-08-06\","
+               " \"choices\": [{\"message\": {\"content\": \"x\"}}],"
+               " \"usage\": {\"total_tokens\": 7} }", &c, &err, &rc);
+    is_int(rc, 0, "completion dated model parsed");
+    ok(strstr(c.body, "\"model\":\"gpt-4o\"") != NULL,
+       "completion dated model as requested");
+    ok(strstr(c.body, "2024-08-06") == NULL,
+       "completion dated model replaced");
+    is_int(c.usage.total_tokens, 7, "completion dated model total tokens");
+    cg_completion_free(&c);
+
+    completion("gpt-4o", "{ \"id\": \"up-1\", \"model\": \"gpt-4o\","
+               " \"choices\": [{\"message\": {\"content\": \"x\"}}],"
+               " \"model\": \"o1-pro\" }", &c, &err, &rc);
+    is_int(rc, 0, "completion repeated model parsed");
+    ok(strstr(c.body, "o1-pro") == NULL,
+       "completion repeated model rewritten");
+    cg_completion_free(&c);
+}
+
+
 static void
 test_error_message(void)
 {
@@ -542,9 +731,11 @@ main(void)
     test_request_invalid();
     test_form();
     test_build_openai();
+    test_build_openai_pass();
     test_build_anthropic();
     test_build_ollama();
     test_completion();
+    test_completion_pass();
     test_error_message();
     test_redact();
     test_error_json();
