@@ -58,6 +58,8 @@ my @invalid = (
     [ 'bad utf-8',
       qq{{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "bad \xff\xfe here"}]}} ],
     [ 'empty body',       '' ],
+    [ 'repeated model',
+      '{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "twice"}], "model": "openai/o1-pro"}' ],
 );
 
 my $forwarded = $t->emulator_requests();

@@ -209,8 +209,14 @@ cg_request_root(const char *body, size_t len, cg_error_t *err)
     char      cause[256];
     yajl_val  root;
 
-    root = cg_json_parse_request(body, len, CG_JSON_NO_NUL, cause,
-                                 sizeof(cause));
+    /*
+     * A repeated top-level member is rejected: only one copy would be
+     * checked (the model against a client token's allow-list, say), and a
+     * provider may read another.
+     */
+    root = cg_json_parse_request(body, len,
+                                 CG_JSON_NO_NUL | CG_JSON_NO_DUPLICATES,
+                                 cause, sizeof(cause));
     if (root == NULL) {
         cg_bad_request(err, NULL, "invalid JSON: %s", cause);
         return NULL;
