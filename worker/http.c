@@ -527,8 +527,11 @@ cg_http_new_request_id(char *id)
     struct timespec  now;
     size_t           i;
 
-    /* getrandom() fails only before the kernel's pool is ready. Time and a
-     * counter then still keep ids unique within this process. */
+    /*
+     * With GRND_NONBLOCK, getrandom() fails with EAGAIN while the kernel's
+     * pool is not yet initialized (getrandom(2)). Time and a counter then
+     * still keep ids unique within this process.
+     */
     if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t) sizeof(rnd)) {
         clock_gettime(CLOCK_REALTIME, &now);
         seq++;

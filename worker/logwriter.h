@@ -50,7 +50,11 @@ cg_logwriter_t *cg_logwriter_new(struct event_base *base, cg_db_t *db,
 /* Sets every number field to -1 and every string to "". */
 void cg_log_row_init(cg_log_row_t *row);
 
-/* Copies row into the queue. Never blocks and never fails the request. */
+/*
+ * Copies row into the queue; the request never fails on account of its row.
+ * When the queue is full, the oldest rows are appended to the spool file
+ * first, a synchronous write with fsync.
+ */
 void cg_logwriter_add(cg_logwriter_t *lw, const cg_log_row_t *row);
 
 /*
