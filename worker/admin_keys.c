@@ -443,6 +443,35 @@ cg_keys_answer_not_found(struct evhttp_request *req,
 }
 
 
+/*
+ * Allocates the state of an operation on the key the path names. Returns
+ * NULL after sending 404 for an id that is no UUID, or 500 without memory.
+ */
+static cg_key_op_t *
+cg_key_op_for_path(struct evhttp_request *req, const cg_request_info_t *info,
+    const cg_admin_match_t *match)
+{
+    cg_key_op_t  *op;
+    cg_error_t    err;
+
+    if (!cg_uuid_valid(match->param[0])) {
+        cg_keys_answer_not_found(req, info, match->param[0]);
+        return NULL;
+    }
+
+    op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        cg_log_error(info->request_id, "out of memory for a key operation");
+        cg_error_set(&err, 500, "server_error", "out of memory");
+        cg_http_send_error(req, info->request_id, &err);
+        return NULL;
+    }
+
+    memcpy(op->id, match->param[0], CG_UUID_LEN + 1);
+    return op;
+}
+
+
 static void
 cg_keys_token_pushed(const char *error, void *arg)
 {
@@ -547,22 +576,12 @@ cg_keys_revoke(cg_server_t *srv, struct evhttp_request *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     cg_key_op_t  *op;
-    cg_error_t    err;
     const char   *values[1];
 
-    if (!cg_uuid_valid(match->param[0])) {
-        cg_keys_answer_not_found(req, info, match->param[0]);
-        return;
-    }
-
-    op = calloc(1, sizeof(*op));
+    op = cg_key_op_for_path(req, info, match);
     if (op == NULL) {
-        cg_error_set(&err, 500, "server_error", "out of memory");
-        cg_http_send_error(req, info->request_id, &err);
         return;
     }
-
-    memcpy(op->id, match->param[0], CG_UUID_LEN + 1);
     cg_vault_revoke(cg_keys_vault(srv->keys), op->id);
     cg_keys_forget_undecryptable(srv->keys, op->id);
     cg_admin_async_begin(&op->a, srv, req, info);
@@ -661,24 +680,14 @@ cg_keys_rotate(cg_server_t *srv, struct evhttp_request *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     cg_key_op_t  *op;
-    cg_error_t    err;
     yajl_val      root;
     char          reasons[512] = "";
     const char   *values[1];
 
-    if (!cg_uuid_valid(match->param[0])) {
-        cg_keys_answer_not_found(req, info, match->param[0]);
-        return;
-    }
-
-    op = calloc(1, sizeof(*op));
+    op = cg_key_op_for_path(req, info, match);
     if (op == NULL) {
-        cg_error_set(&err, 500, "server_error", "out of memory");
-        cg_http_send_error(req, info->request_id, &err);
         return;
     }
-
-    memcpy(op->id, match->param[0], CG_UUID_LEN + 1);
 
     root = cg_keys_parse_body(req, info, op, reasons, sizeof(reasons));
     if (root == NULL) {
