@@ -311,7 +311,7 @@ cg_admin_limits_delete(cg_server_t *srv, struct evhttp_request *req,
 
 /*
  * Creates the state of a PUT or DELETE with the path's scope in canonical
- * form. Returns NULL after answering 400 or 500.
+ * form. Returns NULL after sending 400 or 500.
  */
 static cg_admin_limits_op_t *
 cg_admin_limits_op_new(cg_server_t *srv, struct evhttp_request *req,
@@ -350,6 +350,7 @@ static void
 cg_admin_limits_written(PGresult *res, const char *error, void *arg)
 {
     cg_admin_limits_op_t  *op = arg;
+    const char            *action;
 
     if (error != NULL) {
         cg_log_error(op->request_id, "%s rate limit \"%s\" failed: %s",
@@ -373,10 +374,15 @@ cg_admin_limits_written(PGresult *res, const char *error, void *arg)
     op->created = !op->is_delete && PQntuples(res) == 1
                   && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 
+    action = "updated";
+    if (op->is_delete) {
+        action = "deleted";
+    } else if (op->created) {
+        action = "created";
+    }
+
     cg_log_info(op->request_id, "rate limit \"%s\" %s by \"%s\"",
-                op->rule.scope,
-                op->is_delete ? "deleted" : op->created ? "created" : "updated",
-                op->subject);
+                op->rule.scope, action, op->subject);
 
     if (op->srv->limits == NULL
         || cg_limits_push(op->srv->limits, cg_admin_limits_pushed, op) != 0)

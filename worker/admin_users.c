@@ -43,7 +43,7 @@ typedef struct {
     int               disabled;
 } cg_user_op_t;
 
-/* A client token whose row is being stored; json holds the token. */
+/* A client token whose row is being stored; json contains the token. */
 typedef struct {
     cg_admin_async_t  a;              /* first, so free(a) frees the op */
     char             *json;           /* the 201 body */
@@ -172,7 +172,7 @@ cg_users_parse_body(struct evhttp_request *req, const cg_request_info_t *info,
 }
 
 
-/* The JWT secret, or NULL after answering 503 when JWT_SECRET is unset. */
+/* The JWT secret, or NULL after sending 503 when JWT_SECRET is unset. */
 static const char *
 cg_users_jwt_secret(cg_server_t *srv, struct evhttp_request *req,
     const cg_request_info_t *info)

@@ -730,9 +730,10 @@ cg_chat_detach(cg_chat_t *c)
 /*
  * Keeps the request in flight until its response is written, so a shutdown
  * does not free the connection under it. evhttp calls the on-complete
- * callback after a full write, but when the client goes away mid-write it
- * frees the connection without calling it; the connection's close callback
- * counts the request out then. Whichever runs first frees the token.
+ * callback after a full write. When the client goes away mid-write, evhttp
+ * frees the connection without calling it, so the connection's close
+ * callback counts the request out instead. Whichever runs first frees the
+ * token.
  */
 static void
 cg_chat_watch_send(cg_chat_t *c, struct evhttp_request *req)

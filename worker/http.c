@@ -453,9 +453,9 @@ cg_http_token_revoked(cg_server_t *srv, struct evhttp_request *req,
 /*
  * Writes the chat_logs row of a chat refused with err before the chat
  * handler saw it, so that every chat that reached the worker has a row.
- * NOTE: a row added after the shutdown drained the log writer is lost; the
- * drain starts only once no request is in flight, so this needs a request
- * that arrives in that last moment.
+ * NOTE: a row added after the shutdown drained the log writer is lost. The
+ * drain starts only once no request is in flight, so only a request that
+ * arrives in that last moment loses its row.
  */
 static void
 cg_http_log_refused_chat(cg_server_t *srv, const cg_request_info_t *info,

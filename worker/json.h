@@ -37,16 +37,16 @@ void cg_buf_free(cg_buf_t *b);
 yajl_val cg_json_parse(const char *text, size_t len, char *errbuf,
     size_t errbuf_size);
 
-/* What cg_json_parse_request() rejects besides what cg_json_parse() does. */
+/* Flags of cg_json_parse_request(): checks beyond those of cg_json_parse(). */
 #define CG_JSON_NO_NUL         0x01   /* a string with \u0000 in it */
 #define CG_JSON_NO_DUPLICATES  0x02   /* a repeated top-level member */
 
 /*
  * Parses a client's request body like cg_json_parse(), and also rejects
- * what flags name, because yajl's tree keeps strings NUL-terminated (so
- * "sk-a\u0000b" would read as "sk-a") and keeps every repeated member (so
- * readers that take the first and the last one would disagree). The cause
- * in errbuf names the member involved.
+ * what flags name. yajl's tree keeps strings NUL-terminated, so
+ * "sk-a\u0000b" would read as "sk-a". It also keeps every repeated member,
+ * so a reader that takes the first copy and one that takes the last would
+ * disagree. The cause in errbuf names the member involved.
  */
 yajl_val cg_json_parse_request(const char *text, size_t len, unsigned flags,
     char *errbuf, size_t errbuf_size);

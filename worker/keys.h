@@ -45,12 +45,12 @@ const cg_vault_kms_key_t *cg_keys_kms(const cg_keys_t *keys);
 cg_vault_t *cg_keys_vault(cg_keys_t *keys);
 
 /*
- * Resolves the stored key id for a chat: switches req to the key's provider
- * (a model prefix naming another provider is a 400), and copies the secret
- * into *secret (malloc'ed, the caller wipes and frees it) and the key's
- * base URL, if it has one, into *base_url (malloc'ed, else NULL). Returns 0,
- * or -1 with err set: 403 for an unknown, revoked or undecryptable id, 503 while the keys
- * are still loading.
+ * Resolves the stored key id for a chat and switches req to the key's
+ * provider; a model prefix naming another provider is a 400. The secret is
+ * copied into *secret (malloc'ed; the caller wipes and frees it), and the
+ * key's base URL into *base_url (malloc'ed, or NULL when it has none).
+ * Returns 0, or -1 with err set: 403 for an unknown, revoked or
+ * undecryptable id, 503 while the keys are still loading.
  */
 int cg_keys_chat_credential(cg_keys_t *keys, const char *id,
     cg_chat_request_t *req, char **secret, size_t *secret_len,

@@ -37,7 +37,7 @@ typedef struct {
 
 typedef struct {
     int          batch_max;        /* rows per INSERT */
-    int          flush_ms;         /* longest a row waits before its batch goes */
+    int          flush_ms;         /* maximum wait of a row for its batch, ms */
     int          queue_max;        /* rows held in memory; past it, rows spool */
     const char  *spool_path;
 } cg_logwriter_conf_t;

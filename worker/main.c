@@ -24,7 +24,7 @@
 
 #define CG_VERSION  "0.1.0"
 
-/* longest a shutdown waits for the log writer to drain */
+/* maximum time a shutdown waits for the log writer to drain */
 #define CG_DRAIN_MAX_MS  30000
 
 #define CG_HASHER_THREADS  2

@@ -38,7 +38,7 @@ typedef struct {
 typedef struct {
     yajl_val          root;
     cg_provider_id_t  provider;
-    char             *model;          /* as the provider knows it, prefix removed */
+    char             *model;          /* the provider's name for it: prefix removed */
     char             *model_requested; /* as the client sent it */
     int               stream;
     const char       *body;           /* the client's JSON as sent, or NULL */

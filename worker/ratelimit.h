@@ -19,7 +19,7 @@
  * chat_usage_counters.
  */
 
-/* longest canonical scope, NUL included: "ip:" and an IPv6 CIDR */
+/* maximum length of a canonical scope, NUL included: "ip:" and an IPv6 CIDR */
 #define CG_LIMITS_SCOPE_LEN  64
 
 /* a limit that a rule leaves unset (JSON null, SQL NULL, "-" to nginx) */
@@ -88,7 +88,7 @@ int cg_limits_push(cg_limits_t *limits, cg_limits_pushed_pt done, void *arg);
 
 /*
  * Sends "revoke <jti> <exp>" to the control location with PATCH at once,
- * without waiting for a sync cycle; every full push carries the ids of
+ * without waiting for a sync cycle. Every full push carries the ids of
  * revoked_tokens as well. done is called from the loop, never inside this
  * call. Returns 0, or -1 when no control URL is set, jti is not 1 to 64
  * base64url characters or memory ran out (done is then not called).

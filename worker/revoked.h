@@ -7,9 +7,9 @@
 
 /*
  * The worker's own set of revoked token ids (JWT jti claims) that have not
- * expired yet. nginx keeps the same list, but loses it on a restart until
- * the next limits sync; the worker checks X-Chatgate-Jti against this set
- * so a revoked token fails in that window too. The set is loaded from
+ * expired yet. nginx keeps the same list but loses it on a restart until the
+ * next limits sync. The worker checks X-Chatgate-Jti against this set, so a
+ * revoked token fails in that window too. The set is loaded from
  * revoked_tokens at start and merged with it every refresh_ms, which brings
  * in revocations made through other workers. Revocations are never undone,
  * so a refresh only adds ids and drops expired ones.
