@@ -75,22 +75,34 @@ cg_buf_free(cg_buf_t *b)
 }
 
 
+int
+cg_json_check_text(const char *text, size_t len, char *errbuf,
+    size_t errbuf_size)
+{
+    errbuf[0] = '\0';
+
+    if (memchr(text, '\0', len) != NULL) {
+        snprintf(errbuf, errbuf_size, "NUL byte in the body");
+        return -1;
+    }
+
+    if (!cg_json_depth_ok(text, len)) {
+        snprintf(errbuf, errbuf_size, "nested deeper than %d levels",
+                 CG_JSON_MAX_DEPTH);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 yajl_val
 cg_json_parse(const char *text, size_t len, char *errbuf, size_t errbuf_size)
 {
     char      *copy, *nl;
     yajl_val   root;
 
-    errbuf[0] = '\0';
-
-    if (memchr(text, '\0', len) != NULL) {
-        snprintf(errbuf, errbuf_size, "NUL byte in the body");
-        return NULL;
-    }
-
-    if (!cg_json_depth_ok(text, len)) {
-        snprintf(errbuf, errbuf_size, "nested deeper than %d levels",
-                 CG_JSON_MAX_DEPTH);
+    if (cg_json_check_text(text, len, errbuf, errbuf_size) != 0) {
         return NULL;
     }
 

@@ -29,6 +29,14 @@ void cg_buf_reset(cg_buf_t *b);
 void cg_buf_free(cg_buf_t *b);
 
 /*
+ * Runs the checks that cg_json_parse() makes before yajl reads the text: no
+ * NUL byte, nesting no deeper than CG_JSON_MAX_DEPTH. Brackets in comments
+ * count too. Returns 0, or -1 with the cause in errbuf.
+ */
+int cg_json_check_text(const char *text, size_t len, char *errbuf,
+    size_t errbuf_size);
+
+/*
  * Parses len bytes of JSON (no NUL needed) into a tree the caller frees with
  * yajl_tree_free(). Strings must be valid UTF-8. Returns NULL with a one-line
  * cause in errbuf on a syntax error, a NUL byte, nesting deeper than

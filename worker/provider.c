@@ -680,6 +680,14 @@ cg_provider_parse_completion(const cg_chat_request_t *req,
     out->usage.completion_tokens = -1;
     out->usage.total_tokens = -1;
 
+    /* The common case: an OpenAI-compatible response kept as it came. */
+    if (req->provider != CG_PROVIDER_ANTHROPIC
+        && req->provider != CG_PROVIDER_OLLAMA
+        && cg_openai_pass_completion(req, body, len, out))
+    {
+        return 0;
+    }
+
     root = cg_json_parse(body, len, cause, sizeof(cause));
     if (root == NULL) {
         char  what[300];

@@ -128,6 +128,15 @@ int cg_ollama_build_body(const cg_chat_request_t *req, yajl_gen g,
     cg_error_t *err);
 
 int cg_openai_body_unchanged(const cg_chat_request_t *req);
+
+/*
+ * Fills out from an OpenAI-compatible response body that goes out as it
+ * came, without a tree. Returns 1, or 0 when cg_openai_parse_completion()
+ * must translate the body.
+ */
+int cg_openai_pass_completion(const cg_chat_request_t *req,
+    const char *body, size_t len, cg_completion_t *out);
+
 int cg_openai_parse_completion(const cg_chat_request_t *req,
     const char *body, size_t len, yajl_val root,
     const char *completion_id, cg_completion_t *out, cg_error_t *err);

@@ -622,6 +622,157 @@ test_completion_pass(void)
 }
 
 
+/*
+ * Translates body the way cg_provider_parse_completion() did before it had
+ * a path without a tree: always through cg_json_parse().
+ */
+static int
+completion_by_tree(const cg_chat_request_t *req, const char *body,
+    cg_completion_t *out, cg_error_t *err)
+{
+    char      cause[256], what[300];
+    yajl_val  root;
+    int       rc;
+
+    memset(out, 0, sizeof(*out));
+    out->usage.prompt_tokens = -1;
+    out->usage.completion_tokens = -1;
+    out->usage.total_tokens = -1;
+
+    root = cg_json_parse(body, strlen(body), cause, sizeof(cause));
+    if (root == NULL) {
+        snprintf(what, sizeof(what), "invalid JSON: %s", cause);
+        cg_provider_invalid_answer(err, req->provider, what);
+        return -1;
+    }
+
+    rc = cg_openai_parse_completion(req, body, strlen(body), root,
+                                    "chatcmpl-1", out, err);
+    yajl_tree_free(root);
+
+    if (rc != 0) {
+        cg_completion_free(out);
+    }
+
+    return rc;
+}
+
+
+/*
+ * OpenAI-compatible answers give the same result, byte for byte, with or
+ * without the tree: pass-through cases, rewrites and invalid answers.
+ */
+static void
+test_completion_same_as_tree(void)
+{
+    static const char  *bodies[] = {
+        /* kept as it came */
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"hi\"}}],\"usage\":{\"prompt_tokens\":1,"
+        "\"completion_tokens\":2,\"total_tokens\":3}}",
+        "{\"id\":null,\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":null}}]}",
+        "{\"id\":1,\"model\":\"gpt-4o\",\"choices\":[{\"message\":{}}],"
+        "\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":5}}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"a\\u0000b\"}}]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\\u0000x\",\"choices\":[{\"message\":"
+        "{\"content\":\"x\"}}]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"first\",\"content\":\"second\"},\"message\":"
+        "{\"content\":7}}]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"x\"}}],\"usage\":{\"prompt_tokens\":-1,"
+        "\"completion_tokens\":1,\"total_tokens\":-1}}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"x\"}}],\"usage\":{\"prompt_tokens\":"
+        "99999999999999999999,\"completion_tokens\":1.0,"
+        "\"total_tokens\":9223372036854775807}}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"x\"}}],\"usage\":[1,2,3]}",
+        "/* c */ {\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":"
+        "[{\"message\":{\"content\":\"\\ud83d\\ude00\"}},{}]}",
+
+        /* rewritten: the bodies from here on take the tree path */
+        "{\"model\":\"gpt-4o\",\"choices\":[{\"message\":{\"content\":\"x\"}}]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"message\":"
+        "{\"content\":\"x\"}}]}",
+        "{\"id\":\"a\",\"model\":7,\"choices\":[{\"message\":"
+        "{\"content\":\"x\"}}]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"x\"}}],\"id\":\"b\"}",
+        "{\"id\":\"a\",\"id\\u0000\":\"b\",\"model\":\"gpt-4o\",\"choices\":"
+        "[{\"message\":{\"content\":\"x\\u0000y\"}}],\"n\":1.50}",
+
+        /* invalid */
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":{}}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[1]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":\"m\"}]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":[\"x\"]}}]}",
+        "[{\"id\":\"a\"}]",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"\xc3\"}}]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\"",
+        "",
+    };
+    const size_t       npass = 10;    /* the bodies kept as they came */
+    cg_chat_request_t  req;
+    cg_completion_t    got, want;
+    cg_error_t         got_err, want_err;
+    size_t             i;
+    int                got_rc, want_rc;
+
+    is_int(parse("{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\","
+                 "\"content\":\"q\"}]}", &req, &got_err), 0,
+           "same as tree request parsed");
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        memset(&got_err, 0, sizeof(got_err));
+        memset(&want_err, 0, sizeof(want_err));
+
+        got_rc = cg_provider_parse_completion(&req, bodies[i],
+                                              strlen(bodies[i]), "chatcmpl-1",
+                                              1700000000, &got, &got_err);
+
+        /* Each body takes the path it is listed under. */
+        memset(&want, 0, sizeof(want));
+        is_int(cg_openai_pass_completion(&req, bodies[i], strlen(bodies[i]),
+                                         &want), i < npass,
+               "same as tree %zu %s", i, i < npass ? "without tree" : "tree");
+        cg_completion_free(&want);
+        want_rc = completion_by_tree(&req, bodies[i], &want, &want_err);
+
+        is_int(got_rc, want_rc, "same as tree %zu result", i);
+
+        if (got_rc != 0 || want_rc != 0) {
+            is_int(got_err.status, want_err.status, "same as tree %zu status",
+                   i);
+            is_str(got_err.message, want_err.message,
+                   "same as tree %zu message", i);
+            continue;
+        }
+
+        ok(got.body_len == want.body_len
+           && memcmp(got.body, want.body, got.body_len) == 0,
+           "same as tree %zu body", i);
+        is_str(got.reply, want.reply, "same as tree %zu reply", i);
+        is_int(got.usage.prompt_tokens, want.usage.prompt_tokens,
+               "same as tree %zu prompt tokens", i);
+        is_int(got.usage.completion_tokens, want.usage.completion_tokens,
+               "same as tree %zu completion tokens", i);
+        is_int(got.usage.total_tokens, want.usage.total_tokens,
+               "same as tree %zu total tokens", i);
+
+        cg_completion_free(&got);
+        cg_completion_free(&want);
+    }
+
+    cg_chat_request_free(&req);
+}
+
+
 static void
 test_error_message(void)
 {
@@ -730,6 +881,7 @@ main(void)
     test_build_ollama();
     test_completion();
     test_completion_pass();
+    test_completion_same_as_tree();
     test_error_message();
     test_redact();
     test_error_json();

@@ -1,0 +1,73 @@
+#ifndef CG_JSON_PICK_H
+#define CG_JSON_PICK_H
+
+#include <stddef.h>
+
+/*
+ * A one-pass JSON reader over yajl's callback API. It validates a document
+ * as strictly as cg_json_parse() and stores only the values that the caller
+ * names with JSON Pointers (RFC 6901). It builds no tree, and it allocates
+ * only the string copies a caller requests and, when asked to look for
+ * repeated members, one buffer of top-level member names.
+ *
+ * Members are matched the way cg_json_get() matches them in a yajl tree,
+ * so that a caller can switch between the two without a change of meaning:
+ * - a member name is compared up to its first U+0000, because the tree keeps
+ *   names as C strings;
+ * - when a name repeats in an object, the first member wins.
+ */
+
+/* Maximum pointers per call, and maximum reference tokens per pointer. */
+#define CG_JSON_PICK_MAX         16
+#define CG_JSON_POINTER_MAX_LEN  8
+
+typedef enum {
+    CG_JSON_ABSENT = 0,
+    CG_JSON_NULL,
+    CG_JSON_FALSE,
+    CG_JSON_TRUE,
+    CG_JSON_NUMBER,
+    CG_JSON_STRING,
+    CG_JSON_ARRAY,
+    CG_JSON_OBJECT
+} cg_json_type_t;
+
+/* Flag of cg_json_pick_t: keep a copy of a string value. */
+#define CG_JSON_PICK_COPY  0x01
+
+/*
+ * One value to pick. The caller sets pointer and flags, and cg_json_pick()
+ * sets the other fields.
+ */
+typedef struct {
+    const char      *pointer;    /* "" for the whole document, "/a/0/b" */
+    unsigned         flags;
+
+    cg_json_type_t   type;       /* CG_JSON_ABSENT when nothing matched */
+    size_t           count;      /* members of an object, elements of an array */
+    char            *string;     /* with CG_JSON_PICK_COPY: malloc'ed copy */
+    size_t           len;        /* bytes of a string value */
+    long long        integer;    /* the value of a number when is_integer */
+    int              is_integer; /* 1 where YAJL_IS_INTEGER() holds in a tree */
+} cg_json_pick_t;
+
+/*
+ * Reads len bytes of JSON (no NUL needed) and fills each of the npicks
+ * entries of picks. Strings must be valid UTF-8, and comments are allowed,
+ * as in yajl_tree_parse(). A copied string is NUL-terminated and may
+ * contain U+0000 from a \u0000 escape, so len counts every byte. With
+ * repeated not NULL, *repeated is set to 1 when a top-level member name
+ * appears twice.
+ *
+ * Returns 0, or -1 with a one-line cause in errbuf and no copies left to
+ * free. A syntax error, a NUL byte or nesting deeper than CG_JSON_MAX_DEPTH
+ * gets the cause that cg_json_parse() gives. Free the copies of a
+ * successful call with cg_json_pick_free().
+ */
+int cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
+    size_t npicks, int *repeated, char *errbuf, size_t errbuf_size);
+
+/* Frees the string copies of picks and sets them to NULL. */
+void cg_json_pick_free(cg_json_pick_t *picks, size_t npicks);
+
+#endif
