@@ -43,8 +43,16 @@ typedef struct {
     cg_pick_level_t   stack[CG_JSON_MAX_DEPTH];
     size_t            depth;
 
+    /*
+     * Top-level member names, each a size_t length and the bytes, in
+     * names_inline until it is full, then in a malloc'ed copy.
+     */
     int              *repeated;
-    cg_buf_t          names;     /* top-level member names, NUL after each */
+    char             *names;
+    size_t            names_len;
+    size_t            names_size;
+    char              names_inline[256];
+
     int               nomem;
 } cg_pick_reader_t;
 
@@ -59,6 +67,8 @@ static int cg_pick_store(cg_pick_reader_t *r, cg_json_pick_t *pick,
 static int cg_pick_integer(const char *s, size_t len, long long *value);
 static size_t cg_pick_name_len(const unsigned char *name, size_t len);
 static int cg_pick_top_name(cg_pick_reader_t *r, const char *name,
+    size_t len);
+static int cg_pick_add_name(cg_pick_reader_t *r, const char *name,
     size_t len);
 static void cg_pick_error(yajl_handle h, char *errbuf, size_t errbuf_size);
 
@@ -129,7 +139,15 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
         *repeated = 0;
     }
 
-    if (cg_json_check_text(text, len, errbuf, errbuf_size) != 0) {
+    /*
+     * Outside strings, a '/' can only start a comment, and brackets in a
+     * comment count in cg_json_check_text() too. Without a '/', its bracket
+     * count is the nesting that cg_pick_value() tracks, so its scan is only
+     * needed to find a NUL byte, and memchr() does that faster.
+     */
+    if ((memchr(text, '/', len) != NULL || memchr(text, '\0', len) != NULL)
+        && cg_json_check_text(text, len, errbuf, errbuf_size) != 0)
+    {
         return -1;
     }
 
@@ -137,7 +155,9 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     r.npicks = npicks;
     r.depth = 0;
     r.repeated = repeated;
-    memset(&r.names, 0, sizeof(r.names));
+    r.names = r.names_inline;
+    r.names_len = 0;
+    r.names_size = sizeof(r.names_inline);
     r.nomem = 0;
 
     h = yajl_alloc(&cg_pick_callbacks, NULL, &r);
@@ -154,16 +174,22 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
         status = yajl_complete_parse(h);
     }
 
+    /*
+     * cg_json_parse() runs the text checks before yajl, so their cause
+     * comes first, and nesting past CG_JSON_MAX_DEPTH fails them as well.
+     */
     if (status != yajl_status_ok) {
         if (r.nomem) {
             snprintf(errbuf, errbuf_size, "out of memory");
-        } else {
+        } else if (cg_json_check_text(text, len, errbuf, errbuf_size) == 0) {
             cg_pick_error(h, errbuf, errbuf_size);
         }
     }
 
     yajl_free(h);
-    cg_buf_free(&r.names);
+    if (r.names != r.names_inline) {
+        free(r.names);
+    }
 
     if (status != yajl_status_ok) {
         cg_json_pick_free(picks, npicks);
@@ -315,7 +341,6 @@ cg_pick_value(cg_pick_reader_t *r, cg_json_type_t type, const char *s,
     }
 
     if (container) {
-        /* cg_json_check_text() bounds the depth, so this is a safeguard. */
         if (r->depth == CG_JSON_MAX_DEPTH) {
             return 0;
         }
@@ -426,22 +451,54 @@ cg_pick_top_name(cg_pick_reader_t *r, const char *name, size_t len)
         return 0;
     }
 
-    end = r->names.data + r->names.len;
+    end = r->names + r->names_len;
 
-    for (p = r->names.data; p != NULL && p < end; p += n + 1) {
-        n = strlen(p);
-        if (n == len && memcmp(p, name, len) == 0) {
+    for (p = r->names; p < end; p += sizeof(size_t) + n) {
+        memcpy(&n, p, sizeof(size_t));
+
+        if (n == len && memcmp(p + sizeof(size_t), name, len) == 0) {
             *r->repeated = 1;
             return 0;
         }
     }
 
-    /* The NUL that cg_buf_append() writes after the data ends the name. */
-    if (cg_buf_append(&r->names, name, len) != 0
-        || cg_buf_append(&r->names, "", 1) != 0)
-    {
-        return -1;
+    return cg_pick_add_name(r, name, len);
+}
+
+
+static int
+cg_pick_add_name(cg_pick_reader_t *r, const char *name, size_t len)
+{
+    size_t   need, size;
+    char    *names;
+
+    need = r->names_len + sizeof(size_t) + len;
+
+    if (need > r->names_size) {
+        for (size = r->names_size * 2; size < need; size *= 2) {
+            /* void */
+        }
+
+        if (r->names == r->names_inline) {
+            names = malloc(size);
+            if (names != NULL) {
+                memcpy(names, r->names, r->names_len);
+            }
+        } else {
+            names = realloc(r->names, size);
+        }
+
+        if (names == NULL) {
+            return -1;
+        }
+
+        r->names = names;
+        r->names_size = size;
     }
+
+    memcpy(r->names + r->names_len, &len, sizeof(size_t));
+    memcpy(r->names + r->names_len + sizeof(size_t), name, len);
+    r->names_len = need;
 
     return 0;
 }

@@ -6,9 +6,9 @@
 /*
  * A one-pass JSON reader over yajl's callback API. It validates a document
  * as strictly as cg_json_parse() and stores only the values that the caller
- * names with JSON Pointers (RFC 6901). It builds no tree, and it allocates
- * only the string copies a caller requests and, when asked to look for
- * repeated members, one buffer of top-level member names.
+ * names with JSON Pointers (RFC 6901). It builds no tree. Besides yajl's
+ * own buffers, it allocates only the string copies a caller requests, and
+ * a list of top-level member names when they pass 256 bytes.
  *
  * Members are matched the way cg_json_get() matches them in a yajl tree,
  * so that a caller can switch between the two without a change of meaning:

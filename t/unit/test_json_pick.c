@@ -305,6 +305,42 @@ test_pick_repeated(void)
 }
 
 
+/* Many top-level names outgrow the reader's inline list. */
+static void
+test_pick_many_names(void)
+{
+    cg_buf_t        text;
+    cg_json_pick_t  p;
+    char            member[64], err[256];
+    int             repeated, i;
+
+    memset(&text, 0, sizeof(text));
+    memset(&p, 0, sizeof(p));
+    p.pointer = "/member_199";
+
+    cg_buf_append_str(&text, "{");
+    for (i = 0; i < 200; i++) {
+        snprintf(member, sizeof(member), "%s\"member_%d\":%d", i ? "," : "",
+                 i, i);
+        cg_buf_append_str(&text, member);
+    }
+    cg_buf_append_str(&text, "}");
+
+    is_int(cg_json_pick(text.data, text.len, &p, 1, &repeated, err,
+                        sizeof(err)), 0, "many names accepted");
+    is_int(repeated, 0, "many names distinct");
+    is_int(p.integer, 199, "many names last picked");
+
+    text.len--;
+    cg_buf_append_str(&text, ",\"member_3\":0}");
+    is_int(cg_json_pick(text.data, text.len, &p, 1, &repeated, err,
+                        sizeof(err)), 0, "many names repeat accepted");
+    is_int(repeated, 1, "many names repeat found");
+
+    cg_buf_free(&text);
+}
+
+
 /* Nesting up to CG_JSON_MAX_DEPTH passes, one level more fails. */
 static void
 test_pick_depth(void)
@@ -327,6 +363,43 @@ test_pick_depth(void)
     is_int(pick_one(text, 2 * n, "", 0, &p, err, sizeof(err)), -1,
            "past max depth rejected");
     is_str(err, tree_error(text, 2 * n), "past max depth tree message");
+
+    /* Unclosed: the depth is the cause, not the early end. */
+    is_int(pick_one(text, n, "", 0, &p, err, sizeof(err)), -1,
+           "past max depth unclosed rejected");
+    is_str(err, tree_error(text, n), "past max depth unclosed tree message");
+}
+
+
+/* Brackets in a comment count toward the depth, as in cg_json_parse(). */
+static void
+test_pick_depth_comment(void)
+{
+    cg_buf_t        text;
+    cg_json_pick_t  p;
+    char            err[256];
+    int             i;
+
+    memset(&text, 0, sizeof(text));
+    cg_buf_append_str(&text, "/* ");
+    for (i = 0; i < CG_JSON_MAX_DEPTH + 1; i++) {
+        cg_buf_append_str(&text, "[");
+    }
+    cg_buf_append_str(&text, " */ {\"a\":1}");
+
+    is_int(pick_one(text.data, text.len, "/a", 0, &p, err, sizeof(err)), -1,
+           "comment brackets rejected");
+    is_str(err, tree_error(text.data, text.len),
+           "comment brackets tree message");
+
+    /* A '/' in a string sends the text through the same scan. */
+    cg_buf_reset(&text);
+    cg_buf_append_str(&text, "{\"url\":\"a/b\",\"a\":[[[1]]]}");
+    is_int(pick_one(text.data, text.len, "/a/0/0/0", 0, &p, err,
+                    sizeof(err)), 0, "slash in string accepted");
+    is_int(p.integer, 1, "slash in string picked");
+
+    cg_buf_free(&text);
 }
 
 
@@ -411,7 +484,9 @@ main(void)
     test_pick_nul();
     test_pick_utf8();
     test_pick_repeated();
+    test_pick_many_names();
     test_pick_depth();
+    test_pick_depth_comment();
     test_pick_numbers();
     test_pick_agrees_with_tree();
 
