@@ -21,7 +21,7 @@ typedef enum {
 typedef struct {
     const char  *token[CG_JSON_POINTER_MAX_LEN];
     size_t       token_len[CG_JSON_POINTER_MAX_LEN];
-    long         index[CG_JSON_POINTER_MAX_LEN];  /* array index, or -1 */
+    long         index[CG_JSON_POINTER_MAX_LEN];  /* array index, -1 or ANY */
     size_t       ntokens;
 
     size_t       open;       /* open containers on the path, from the root */
@@ -55,6 +55,10 @@ typedef struct {
 
     int               nomem;
 } cg_pick_reader_t;
+
+
+/* The index of the token "*", which matches every element of an array. */
+#define CG_PICK_ANY  (-2L)
 
 
 static int cg_pick_parse_pointer(const char *pointer, cg_pick_path_t *path);
@@ -214,8 +218,8 @@ cg_json_pick_free(cg_json_pick_t *picks, size_t npicks)
 
 /*
  * Splits "/a/0/b" into reference tokens. A token of digits without a
- * leading zero can also name an array element. The escapes "~0" and "~1"
- * are not supported, so "~" is rejected.
+ * leading zero, or "*", can also name array elements. The escapes "~0" and
+ * "~1" are not supported, so "~" is rejected.
  */
 static int
 cg_pick_parse_pointer(const char *pointer, cg_pick_path_t *path)
@@ -253,6 +257,10 @@ cg_pick_parse_pointer(const char *pointer, cg_pick_path_t *path)
             }
         }
 
+        if (n == 1 && p[0] == '*') {
+            index = CG_PICK_ANY;
+        }
+
         path->token[path->ntokens] = p;
         path->token_len[path->ntokens] = n;
         path->index[path->ntokens] = index;
@@ -284,8 +292,10 @@ cg_pick_where(cg_pick_reader_t *r, cg_pick_path_t *p, size_t level)
     if (level > 0) {
         parent = &r->stack[level - 1];
 
-        if (parent->is_object ? !p->key_match
-                              : (long) parent->count != p->index[level - 1])
+        if (parent->is_object
+            ? !p->key_match
+            : p->index[level - 1] != CG_PICK_ANY
+              && (long) parent->count != p->index[level - 1])
         {
             return CG_PICK_OFF;
         }
@@ -324,6 +334,12 @@ cg_pick_value(cg_pick_reader_t *r, cg_json_type_t type, const char *s,
             continue;
         }
 
+        /*
+         * A new value on the path starts its own objects, where each
+         * token may match again. That happens only after a "*".
+         */
+        p->matched &= (1u << level) - 1;
+
         if (where == CG_PICK_TARGET
             && cg_pick_store(r, &r->picks[i], type, s, len) != 0)
         {
@@ -359,30 +375,36 @@ cg_pick_store(cg_pick_reader_t *r, cg_json_pick_t *pick, cg_json_type_t type,
     const char *s, size_t len)
 {
     pick->type = type;
+    pick->count = 0;
+    pick->len = 0;
+    pick->integer = 0;
+    pick->is_integer = 0;
+
+    /* A pointer with "*" may match again, and its last copy is kept. */
+    free(pick->string);
+    pick->string = NULL;
 
     if (type == CG_JSON_NUMBER) {
         pick->is_integer = cg_pick_integer(s, len, &pick->integer) == 0;
-        return 0;
+
+    } else if (type == CG_JSON_STRING) {
+        pick->len = len;
+
+        if (pick->flags & CG_JSON_PICK_COPY) {
+            pick->string = malloc(len + 1);
+            if (pick->string == NULL) {
+                r->nomem = 1;
+                return -1;
+            }
+
+            memcpy(pick->string, s, len);
+            pick->string[len] = '\0';
+        }
     }
 
-    if (type != CG_JSON_STRING) {
-        return 0;
+    if (pick->handler != NULL) {
+        pick->handler(pick->data, pick, s, len);
     }
-
-    pick->len = len;
-
-    if (!(pick->flags & CG_JSON_PICK_COPY)) {
-        return 0;
-    }
-
-    pick->string = malloc(len + 1);
-    if (pick->string == NULL) {
-        r->nomem = 1;
-        return -1;
-    }
-
-    memcpy(pick->string, s, len);
-    pick->string[len] = '\0';
 
     return 0;
 }

@@ -15,6 +15,10 @@
  * - a member name is compared up to its first U+0000, because the tree keeps
  *   names as C strings;
  * - when a name repeats in an object, the first member wins.
+ *
+ * NOTE: beyond RFC 6901, the token "*" matches every element of an array,
+ * so one pointer can name a value in each element. In an object, "*" is
+ * the member of that name, as the RFC has it.
  */
 
 /* Maximum pointers per call, and maximum reference tokens per pointer. */
@@ -35,13 +39,27 @@ typedef enum {
 /* Flag of cg_json_pick_t: keep a copy of a string value. */
 #define CG_JSON_PICK_COPY  0x01
 
+typedef struct cg_json_pick_s  cg_json_pick_t;
+
 /*
- * One value to pick. The caller sets pointer and flags, and cg_json_pick()
- * sets the other fields.
+ * A function that cg_json_pick() calls at each value a pointer names, once
+ * its type and number are stored. s and len are the bytes of a string or
+ * the text of a number, valid only during the call. A container is met at
+ * its start, so its count is 0 there.
  */
-typedef struct {
+typedef void (*cg_json_pick_handler_pt)(void *data, const cg_json_pick_t *pick,
+    const char *s, size_t len);
+
+/*
+ * One value to pick. The caller sets pointer, flags and an optional
+ * handler with its data, and cg_json_pick() sets the other fields. With
+ * "*" in the pointer, they describe the last value that matched.
+ */
+struct cg_json_pick_s {
     const char      *pointer;    /* "" for the whole document, "/a/0/b" */
     unsigned         flags;
+    cg_json_pick_handler_pt  handler;
+    void            *data;
 
     cg_json_type_t   type;       /* CG_JSON_ABSENT when nothing matched */
     size_t           count;      /* members of an object, elements of an array */
@@ -49,7 +67,7 @@ typedef struct {
     size_t           len;        /* bytes of a string value */
     long long        integer;    /* the value of a number when is_integer */
     int              is_integer; /* 1 where YAJL_IS_INTEGER() holds in a tree */
-} cg_json_pick_t;
+};
 
 /*
  * Reads len bytes of JSON (no NUL needed) and fills each of the npicks

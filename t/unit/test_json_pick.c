@@ -305,6 +305,75 @@ test_pick_repeated(void)
 }
 
 
+/* What a handler sees: each match of a pointer with "*", in order. */
+typedef struct {
+    char    seen[256];
+    size_t  calls;
+} handler_log_t;
+
+
+static void
+log_value(void *data, const cg_json_pick_t *pick, const char *s, size_t len)
+{
+    handler_log_t  *log = data;
+    size_t          n = strlen(log->seen);
+
+    log->calls++;
+
+    if (pick->type == CG_JSON_STRING) {
+        snprintf(log->seen + n, sizeof(log->seen) - n, "%.*s;", (int) len, s);
+    } else {
+        snprintf(log->seen + n, sizeof(log->seen) - n, "<%d>;",
+                 (int) pick->type);
+    }
+}
+
+
+static void
+test_pick_wildcard(void)
+{
+    const char      *text;
+    cg_json_pick_t   p[3];
+    handler_log_t    names, items, parts;
+    char             err[256];
+
+    text = "{\"list\":[{\"name\":\"a\",\"name\":\"b\"},{\"x\":1},7,"
+           "{\"name\":\"c\",\"sub\":[{\"t\":\"p\",\"t\":\"q\"},{},"
+           "{\"t\":\"r\"}]}],\"*\":{\"name\":\"star\"}}";
+
+    memset(p, 0, sizeof(p));
+    memset(&names, 0, sizeof(names));
+    memset(&items, 0, sizeof(items));
+    memset(&parts, 0, sizeof(parts));
+
+    p[0].pointer = "/list/*/name";
+    p[0].handler = log_value;
+    p[0].data = &names;
+    p[1].pointer = "/list/*";
+    p[1].handler = log_value;
+    p[1].data = &items;
+    p[2].pointer = "/list/*/sub/*/t";
+    p[2].handler = log_value;
+    p[2].data = &parts;
+
+    is_int(cg_json_pick(text, strlen(text), p, 3, NULL, err, sizeof(err)), 0,
+           "wildcard accepted");
+    is_str(names.seen, "a;c;", "wildcard first name per element");
+    is_int(names.calls, 2, "wildcard name calls");
+    is_int(items.calls, 4, "wildcard element calls");
+    is_str(items.seen, "<7>;<7>;<4>;<7>;", "wildcard element types");
+    is_str(parts.seen, "p;r;", "nested wildcard first per element");
+    is_int(p[1].type, CG_JSON_OBJECT, "wildcard keeps last match");
+
+    /* In an object, "*" is a member name. */
+    memset(&names, 0, sizeof(names));
+    p[0].pointer = "/*/name";
+    is_int(cg_json_pick(text, strlen(text), p, 1, NULL, err, sizeof(err)), 0,
+           "star member accepted");
+    is_str(names.seen, "star;", "star member matched by name");
+}
+
+
 /* Many top-level names outgrow the reader's inline list. */
 static void
 test_pick_many_names(void)
@@ -484,6 +553,7 @@ main(void)
     test_pick_nul();
     test_pick_utf8();
     test_pick_repeated();
+    test_pick_wildcard();
     test_pick_many_names();
     test_pick_depth();
     test_pick_depth_comment();
