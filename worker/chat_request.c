@@ -4,11 +4,13 @@
  */
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
+#include "json_pick.h"
 #include "provider.h"
 
 
@@ -16,50 +18,174 @@
 #define CG_MESSAGES_MAX      10000
 
 
+/* The roles a message may have. */
+static const char  *cg_request_roles[] = {
+    "system", "developer", "user", "assistant", "tool"
+};
+
+#define CG_REQUEST_ROLE_ASSISTANT  3
+#define CG_REQUEST_NO_PART         ((size_t) -1)
+
+/*
+ * The facts that the checks of one message look at, read from a tree or by
+ * the reader's handlers.
+ */
+typedef struct {
+    int              is_object;
+    int              role;        /* index in cg_request_roles, or -1 */
+    cg_json_type_t   content;     /* type of the first "content" */
+    int              tool_calls;  /* 1: the first "tool_calls" is a non-empty array */
+    size_t           bad_part;    /* first part without a string "type" */
+} cg_request_message_t;
+
+/* The values cg_request_read() picks from a chat body. */
+enum {
+    CG_REQUEST_PICK_ROOT = 0,
+    CG_REQUEST_PICK_MODEL,
+    CG_REQUEST_PICK_MESSAGES,
+    CG_REQUEST_PICK_STREAM,
+    CG_REQUEST_PICK_MESSAGE,
+    CG_REQUEST_PICK_ROLE,
+    CG_REQUEST_PICK_CONTENT,
+    CG_REQUEST_PICK_PART,
+    CG_REQUEST_PICK_PART_TYPE,
+    CG_REQUEST_PICK_TOOL_CALLS,
+    CG_REQUEST_PICK_TOOL_CALL,
+    CG_REQUEST_PICK_N
+};
+
+/* The state of the reader's handlers across the messages of a body. */
+typedef struct {
+    cg_request_message_t  message;     /* the message being read */
+    size_t                messages;    /* messages met so far */
+    size_t                parts;       /* its content parts met so far */
+    int                   part_typed;  /* the last part has a string "type" */
+    int                   tool_calls_array;
+    int                   failed;      /* a message failed its check */
+    cg_error_t            error;       /* the first such failure */
+} cg_request_reader_t;
+
+
 static yajl_val cg_request_root(const char *body, size_t len, cg_error_t *err);
+static int cg_request_needs_tree(const cg_chat_request_t *req);
+static int cg_request_check_model(cg_json_type_t type, const char *model,
+    cg_error_t *err);
 static int cg_request_model(yajl_val root, cg_error_t *err, const char **model);
 static int cg_request_split_model(cg_chat_request_t *req, const char *model,
     cg_provider_id_t default_provider, cg_error_t *err);
+static int cg_request_check_messages(cg_json_type_t type, size_t count,
+    cg_error_t *err);
 static int cg_request_messages(yajl_val root, cg_error_t *err);
-static int cg_request_message(yajl_val msg, size_t i, cg_error_t *err);
-static int cg_request_content(yajl_val msg, size_t i, const char *role,
+static void cg_request_message(yajl_val msg, cg_request_message_t *m);
+static int cg_request_check_message(const cg_request_message_t *m, size_t i,
+    cg_error_t *err);
+static int cg_request_role(const char *role, size_t len);
+static int cg_request_check_stream(cg_json_type_t type, int *stream,
     cg_error_t *err);
 static int cg_request_stream(yajl_val root, int *stream, cg_error_t *err);
+static cg_json_type_t cg_request_type(yajl_val v);
+static int cg_request_read(const char *body, size_t len,
+    cg_json_pick_t *picks, cg_request_reader_t *rd, cg_error_t *err);
+static void cg_request_on_message(void *data, const cg_json_pick_t *pick,
+    const char *s, size_t len);
+static void cg_request_on_role(void *data, const cg_json_pick_t *pick,
+    const char *s, size_t len);
+static void cg_request_on_content(void *data, const cg_json_pick_t *pick,
+    const char *s, size_t len);
+static void cg_request_on_part(void *data, const cg_json_pick_t *pick,
+    const char *s, size_t len);
+static void cg_request_on_part_type(void *data, const cg_json_pick_t *pick,
+    const char *s, size_t len);
+static void cg_request_on_tool_calls(void *data, const cg_json_pick_t *pick,
+    const char *s, size_t len);
+static void cg_request_on_tool_call(void *data, const cg_json_pick_t *pick,
+    const char *s, size_t len);
+static void cg_request_end_part(cg_request_reader_t *rd);
+static void cg_request_end_message(cg_request_reader_t *rd);
 static void cg_request_remove(yajl_val obj, const char *key);
 static void cg_bad_request(cg_error_t *err, const char *param,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-
+/*
+ * Reads the body once without a tree for the checks. A tree is built only
+ * when cg_request_needs_tree() says that a later step reads one.
+ */
 int
 cg_chat_request_parse(const char *body, size_t len,
     cg_provider_id_t default_provider, cg_chat_request_t *req, cg_error_t *err)
 {
-    const char  *model;
+    cg_json_pick_t       picks[CG_REQUEST_PICK_N], *model, *messages;
+    cg_request_reader_t  rd;
+    char                 cause[256];
+    int                  rc = -1;
 
     memset(req, 0, sizeof(*req));
 
-    req->root = cg_request_root(body, len, err);
-    if (req->root == NULL) {
+    if (cg_request_read(body, len, picks, &rd, err) != 0) {
         return -1;
     }
 
-    if (cg_request_model(req->root, err, &model) != 0
-        || cg_request_split_model(req, model, default_provider, err) != 0
-        || cg_request_messages(req->root, err) != 0
-        || cg_request_stream(req->root, &req->stream, err) != 0)
+    model = &picks[CG_REQUEST_PICK_MODEL];
+    messages = &picks[CG_REQUEST_PICK_MESSAGES];
+
+    if (cg_request_check_model(model->type, model->string, err) != 0
+        || cg_request_split_model(req, model->string, default_provider, err)
+           != 0
+        || cg_request_check_messages(messages->type, messages->count, err)
+           != 0)
     {
-        goto fail;
+        goto done;
+    }
+
+    if (rd.failed) {
+        *err = rd.error;
+        goto done;
+    }
+
+    if (cg_request_check_stream(picks[CG_REQUEST_PICK_STREAM].type,
+                                &req->stream, err) != 0)
+    {
+        goto done;
+    }
+
+    /* The text passed every check above, so only memory can run out. */
+    if (cg_request_needs_tree(req)) {
+        req->root = cg_json_parse(body, len, cause, sizeof(cause));
+        if (req->root == NULL) {
+            cg_error_set(err, 500, "server_error", "cannot parse the "
+                         "request body a second time: %s", cause);
+            goto done;
+        }
     }
 
     req->body = body;
     req->body_len = len;
+    rc = 0;
 
-    return 0;
+done:
 
-fail:
+    cg_json_pick_free(picks, CG_REQUEST_PICK_N);
 
-    cg_chat_request_free(req);
-    return -1;
+    if (rc != 0) {
+        cg_chat_request_free(req);
+    }
+
+    return rc;
+}
+
+
+/*
+ * Returns 1 unless the body goes to the provider as it came and nothing
+ * else reads the tree: cg_openai_body_unchanged() holds and the response
+ * is not streamed, because the stream's translator reads stream_options.
+ */
+static int
+cg_request_needs_tree(const cg_chat_request_t *req)
+{
+    return req->stream
+           || req->provider == CG_PROVIDER_ANTHROPIC
+           || req->provider == CG_PROVIDER_OLLAMA
+           || strcmp(req->model, req->model_requested) != 0;
 }
 
 
@@ -198,30 +324,46 @@ cg_request_root(const char *body, size_t len, cg_error_t *err)
 }
 
 
-static int
-cg_request_model(yajl_val root, cg_error_t *err, const char **model)
-{
-    yajl_val  v = cg_json_get(root, "model");
+/*
+ * The checks of model, messages and stream work on facts: the type of a
+ * member and a few values. cg_request_model() and its neighbours read the
+ * facts from a tree for the /chat form. The reader's handlers read them
+ * from the text for cg_chat_request_parse(). Both paths give the same 400s.
+ */
 
-    if (v == NULL) {
+static int
+cg_request_check_model(cg_json_type_t type, const char *model,
+    cg_error_t *err)
+{
+    if (type == CG_JSON_ABSENT) {
         cg_bad_request(err, "model", "missing model");
         return -1;
     }
 
-    if (!YAJL_IS_STRING(v) || v->u.string[0] == '\0') {
+    if (type != CG_JSON_STRING || model[0] == '\0') {
         cg_bad_request(err, "model", "invalid model: expected a non-empty "
                        "string");
         return -1;
     }
 
-    if (strlen(v->u.string) > CG_MODEL_MAX_LEN) {
+    if (strlen(model) > CG_MODEL_MAX_LEN) {
         cg_bad_request(err, "model", "invalid model: longer than %d bytes",
                        CG_MODEL_MAX_LEN);
         return -1;
     }
 
-    *model = v->u.string;
     return 0;
+}
+
+
+static int
+cg_request_model(yajl_val root, cg_error_t *err, const char **model)
+{
+    yajl_val  v = cg_json_get(root, "model");
+
+    *model = YAJL_IS_STRING(v) ? v->u.string : NULL;
+
+    return cg_request_check_model(cg_request_type(v), *model, err);
 }
 
 
@@ -263,31 +405,48 @@ cg_request_split_model(cg_chat_request_t *req, const char *model,
 }
 
 
+/* Checks the messages member itself; count is its length as an array. */
 static int
-cg_request_messages(yajl_val root, cg_error_t *err)
+cg_request_check_messages(cg_json_type_t type, size_t count, cg_error_t *err)
 {
-    yajl_val  v = cg_json_get(root, "messages");
-    size_t    i;
-
-    if (v == NULL) {
+    if (type == CG_JSON_ABSENT) {
         cg_bad_request(err, "messages", "missing messages");
         return -1;
     }
 
-    if (!YAJL_IS_ARRAY(v) || v->u.array.len == 0) {
+    if (type != CG_JSON_ARRAY || count == 0) {
         cg_bad_request(err, "messages", "invalid messages: expected a "
                        "non-empty array");
         return -1;
     }
 
-    if (v->u.array.len > CG_MESSAGES_MAX) {
+    if (count > CG_MESSAGES_MAX) {
         cg_bad_request(err, "messages", "invalid messages: %zu entries, at "
-                       "most %d allowed", v->u.array.len, CG_MESSAGES_MAX);
+                       "most %d allowed", count, CG_MESSAGES_MAX);
         return -1;
     }
 
-    for (i = 0; i < v->u.array.len; i++) {
-        if (cg_request_message(v->u.array.values[i], i, err) != 0) {
+    return 0;
+}
+
+
+static int
+cg_request_messages(yajl_val root, cg_error_t *err)
+{
+    yajl_val              v = cg_json_get(root, "messages");
+    cg_request_message_t  m;
+    size_t                i, count;
+
+    count = YAJL_IS_ARRAY(v) ? v->u.array.len : 0;
+
+    if (cg_request_check_messages(cg_request_type(v), count, err) != 0) {
+        return -1;
+    }
+
+    for (i = 0; i < count; i++) {
+        cg_request_message(v->u.array.values[i], &m);
+
+        if (cg_request_check_message(&m, i, err) != 0) {
             return -1;
         }
     }
@@ -296,35 +455,33 @@ cg_request_messages(yajl_val root, cg_error_t *err)
 }
 
 
-static int
-cg_request_message(yajl_val msg, size_t i, cg_error_t *err)
+/* Reads the facts of the message msg from a tree. */
+static void
+cg_request_message(yajl_val msg, cg_request_message_t *m)
 {
-    static const char  *roles[] = {
-        "system", "developer", "user", "assistant", "tool"
-    };
-
+    yajl_val     content, calls;
     const char  *role;
-    size_t       r;
+    size_t       p;
 
-    if (!YAJL_IS_OBJECT(msg)) {
-        cg_bad_request(err, NULL, "invalid messages[%zu]: expected an object",
-                       i);
-        cg_error_param(err, "messages[%zu]", i);
-        return -1;
-    }
+    m->is_object = YAJL_IS_OBJECT(msg);
 
     role = cg_json_get_string(msg, "role");
+    m->role = role != NULL ? cg_request_role(role, strlen(role)) : -1;
 
-    for (r = 0; role != NULL && r < sizeof(roles) / sizeof(roles[0]); r++) {
-        if (strcmp(role, roles[r]) == 0) {
-            return cg_request_content(msg, i, role, err);
+    content = cg_json_get(msg, "content");
+    m->content = cg_request_type(content);
+
+    calls = cg_json_get(msg, "tool_calls");
+    m->tool_calls = YAJL_IS_ARRAY(calls) && calls->u.array.len > 0;
+
+    m->bad_part = CG_REQUEST_NO_PART;
+
+    for (p = 0; YAJL_IS_ARRAY(content) && p < content->u.array.len; p++) {
+        if (cg_json_get_string(content->u.array.values[p], "type") == NULL) {
+            m->bad_part = p;
+            break;
         }
     }
-
-    cg_bad_request(err, NULL, "invalid messages[%zu].role: expected one of "
-                   "system, developer, user, assistant, tool", i);
-    cg_error_param(err, "messages[%zu].role", i);
-    return -1;
 }
 
 
@@ -333,22 +490,29 @@ cg_request_message(yajl_val msg, size_t i, cg_error_t *err)
  * null (or absent) for an assistant message that carries tool_calls.
  */
 static int
-cg_request_content(yajl_val msg, size_t i, const char *role, cg_error_t *err)
+cg_request_check_message(const cg_request_message_t *m, size_t i,
+    cg_error_t *err)
 {
-    yajl_val  content = cg_json_get(msg, "content");
-    yajl_val  calls, part;
-    size_t    p;
+    if (!m->is_object) {
+        cg_bad_request(err, NULL, "invalid messages[%zu]: expected an object",
+                       i);
+        cg_error_param(err, "messages[%zu]", i);
+        return -1;
+    }
 
-    if (YAJL_IS_STRING(content)) {
+    if (m->role < 0) {
+        cg_bad_request(err, NULL, "invalid messages[%zu].role: expected one "
+                       "of system, developer, user, assistant, tool", i);
+        cg_error_param(err, "messages[%zu].role", i);
+        return -1;
+    }
+
+    if (m->content == CG_JSON_STRING) {
         return 0;
     }
 
-    if (content == NULL || YAJL_IS_NULL(content)) {
-        calls = cg_json_get(msg, "tool_calls");
-
-        if (strcmp(role, "assistant") == 0 && YAJL_IS_ARRAY(calls)
-            && calls->u.array.len > 0)
-        {
+    if (m->content == CG_JSON_ABSENT || m->content == CG_JSON_NULL) {
+        if (m->role == CG_REQUEST_ROLE_ASSISTANT && m->tool_calls) {
             return 0;
         }
 
@@ -359,24 +523,60 @@ cg_request_content(yajl_val msg, size_t i, const char *role, cg_error_t *err)
         return -1;
     }
 
-    if (!YAJL_IS_ARRAY(content)) {
+    if (m->content != CG_JSON_ARRAY) {
         cg_bad_request(err, NULL, "invalid messages[%zu].content: expected a "
                        "string, an array of parts or null", i);
         cg_error_param(err, "messages[%zu].content", i);
         return -1;
     }
 
-    for (p = 0; p < content->u.array.len; p++) {
-        part = content->u.array.values[p];
+    if (m->bad_part != CG_REQUEST_NO_PART) {
+        cg_bad_request(err, NULL, "invalid messages[%zu].content[%zu]: "
+                       "expected an object with a string \"type\"", i,
+                       m->bad_part);
+        cg_error_param(err, "messages[%zu].content[%zu]", i, m->bad_part);
+        return -1;
+    }
 
-        if (cg_json_get_string(part, "type") == NULL) {
-            cg_bad_request(err, NULL, "invalid messages[%zu].content[%zu]: "
-                           "expected an object with a string \"type\"", i, p);
-            cg_error_param(err, "messages[%zu].content[%zu]", i, p);
-            return -1;
+    return 0;
+}
+
+
+/* Returns the index of role (len bytes) in cg_request_roles, or -1. */
+static int
+cg_request_role(const char *role, size_t len)
+{
+    size_t  r;
+
+    for (r = 0; r < sizeof(cg_request_roles) / sizeof(cg_request_roles[0]);
+         r++)
+    {
+        if (strlen(cg_request_roles[r]) == len
+            && memcmp(cg_request_roles[r], role, len) == 0)
+        {
+            return (int) r;
         }
     }
 
+    return -1;
+}
+
+
+static int
+cg_request_check_stream(cg_json_type_t type, int *stream, cg_error_t *err)
+{
+    *stream = 0;
+
+    if (type == CG_JSON_ABSENT || type == CG_JSON_NULL) {
+        return 0;
+    }
+
+    if (type != CG_JSON_TRUE && type != CG_JSON_FALSE) {
+        cg_bad_request(err, "stream", "invalid stream: expected a boolean");
+        return -1;
+    }
+
+    *stream = type == CG_JSON_TRUE;
     return 0;
 }
 
@@ -384,21 +584,250 @@ cg_request_content(yajl_val msg, size_t i, const char *role, cg_error_t *err)
 static int
 cg_request_stream(yajl_val root, int *stream, cg_error_t *err)
 {
-    yajl_val  v = cg_json_get(root, "stream");
+    return cg_request_check_stream(cg_request_type(cg_json_get(root, "stream")),
+                                   stream, err);
+}
 
-    *stream = 0;
 
-    if (v == NULL || YAJL_IS_NULL(v)) {
-        return 0;
+/* Returns the type of a tree value, CG_JSON_ABSENT for NULL. */
+static cg_json_type_t
+cg_request_type(yajl_val v)
+{
+    if (v == NULL) {
+        return CG_JSON_ABSENT;
     }
 
-    if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
-        cg_bad_request(err, "stream", "invalid stream: expected a boolean");
+    switch (v->type) {
+    case yajl_t_string:
+        return CG_JSON_STRING;
+    case yajl_t_number:
+        return CG_JSON_NUMBER;
+    case yajl_t_object:
+        return CG_JSON_OBJECT;
+    case yajl_t_array:
+        return CG_JSON_ARRAY;
+    case yajl_t_true:
+        return CG_JSON_TRUE;
+    case yajl_t_false:
+        return CG_JSON_FALSE;
+    default:
+        return CG_JSON_NULL;
+    }
+}
+
+
+/*
+ * Reads a chat body once without a tree: runs the checks of
+ * cg_request_root() and fills picks and the message facts in rd. Returns
+ * 0, or -1 with err set to the 400 that cg_request_root() would give.
+ * The caller frees picks with cg_json_pick_free() after a success.
+ */
+static int
+cg_request_read(const char *body, size_t len, cg_json_pick_t *picks,
+    cg_request_reader_t *rd, cg_error_t *err)
+{
+    static const struct {
+        const char               *pointer;
+        unsigned                  flags;
+        cg_json_pick_handler_pt   handler;
+    } fields[CG_REQUEST_PICK_N] = {
+        [CG_REQUEST_PICK_ROOT]       = { "", 0, NULL },
+        [CG_REQUEST_PICK_MODEL]      = { "/model", CG_JSON_PICK_COPY, NULL },
+        [CG_REQUEST_PICK_MESSAGES]   = { "/messages", 0, NULL },
+        [CG_REQUEST_PICK_STREAM]     = { "/stream", 0, NULL },
+        [CG_REQUEST_PICK_MESSAGE]    = { "/messages/*", 0,
+                                         cg_request_on_message },
+        [CG_REQUEST_PICK_ROLE]       = { "/messages/*/role", 0,
+                                         cg_request_on_role },
+        [CG_REQUEST_PICK_CONTENT]    = { "/messages/*/content", 0,
+                                         cg_request_on_content },
+        [CG_REQUEST_PICK_PART]       = { "/messages/*/content/*", 0,
+                                         cg_request_on_part },
+        [CG_REQUEST_PICK_PART_TYPE]  = { "/messages/*/content/*/type", 0,
+                                         cg_request_on_part_type },
+        [CG_REQUEST_PICK_TOOL_CALLS] = { "/messages/*/tool_calls", 0,
+                                         cg_request_on_tool_calls },
+        [CG_REQUEST_PICK_TOOL_CALL]  = { "/messages/*/tool_calls/0", 0,
+                                         cg_request_on_tool_call },
+    };
+
+    cg_json_repeated_t  repeated;
+    char                cause[256];
+    size_t              i;
+
+    memset(picks, 0, CG_REQUEST_PICK_N * sizeof(cg_json_pick_t));
+    memset(rd, 0, offsetof(cg_request_reader_t, error));
+
+    for (i = 0; i < CG_REQUEST_PICK_N; i++) {
+        picks[i].pointer = fields[i].pointer;
+        picks[i].flags = fields[i].flags;
+        picks[i].handler = fields[i].handler;
+        picks[i].data = rd;
+    }
+
+    /* The order of the causes is that of cg_json_parse_request(). */
+    if (cg_json_pick(body, len, picks, CG_REQUEST_PICK_N, &repeated, cause,
+                     sizeof(cause)) != 0
+        || cg_json_check_nul(body, len, cause, sizeof(cause)) != 0
+        || (repeated.found
+            && (cg_json_repeated_error(cause, sizeof(cause), repeated.name),
+                1)))
+    {
+        cg_json_pick_free(picks, CG_REQUEST_PICK_N);
+        cg_bad_request(err, NULL, "invalid JSON: %s", cause);
         return -1;
     }
 
-    *stream = YAJL_IS_TRUE(v);
+    if (picks[CG_REQUEST_PICK_ROOT].type != CG_JSON_OBJECT) {
+        cg_json_pick_free(picks, CG_REQUEST_PICK_N);
+        cg_bad_request(err, NULL, "invalid request body: expected a JSON "
+                       "object");
+        return -1;
+    }
+
+    cg_request_end_message(rd);
+
     return 0;
+}
+
+
+/* Checks the message read last and starts the one that begins here. */
+static void
+cg_request_on_message(void *data, const cg_json_pick_t *pick, const char *s,
+    size_t len)
+{
+    cg_request_reader_t  *rd = data;
+
+    (void) s;
+    (void) len;
+
+    cg_request_end_message(rd);
+
+    rd->message.is_object = pick->type == CG_JSON_OBJECT;
+    rd->message.role = -1;
+    rd->message.content = CG_JSON_ABSENT;
+    rd->message.tool_calls = 0;
+    rd->message.bad_part = CG_REQUEST_NO_PART;
+    rd->tool_calls_array = 0;
+    rd->parts = 0;
+    rd->part_typed = 0;
+    rd->messages++;
+}
+
+
+static void
+cg_request_on_role(void *data, const cg_json_pick_t *pick, const char *s,
+    size_t len)
+{
+    cg_request_reader_t  *rd = data;
+
+    rd->message.role = pick->type == CG_JSON_STRING ? cg_request_role(s, len)
+                                                    : -1;
+}
+
+
+static void
+cg_request_on_content(void *data, const cg_json_pick_t *pick, const char *s,
+    size_t len)
+{
+    cg_request_reader_t  *rd = data;
+
+    (void) s;
+    (void) len;
+
+    rd->message.content = pick->type;
+}
+
+
+static void
+cg_request_on_part(void *data, const cg_json_pick_t *pick, const char *s,
+    size_t len)
+{
+    cg_request_reader_t  *rd = data;
+
+    (void) pick;
+    (void) s;
+    (void) len;
+
+    cg_request_end_part(rd);
+
+    rd->part_typed = 0;
+    rd->parts++;
+}
+
+
+/* Only an object part has members, so this match implies an object. */
+static void
+cg_request_on_part_type(void *data, const cg_json_pick_t *pick,
+    const char *s, size_t len)
+{
+    cg_request_reader_t  *rd = data;
+
+    (void) s;
+    (void) len;
+
+    rd->part_typed = pick->type == CG_JSON_STRING;
+}
+
+
+static void
+cg_request_on_tool_calls(void *data, const cg_json_pick_t *pick,
+    const char *s, size_t len)
+{
+    cg_request_reader_t  *rd = data;
+
+    (void) s;
+    (void) len;
+
+    rd->tool_calls_array = pick->type == CG_JSON_ARRAY;
+}
+
+
+/* "/0" also names a member "0" of an object, so the type matters. */
+static void
+cg_request_on_tool_call(void *data, const cg_json_pick_t *pick,
+    const char *s, size_t len)
+{
+    cg_request_reader_t  *rd = data;
+
+    (void) pick;
+    (void) s;
+    (void) len;
+
+    rd->message.tool_calls = rd->tool_calls_array;
+}
+
+
+/* Records the part read last when it lacks a string "type". */
+static void
+cg_request_end_part(cg_request_reader_t *rd)
+{
+    if (rd->parts > 0 && !rd->part_typed
+        && rd->message.bad_part == CG_REQUEST_NO_PART)
+    {
+        rd->message.bad_part = rd->parts - 1;
+    }
+}
+
+
+/*
+ * Checks the message read last, if any. Messages are met in order, so the
+ * first one that fails is the one that cg_request_messages() would name.
+ */
+static void
+cg_request_end_message(cg_request_reader_t *rd)
+{
+    if (rd->messages == 0 || rd->failed) {
+        return;
+    }
+
+    cg_request_end_part(rd);
+
+    if (cg_request_check_message(&rd->message, rd->messages - 1, &rd->error)
+        != 0)
+    {
+        rd->failed = 1;
+    }
 }
 
 

@@ -139,7 +139,6 @@ cg_json_parse_request(const char *text, size_t len, unsigned flags,
 {
     yajl_val     root;
     const char  *dup;
-    char         member[64];
 
     root = cg_json_parse(text, len, errbuf, errbuf_size);
     if (root == NULL) {
@@ -147,12 +146,8 @@ cg_json_parse_request(const char *text, size_t len, unsigned flags,
     }
 
     if ((flags & CG_JSON_NO_NUL)
-        && cg_json_find_nul(text, len, member, sizeof(member)))
+        && cg_json_check_nul(text, len, errbuf, errbuf_size) != 0)
     {
-        snprintf(errbuf, errbuf_size, "%s%s%s contains the character U+0000 "
-                 "(\\u0000), which is not allowed in a string",
-                 member[0] ? "member \"" : "a member name",
-                 member, member[0] ? "\"" : "");
         yajl_tree_free(root);
         return NULL;
     }
@@ -160,14 +155,39 @@ cg_json_parse_request(const char *text, size_t len, unsigned flags,
     if (flags & CG_JSON_NO_DUPLICATES) {
         dup = cg_json_duplicate_member(root);
         if (dup != NULL) {
-            snprintf(errbuf, errbuf_size, "member \"%.64s\" appears more "
-                     "than once, send it once", dup);
+            cg_json_repeated_error(errbuf, errbuf_size, dup);
             yajl_tree_free(root);
             return NULL;
         }
     }
 
     return root;
+}
+
+
+int
+cg_json_check_nul(const char *text, size_t len, char *errbuf,
+    size_t errbuf_size)
+{
+    char  member[64];
+
+    if (!cg_json_find_nul(text, len, member, sizeof(member))) {
+        return 0;
+    }
+
+    snprintf(errbuf, errbuf_size, "%s%s%s contains the character U+0000 "
+             "(\\u0000), which is not allowed in a string",
+             member[0] ? "member \"" : "a member name",
+             member, member[0] ? "\"" : "");
+    return -1;
+}
+
+
+void
+cg_json_repeated_error(char *errbuf, size_t errbuf_size, const char *name)
+{
+    snprintf(errbuf, errbuf_size, "member \"%.64s\" appears more than once, "
+             "send it once", name);
 }
 
 

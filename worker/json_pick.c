@@ -47,7 +47,7 @@ typedef struct {
      * Top-level member names, each a size_t length and the bytes, in
      * names_inline until it is full, then in a malloc'ed copy.
      */
-    int              *repeated;
+    cg_json_repeated_t  *repeated;
     char             *names;
     size_t            names_len;
     size_t            names_size;
@@ -108,7 +108,8 @@ static const yajl_callbacks  cg_pick_callbacks = {
 
 int
 cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
-    size_t npicks, int *repeated, char *errbuf, size_t errbuf_size)
+    size_t npicks, cg_json_repeated_t *repeated, char *errbuf,
+    size_t errbuf_size)
 {
     cg_pick_reader_t  r;
     yajl_handle       h;
@@ -140,7 +141,8 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     }
 
     if (repeated != NULL) {
-        *repeated = 0;
+        repeated->found = 0;
+        repeated->name[0] = '\0';
     }
 
     /*
@@ -460,8 +462,8 @@ cg_pick_name_len(const unsigned char *name, size_t len)
 
 
 /*
- * Records a top-level member name and sets *repeated when an earlier one
- * equals it. Returns 0, or -1 when out of memory.
+ * Records a top-level member name, or stores it in r->repeated when an
+ * earlier one equals it. Returns 0, or -1 when out of memory.
  */
 static int
 cg_pick_top_name(cg_pick_reader_t *r, const char *name, size_t len)
@@ -469,7 +471,7 @@ cg_pick_top_name(cg_pick_reader_t *r, const char *name, size_t len)
     const char  *p, *end;
     size_t       n;
 
-    if (*r->repeated) {
+    if (r->repeated->found) {
         return 0;
     }
 
@@ -479,7 +481,11 @@ cg_pick_top_name(cg_pick_reader_t *r, const char *name, size_t len)
         memcpy(&n, p, sizeof(size_t));
 
         if (n == len && memcmp(p + sizeof(size_t), name, len) == 0) {
-            *r->repeated = 1;
+            n = len < sizeof(r->repeated->name) ? len
+                                                : sizeof(r->repeated->name) - 1;
+            memcpy(r->repeated->name, name, n);
+            r->repeated->name[n] = '\0';
+            r->repeated->found = 1;
             return 0;
         }
     }

@@ -82,7 +82,8 @@ cg_openai_body_unchanged(const cg_chat_request_t *req)
         return 0;
     }
 
-    return cg_openai_keys_unique(req->root);
+    /* cg_chat_request_parse() builds no tree after it rejected repeats. */
+    return req->root == NULL || cg_openai_keys_unique(req->root);
 }
 
 
@@ -134,8 +135,9 @@ cg_openai_pass_completion(const cg_chat_request_t *req, const char *body,
     };
     cg_json_pick_t  *content = &picks[CG_OPENAI_PICK_CONTENT];
     cg_json_pick_t  *model = &picks[CG_OPENAI_PICK_MODEL];
+    cg_json_repeated_t  repeated;
     char             cause[256];
-    int              repeated, pass;
+    int              pass;
 
     if (cg_json_pick(body, len, picks, CG_OPENAI_PICK_N, &repeated,
                      cause, sizeof(cause)) != 0)
@@ -145,7 +147,7 @@ cg_openai_pass_completion(const cg_chat_request_t *req, const char *body,
 
     /* strcmp() stops at a U+0000 in the name, as the tree path's does. */
     pass = picks[CG_OPENAI_PICK_ROOT].type == CG_JSON_OBJECT
-           && !repeated
+           && !repeated.found
            && picks[CG_OPENAI_PICK_ID].type != CG_JSON_ABSENT
            && model->type == CG_JSON_STRING
            && strcmp(model->string, req->model_requested) == 0

@@ -48,7 +48,7 @@ test_pick_values(void)
     const char      *text;
     cg_json_pick_t   p[9];
     char             err[256];
-    int              repeated;
+    cg_json_repeated_t  repeated;
 
     text = "{\"id\":\"c-1\",\"n\":42,\"f\":1.5,\"t\":true,\"z\":null,"
            "\"a\":[10,{\"b\":\"x\"},[1,2,3]],\"o\":{\"k\":\"v\",\"k2\":false}}";
@@ -69,7 +69,7 @@ test_pick_values(void)
     is_int(cg_json_pick(text, strlen(text), p, 9, &repeated, err, sizeof(err)),
            0, "pick values accepted");
     is_str(err, "", "pick values no error");
-    is_int(repeated, 0, "pick values no repeated member");
+    is_int(repeated.found, 0, "pick values no repeated member");
 
     is_int(p[0].type, CG_JSON_OBJECT, "pick root object");
     is_int(p[0].count, 7, "pick root member count");
@@ -206,7 +206,7 @@ test_pick_nul(void)
     const char      *text;
     cg_json_pick_t   p[2];
     char             err[256];
-    int              repeated;
+    cg_json_repeated_t  repeated;
 
     text = "{\"s\":\"a\\u0000b\"}";
     is_int(pick_one(text, strlen(text), "/s", CG_JSON_PICK_COPY, p, err,
@@ -223,7 +223,8 @@ test_pick_nul(void)
     is_int(cg_json_pick(text, strlen(text), p, 1, &repeated, err, sizeof(err)),
            0, "nul in name accepted");
     is_str(p[0].string, "m1", "nul in name matches the cut name");
-    is_int(repeated, 1, "nul in name repeats the cut name");
+    is_int(repeated.found, 1, "nul in name repeats the cut name");
+    is_str(repeated.name, "model", "nul in name repeat cut");
     cg_json_pick_free(p, 1);
 
     /* A raw NUL byte is invalid JSON, as for cg_json_parse(). */
@@ -273,7 +274,7 @@ test_pick_repeated(void)
     const char      *text;
     cg_json_pick_t   p[3];
     char             err[256];
-    int              repeated;
+    cg_json_repeated_t  repeated;
 
     text = "{\"u\":{\"a\":1,\"a\":2},\"v\":{\"x\":{\"y\":1},\"x\":{\"y\":2,"
            "\"z\":3}}}";
@@ -286,22 +287,24 @@ test_pick_repeated(void)
     is_int(p[0].integer, 1, "nested repeat first member wins");
     is_int(p[1].integer, 1, "repeated object first wins");
     is_int(p[2].type, CG_JSON_ABSENT, "repeated object second ignored");
-    is_int(repeated, 0, "nested repeats are not top-level repeats");
+    is_int(repeated.found, 0, "nested repeats are not top-level repeats");
 
     text = "{\"a\":1,\"b\":2,\"a\":3}";
     is_int(cg_json_pick(text, strlen(text), p, 1, &repeated, err, sizeof(err)),
            0, "top-level repeat accepted");
-    is_int(repeated, 1, "top-level repeat found");
+    is_int(repeated.found, 1, "top-level repeat found");
+    is_str(repeated.name, "a", "top-level repeat name");
 
     text = "{\"a\":1,\"ab\":2,\"b\":3,\"\":4}";
     is_int(cg_json_pick(text, strlen(text), p, 1, &repeated, err, sizeof(err)),
            0, "top-level distinct accepted");
-    is_int(repeated, 0, "top-level prefixes are distinct");
+    is_int(repeated.found, 0, "top-level prefixes are distinct");
 
     text = "{\"\":1,\"\":2}";
     is_int(cg_json_pick(text, strlen(text), p, 1, &repeated, err, sizeof(err)),
            0, "empty names accepted");
-    is_int(repeated, 1, "empty name repeat found");
+    is_int(repeated.found, 1, "empty name repeat found");
+    is_str(repeated.name, "", "empty name repeat name");
 }
 
 
@@ -381,7 +384,8 @@ test_pick_many_names(void)
     cg_buf_t        text;
     cg_json_pick_t  p;
     char            member[64], err[256];
-    int             repeated, i;
+    cg_json_repeated_t  repeated;
+    int             i;
 
     memset(&text, 0, sizeof(text));
     memset(&p, 0, sizeof(p));
@@ -397,14 +401,15 @@ test_pick_many_names(void)
 
     is_int(cg_json_pick(text.data, text.len, &p, 1, &repeated, err,
                         sizeof(err)), 0, "many names accepted");
-    is_int(repeated, 0, "many names distinct");
+    is_int(repeated.found, 0, "many names distinct");
     is_int(p.integer, 199, "many names last picked");
 
     text.len--;
     cg_buf_append_str(&text, ",\"member_3\":0}");
     is_int(cg_json_pick(text.data, text.len, &p, 1, &repeated, err,
                         sizeof(err)), 0, "many names repeat accepted");
-    is_int(repeated, 1, "many names repeat found");
+    is_int(repeated.found, 1, "many names repeat found");
+    is_str(repeated.name, "member_3", "many names repeat name");
 
     cg_buf_free(&text);
 }

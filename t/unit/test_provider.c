@@ -8,6 +8,9 @@
 #include "provider.h"
 
 
+static int same_bytes(const char *got, size_t got_len, const char *expected);
+
+
 static int
 parse(const char *body, cg_chat_request_t *req, cg_error_t *err)
 {
@@ -138,6 +141,194 @@ test_request_invalid(void)
     big[len + n] = '\0';
     expect_400("deep nesting", big, NULL);
     free(big);
+}
+
+
+/*
+ * cg_chat_request_parse() reads the body without a tree, and the /chat
+ * form checks the same members on a tree. For bodies without a provider
+ * prefix or form fields, both must give the same result and the same 400.
+ */
+static void
+test_request_same_as_tree(void)
+{
+    static const char  *bodies[] = {
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+        "{\"model\":\"m\",\"stream\":true,\"messages\":[{\"role\":\"system\","
+        "\"content\":\"s\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+        "\"text\":\"a\"},{\"type\":\"image_url\"}]}]}",
+        "{\"messages\":[{\"role\":\"assistant\",\"content\":null,"
+        "\"tool_calls\":[{\"id\":\"c\"}]}],\"model\":\"m\",\"stream\":null}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\","
+        "\"tool_calls\":[1]},{\"role\":\"tool\",\"content\":\"r\"}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"role\":\"bad\","
+        "\"content\":\"x\"}],\"stream\":false}",
+        "/* c */ {\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"x\",\"content\":7}]}",
+
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"bad\",\"role\":\"user\","
+        "\"content\":\"x\"}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":7,\"content\":\"x\"}]}",
+        "{\"model\":\"m\",\"messages\":[{\"content\":\"x\"}]}",
+        "{\"model\":\"m\",\"messages\":[\"hi\"]}",
+        "{\"model\":\"m\",\"messages\":[[{\"role\":\"user\"}]]}",
+        "{\"model\":\"m\",\"messages\":[null]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"},"
+        "{\"role\":\"user\"},{\"role\":\"x\"}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":null}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":null,"
+        "\"tool_calls\":[1]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\","
+        "\"content\":null,\"tool_calls\":[]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\","
+        "\"tool_calls\":{\"0\":1}}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\","
+        "\"tool_calls\":[],\"tool_calls\":[1]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\","
+        "\"tool_calls\":[1],\"tool_calls\":[]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":7}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "{\"*\":{\"type\":\"t\"}}}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "[{\"type\":\"t\"},{\"text\":\"x\"},{\"type\":1}]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "[{\"type\":1,\"type\":\"t\"}]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "[{\"type\":\"t\"},[\"type\"]]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "[{\"type\":\"t\",\"type\":2}]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "[\"t\"]},{\"role\":\"x\"}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\","
+        "\"nested\":{\"content\":7,\"role\":1}}]}",
+        "{\"model\":\"m\",\"messages\":[]}",
+        "{\"model\":\"m\",\"messages\":{\"*\":{\"role\":\"user\"}}}",
+        "{\"model\":\"m\",\"messages\":\"hi\"}",
+        "{\"model\":\"m\"}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+        "{\"model\":7,\"messages\":[]}",
+        "{\"model\":\"\",\"messages\":[]}",
+        "{\"model\":null}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+        "\"stream\":\"yes\"}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+        "\"stream\":1}",
+        "{\"model\":\"m\",\"messages\":[7],\"stream\":\"yes\"}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+        "\"model\":\"m\"}",
+        "{\"model\":\"m\",\"model\\u0000x\":1}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"a\\u0000\"}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"a\\u0000\"}],\"model\":\"m\"}",
+        "[{\"model\":\"m\"}]",
+        "\"text\"",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]",
+        "{\"model\":\"m\" \"messages\":[]}",
+        "",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xc3\"}]}",
+    };
+    cg_chat_request_t  got, want;
+    cg_error_t         got_err, want_err;
+    cg_buf_t           many;
+    char               key_id[64], model[300];
+    size_t             i, n;
+    int                got_rc, want_rc;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]) + 3; i++) {
+        const char  *body = i < sizeof(bodies) / sizeof(bodies[0])
+                            ? bodies[i] : NULL;
+
+        memset(&many, 0, sizeof(many));
+
+        if (body == NULL) {
+            /* Past the maximum message count, the count is the cause. */
+            n = i - sizeof(bodies) / sizeof(bodies[0]);
+            memset(model, 'm', sizeof(model));
+            model[n == 2 ? 257 : 256] = '\0';
+            cg_buf_append_str(&many, "{\"model\":\"");
+            cg_buf_append_str(&many, n == 0 ? "m" : model);
+            cg_buf_append_str(&many, "\",\"messages\":[7");
+            for (n = 0; n < 10000; n++) {
+                cg_buf_append_str(&many, ",{}");
+            }
+            cg_buf_append_str(&many, "]}");
+            body = many.data;
+        }
+
+        memset(&got_err, 0, sizeof(got_err));
+        memset(&want_err, 0, sizeof(want_err));
+
+        got_rc = cg_chat_request_parse(body, strlen(body),
+                                       CG_PROVIDER_OPENROUTER, &got,
+                                       &got_err);
+        want_rc = cg_chat_form_parse(body, strlen(body),
+                                     CG_PROVIDER_OPENROUTER, &want, key_id,
+                                     sizeof(key_id), &want_err);
+
+        is_int(got_rc, want_rc, "request same as tree %zu result", i);
+
+        if (got_rc != 0 || want_rc != 0) {
+            is_int(got_err.status, want_err.status,
+                   "request same as tree %zu status", i);
+            is_str(got_err.message, want_err.message,
+                   "request same as tree %zu message", i);
+            is_str(got_err.param, want_err.param,
+                   "request same as tree %zu param", i);
+            is_str(got_err.param_path, want_err.param_path,
+                   "request same as tree %zu param path", i);
+        } else {
+            is_str(got.model, want.model, "request same as tree %zu model", i);
+            is_int(got.stream, want.stream,
+                   "request same as tree %zu stream", i);
+            is_int(got.provider, want.provider,
+                   "request same as tree %zu provider", i);
+            cg_chat_request_free(&got);
+            cg_chat_request_free(&want);
+        }
+
+        cg_buf_free(&many);
+    }
+}
+
+
+/* Only a body that goes out as it came and is not streamed has no tree. */
+static void
+test_request_tree(void)
+{
+    cg_chat_request_t  req;
+    cg_provider_call_t call;
+    cg_error_t         err;
+    const char        *body;
+
+    body = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\","
+           "\"content\":\"hi\"}]}";
+    is_int(parse(body, &req, &err), 0, "request pass parsed");
+    ok(req.root == NULL, "request pass without tree");
+    is_int(cg_provider_build_call(&req, "http://127.0.0.1:1/v1", "k", &call,
+                                  &err), 0, "request pass call built");
+    ok(same_bytes(call.body, call.body_len, body), "request pass body as sent");
+    cg_provider_call_free(&call);
+    cg_chat_request_free(&req);
+
+    is_int(parse("{\"model\":\"gpt-4o\",\"stream\":true,\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"hi\"}]}", &req, &err), 0,
+           "request stream parsed");
+    ok(req.root != NULL, "request stream has tree");
+    cg_chat_request_free(&req);
+
+    is_int(parse("{\"model\":\"openai/gpt-4o\",\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"hi\"}]}", &req, &err), 0,
+           "request prefix parsed");
+    ok(req.root != NULL, "request prefix has tree");
+    cg_chat_request_free(&req);
+
+    is_int(parse("{\"model\":\"ollama/llama3\",\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"hi\"}]}", &req, &err), 0,
+           "request ollama parsed");
+    ok(req.root != NULL, "request ollama has tree");
+    cg_chat_request_free(&req);
 }
 
 
@@ -874,6 +1065,8 @@ main(void)
 {
     test_request_valid();
     test_request_invalid();
+    test_request_same_as_tree();
+    test_request_tree();
     test_form();
     test_build_openai();
     test_build_openai_pass();
