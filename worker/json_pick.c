@@ -1,4 +1,6 @@
 #include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +63,26 @@ typedef struct {
 #define CG_PICK_ANY  (-2L)
 
 
+/*
+ * Memory for yajl's handle, lexer, buffers and state stack, on the stack
+ * of cg_json_pick(). yajl takes about 5 blocks for a document, among them
+ * a 2 KiB buffer, and malloc() and free() of those cost more instructions
+ * than the rest of a small parse. A block that does not fit goes to malloc().
+ * Each block has its size in a header in front.
+ */
+#define CG_PICK_ARENA_SIZE  8192
+#define CG_PICK_BLOCK_ALIGN 16
+
+typedef struct {
+    size_t  used;
+    _Alignas(CG_PICK_BLOCK_ALIGN) unsigned char  data[CG_PICK_ARENA_SIZE];
+} cg_pick_arena_t;
+
+
+static void *cg_pick_malloc(void *ctx, size_t size);
+static void *cg_pick_realloc(void *ctx, void *ptr, size_t size);
+static void cg_pick_free(void *ctx, void *ptr);
+static int cg_pick_in_arena(const cg_pick_arena_t *arena, const void *ptr);
 static int cg_pick_parse_pointer(const char *pointer, cg_pick_path_t *path);
 static cg_pick_where_t cg_pick_where(cg_pick_reader_t *r, cg_pick_path_t *p,
     size_t level);
@@ -112,6 +134,8 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     size_t errbuf_size)
 {
     cg_pick_reader_t  r;
+    cg_pick_arena_t   arena;
+    yajl_alloc_funcs  funcs;
     yajl_handle       h;
     yajl_status       status;
     size_t            i;
@@ -166,7 +190,13 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     r.names_size = sizeof(r.names_inline);
     r.nomem = 0;
 
-    h = yajl_alloc(&cg_pick_callbacks, NULL, &r);
+    arena.used = 0;
+    funcs.malloc = cg_pick_malloc;
+    funcs.realloc = cg_pick_realloc;
+    funcs.free = cg_pick_free;
+    funcs.ctx = &arena;
+
+    h = yajl_alloc(&cg_pick_callbacks, &funcs, &r);
     if (h == NULL) {
         snprintf(errbuf, errbuf_size, "out of memory");
         return -1;
@@ -214,6 +244,78 @@ cg_json_pick_free(cg_json_pick_t *picks, size_t npicks)
     for (i = 0; i < npicks; i++) {
         free(picks[i].string);
         picks[i].string = NULL;
+    }
+}
+
+
+static void *
+cg_pick_malloc(void *ctx, size_t size)
+{
+    cg_pick_arena_t  *arena = ctx;
+    unsigned char    *block;
+    size_t            need;
+
+    if (size > CG_PICK_ARENA_SIZE) {
+        return malloc(size);
+    }
+
+    need = CG_PICK_BLOCK_ALIGN
+           + (size + CG_PICK_BLOCK_ALIGN - 1) / CG_PICK_BLOCK_ALIGN
+             * CG_PICK_BLOCK_ALIGN;
+
+    if (need > CG_PICK_ARENA_SIZE - arena->used) {
+        return malloc(size);
+    }
+
+    block = arena->data + arena->used;
+    memcpy(block, &size, sizeof(size));
+    arena->used += need;
+
+    return block + CG_PICK_BLOCK_ALIGN;
+}
+
+
+static int
+cg_pick_in_arena(const cg_pick_arena_t *arena, const void *ptr)
+{
+    uintptr_t  p = (uintptr_t) ptr, start = (uintptr_t) arena->data;
+
+    return p >= start && p < start + CG_PICK_ARENA_SIZE;
+}
+
+
+static void *
+cg_pick_realloc(void *ctx, void *ptr, size_t size)
+{
+    cg_pick_arena_t  *arena = ctx;
+    void             *copy;
+    size_t            old;
+
+    if (ptr == NULL) {
+        return cg_pick_malloc(ctx, size);
+    }
+
+    if (!cg_pick_in_arena(arena, ptr)) {
+        return realloc(ptr, size);
+    }
+
+    memcpy(&old, (unsigned char *) ptr - CG_PICK_BLOCK_ALIGN, sizeof(old));
+
+    copy = cg_pick_malloc(ctx, size);
+    if (copy != NULL) {
+        memcpy(copy, ptr, old < size ? old : size);
+    }
+
+    return copy;
+}
+
+
+/* A block in the arena is released with the whole arena. */
+static void
+cg_pick_free(void *ctx, void *ptr)
+{
+    if (!cg_pick_in_arena(ctx, ptr)) {
+        free(ptr);
     }
 }
 

@@ -199,6 +199,39 @@ test_pick_escapes(void)
 }
 
 
+/* A long escaped string outgrows the reader's stack memory for yajl. */
+static void
+test_pick_long_string(void)
+{
+    cg_buf_t        text;
+    cg_json_pick_t  p;
+    char            err[256];
+    size_t          i, n = 20000;
+    int             same = 1;
+
+    memset(&text, 0, sizeof(text));
+    cg_buf_append_str(&text, "{\"s\":\"");
+    for (i = 0; i < n; i++) {
+        cg_buf_append_str(&text, i % 2 ? "\\n" : "\\u00e9");
+    }
+    cg_buf_append_str(&text, "\"}");
+
+    is_int(pick_one(text.data, text.len, "/s", CG_JSON_PICK_COPY, &p, err,
+                    sizeof(err)), 0, "long string accepted");
+    is_int(p.len, n / 2 * 3, "long string length");
+
+    for (i = 0; p.string != NULL && i + 3 <= p.len; i += 3) {
+        if (memcmp(p.string + i, "\xc3\xa9\n", 3) != 0) {
+            same = 0;
+        }
+    }
+    ok(p.string != NULL && same, "long string decoded");
+
+    cg_json_pick_free(&p, 1);
+    cg_buf_free(&text);
+}
+
+
 /* U+0000 from \u0000: kept in a copy, but it ends a member name. */
 static void
 test_pick_nul(void)
@@ -555,6 +588,7 @@ main(void)
     test_pick_values();
     test_pick_pointers();
     test_pick_escapes();
+    test_pick_long_string();
     test_pick_nul();
     test_pick_utf8();
     test_pick_repeated();
