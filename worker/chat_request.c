@@ -651,7 +651,7 @@ cg_request_read(const char *body, size_t len, cg_json_pick_t *picks,
                                          cg_request_on_tool_call },
     };
 
-    cg_json_repeated_t  repeated;
+    cg_json_findings_t  findings;
     char                cause[256];
     size_t              i;
 
@@ -665,13 +665,18 @@ cg_request_read(const char *body, size_t len, cg_json_pick_t *picks,
         picks[i].data = rd;
     }
 
-    /* The order of the causes is that of cg_json_parse_request(). */
-    if (cg_json_pick(body, len, picks, CG_REQUEST_PICK_N, &repeated, cause,
+    /*
+     * The order of the causes is that of cg_json_parse_request(). A U+0000
+     * in a string comes from the escape \u0000 that cg_json_check_nul()
+     * looks for, so its scan runs only to name the member.
+     */
+    if (cg_json_pick(body, len, picks, CG_REQUEST_PICK_N, &findings, cause,
                      sizeof(cause)) != 0
-        || cg_json_check_nul(body, len, cause, sizeof(cause)) != 0
-        || (repeated.found
-            && (cg_json_repeated_error(cause, sizeof(cause), repeated.name),
-                1)))
+        || (findings.nul
+            && cg_json_check_nul(body, len, cause, sizeof(cause)) != 0)
+        || (findings.repeated
+            && (cg_json_repeated_error(cause, sizeof(cause),
+                                       findings.repeated_name), 1)))
     {
         cg_json_pick_free(picks, CG_REQUEST_PICK_N);
         cg_bad_request(err, NULL, "invalid JSON: %s", cause);

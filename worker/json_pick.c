@@ -49,7 +49,7 @@ typedef struct {
      * Top-level member names, each a size_t length and the bytes, in
      * names_inline until it is full, then in a malloc'ed copy.
      */
-    cg_json_repeated_t  *repeated;
+    cg_json_findings_t  *findings;
     char             *names;
     size_t            names_len;
     size_t            names_size;
@@ -130,7 +130,7 @@ static const yajl_callbacks  cg_pick_callbacks = {
 
 int
 cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
-    size_t npicks, cg_json_repeated_t *repeated, char *errbuf,
+    size_t npicks, cg_json_findings_t *findings, char *errbuf,
     size_t errbuf_size)
 {
     cg_pick_reader_t  r;
@@ -164,9 +164,10 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
         }
     }
 
-    if (repeated != NULL) {
-        repeated->found = 0;
-        repeated->name[0] = '\0';
+    if (findings != NULL) {
+        findings->repeated = 0;
+        findings->repeated_name[0] = '\0';
+        findings->nul = 0;
     }
 
     /*
@@ -184,7 +185,7 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     r.picks = picks;
     r.npicks = npicks;
     r.depth = 0;
-    r.repeated = repeated;
+    r.findings = findings;
     r.names = r.names_inline;
     r.names_len = 0;
     r.names_size = sizeof(r.names_inline);
@@ -564,7 +565,7 @@ cg_pick_name_len(const unsigned char *name, size_t len)
 
 
 /*
- * Records a top-level member name, or stores it in r->repeated when an
+ * Records a top-level member name, or stores it in r->findings when an
  * earlier one equals it. Returns 0, or -1 when out of memory.
  */
 static int
@@ -573,7 +574,7 @@ cg_pick_top_name(cg_pick_reader_t *r, const char *name, size_t len)
     const char  *p, *end;
     size_t       n;
 
-    if (r->repeated->found) {
+    if (r->findings->repeated) {
         return 0;
     }
 
@@ -583,11 +584,11 @@ cg_pick_top_name(cg_pick_reader_t *r, const char *name, size_t len)
         memcpy(&n, p, sizeof(size_t));
 
         if (n == len && memcmp(p + sizeof(size_t), name, len) == 0) {
-            n = len < sizeof(r->repeated->name) ? len
-                                                : sizeof(r->repeated->name) - 1;
-            memcpy(r->repeated->name, name, n);
-            r->repeated->name[n] = '\0';
-            r->repeated->found = 1;
+            n = len < sizeof(r->findings->repeated_name)
+                ? len : sizeof(r->findings->repeated_name) - 1;
+            memcpy(r->findings->repeated_name, name, n);
+            r->findings->repeated_name[n] = '\0';
+            r->findings->repeated = 1;
             return 0;
         }
     }
@@ -681,6 +682,12 @@ cg_pick_number(void *ctx, const char *s, size_t len)
 static int
 cg_pick_string(void *ctx, const unsigned char *s, size_t len)
 {
+    cg_pick_reader_t  *r = ctx;
+
+    if (r->findings != NULL && memchr(s, '\0', len) != NULL) {
+        r->findings->nul = 1;
+    }
+
     return cg_pick_value(ctx, CG_JSON_STRING, (const char *) s, len);
 }
 
@@ -713,6 +720,10 @@ cg_pick_map_key(void *ctx, const unsigned char *key, size_t len)
 
     n = cg_pick_name_len(key, len);
 
+    if (n < len && r->findings != NULL) {
+        r->findings->nul = 1;
+    }
+
     for (i = 0; i < r->npicks; i++) {
         p = &r->paths[i];
 
@@ -729,7 +740,7 @@ cg_pick_map_key(void *ctx, const unsigned char *key, size_t len)
         }
     }
 
-    if (level == 1 && r->repeated != NULL
+    if (level == 1 && r->findings != NULL
         && cg_pick_top_name(r, (const char *) key, n) != 0)
     {
         r->nomem = 1;

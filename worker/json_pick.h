@@ -69,19 +69,23 @@ struct cg_json_pick_s {
     int              is_integer; /* 1 where YAJL_IS_INTEGER() holds in a tree */
 };
 
-/* The first top-level member name that repeats an earlier one. */
+/*
+ * What cg_json_pick() finds about the whole document, for the checks of
+ * cg_json_parse_request().
+ */
 typedef struct {
-    int   found;
-    char  name[65];    /* cut to 64 bytes, as cg_json_repeated_error() */
-} cg_json_repeated_t;
+    int   repeated;           /* a top-level member name appears twice */
+    char  repeated_name[65];  /* the first such name, cut to 64 bytes */
+    int   nul;                /* a string or member name contains U+0000 */
+} cg_json_findings_t;
 
 /*
  * Reads len bytes of JSON (no NUL needed) and fills each of the npicks
  * entries of picks. Strings must be valid UTF-8, and comments are allowed,
  * as in yajl_tree_parse(). A copied string is NUL-terminated and may
  * contain U+0000 from a \u0000 escape, so len counts every byte. With
- * repeated not NULL, it receives the first top-level member name that
- * repeats, up to its first U+0000.
+ * findings not NULL, it receives whether a string contains U+0000 and the
+ * first top-level member name that repeats, up to its first U+0000.
  *
  * Returns 0, or -1 with a one-line cause in errbuf and no copies left to
  * free. A syntax error, a NUL byte or nesting deeper than CG_JSON_MAX_DEPTH
@@ -89,7 +93,7 @@ typedef struct {
  * successful call with cg_json_pick_free().
  */
 int cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
-    size_t npicks, cg_json_repeated_t *repeated, char *errbuf,
+    size_t npicks, cg_json_findings_t *findings, char *errbuf,
     size_t errbuf_size);
 
 /* Frees the string copies of picks and sets them to NULL. */

@@ -135,11 +135,11 @@ cg_openai_pass_completion(const cg_chat_request_t *req, const char *body,
     };
     cg_json_pick_t  *content = &picks[CG_OPENAI_PICK_CONTENT];
     cg_json_pick_t  *model = &picks[CG_OPENAI_PICK_MODEL];
-    cg_json_repeated_t  repeated;
+    cg_json_findings_t  findings;
     char             cause[256];
     int              pass;
 
-    if (cg_json_pick(body, len, picks, CG_OPENAI_PICK_N, &repeated,
+    if (cg_json_pick(body, len, picks, CG_OPENAI_PICK_N, &findings,
                      cause, sizeof(cause)) != 0)
     {
         return 0;
@@ -147,7 +147,7 @@ cg_openai_pass_completion(const cg_chat_request_t *req, const char *body,
 
     /* strcmp() stops at a U+0000 in the name, as the tree path's does. */
     pass = picks[CG_OPENAI_PICK_ROOT].type == CG_JSON_OBJECT
-           && !repeated.found
+           && !findings.repeated
            && picks[CG_OPENAI_PICK_ID].type != CG_JSON_ABSENT
            && model->type == CG_JSON_STRING
            && strcmp(model->string, req->model_requested) == 0

@@ -48,7 +48,7 @@ test_pick_values(void)
     const char      *text;
     cg_json_pick_t   p[9];
     char             err[256];
-    cg_json_repeated_t  repeated;
+    cg_json_findings_t  findings;
 
     text = "{\"id\":\"c-1\",\"n\":42,\"f\":1.5,\"t\":true,\"z\":null,"
            "\"a\":[10,{\"b\":\"x\"},[1,2,3]],\"o\":{\"k\":\"v\",\"k2\":false}}";
@@ -66,10 +66,10 @@ test_pick_values(void)
     p[7].pointer = "/a/2";
     p[8].pointer = "/missing/x";
 
-    is_int(cg_json_pick(text, strlen(text), p, 9, &repeated, err, sizeof(err)),
+    is_int(cg_json_pick(text, strlen(text), p, 9, &findings, err, sizeof(err)),
            0, "pick values accepted");
     is_str(err, "", "pick values no error");
-    is_int(repeated.found, 0, "pick values no repeated member");
+    is_int(findings.repeated, 0, "pick values no repeated member");
 
     is_int(p[0].type, CG_JSON_OBJECT, "pick root object");
     is_int(p[0].count, 7, "pick root member count");
@@ -239,7 +239,7 @@ test_pick_nul(void)
     const char      *text;
     cg_json_pick_t   p[2];
     char             err[256];
-    cg_json_repeated_t  repeated;
+    cg_json_findings_t  findings;
 
     text = "{\"s\":\"a\\u0000b\"}";
     is_int(pick_one(text, strlen(text), "/s", CG_JSON_PICK_COPY, p, err,
@@ -253,12 +253,25 @@ test_pick_nul(void)
     memset(p, 0, sizeof(p));
     p[0].pointer = "/model";
     p[0].flags = CG_JSON_PICK_COPY;
-    is_int(cg_json_pick(text, strlen(text), p, 1, &repeated, err, sizeof(err)),
+    is_int(cg_json_pick(text, strlen(text), p, 1, &findings, err, sizeof(err)),
            0, "nul in name accepted");
     is_str(p[0].string, "m1", "nul in name matches the cut name");
-    is_int(repeated.found, 1, "nul in name repeats the cut name");
-    is_str(repeated.name, "model", "nul in name repeat cut");
+    is_int(findings.repeated, 1, "nul in name repeats the cut name");
+    is_str(findings.repeated_name, "model", "nul in name repeat cut");
+    is_int(findings.nul, 1, "nul in name found");
     cg_json_pick_free(p, 1);
+
+    /* Deep in the document, and in a value nobody picks. */
+    text = "{\"a\":[{\"b\":\"x\\u0000\"}]}";
+    is_int(cg_json_pick(text, strlen(text), p, 0, &findings, err, sizeof(err)),
+           0, "nul in value accepted");
+    is_int(findings.nul, 1, "nul in value found");
+
+    /* An escaped backslash before "u0000" is no U+0000. */
+    text = "{\"a\":\"\\\\u0000\"}";
+    is_int(cg_json_pick(text, strlen(text), p, 0, &findings, err, sizeof(err)),
+           0, "escaped backslash accepted");
+    is_int(findings.nul, 0, "escaped backslash no nul");
 
     /* A raw NUL byte is invalid JSON, as for cg_json_parse(). */
     is_int(pick_one("{\"s\":\"a\0\"}", 9, "/s", 0, p, err, sizeof(err)), -1,
@@ -307,7 +320,7 @@ test_pick_repeated(void)
     const char      *text;
     cg_json_pick_t   p[3];
     char             err[256];
-    cg_json_repeated_t  repeated;
+    cg_json_findings_t  findings;
 
     text = "{\"u\":{\"a\":1,\"a\":2},\"v\":{\"x\":{\"y\":1},\"x\":{\"y\":2,"
            "\"z\":3}}}";
@@ -315,29 +328,29 @@ test_pick_repeated(void)
     p[0].pointer = "/u/a";
     p[1].pointer = "/v/x/y";
     p[2].pointer = "/v/x/z";
-    is_int(cg_json_pick(text, strlen(text), p, 3, &repeated, err, sizeof(err)),
+    is_int(cg_json_pick(text, strlen(text), p, 3, &findings, err, sizeof(err)),
            0, "nested repeats accepted");
     is_int(p[0].integer, 1, "nested repeat first member wins");
     is_int(p[1].integer, 1, "repeated object first wins");
     is_int(p[2].type, CG_JSON_ABSENT, "repeated object second ignored");
-    is_int(repeated.found, 0, "nested repeats are not top-level repeats");
+    is_int(findings.repeated, 0, "nested repeats are not top-level repeats");
 
     text = "{\"a\":1,\"b\":2,\"a\":3}";
-    is_int(cg_json_pick(text, strlen(text), p, 1, &repeated, err, sizeof(err)),
+    is_int(cg_json_pick(text, strlen(text), p, 1, &findings, err, sizeof(err)),
            0, "top-level repeat accepted");
-    is_int(repeated.found, 1, "top-level repeat found");
-    is_str(repeated.name, "a", "top-level repeat name");
+    is_int(findings.repeated, 1, "top-level repeat found");
+    is_str(findings.repeated_name, "a", "top-level repeat name");
 
     text = "{\"a\":1,\"ab\":2,\"b\":3,\"\":4}";
-    is_int(cg_json_pick(text, strlen(text), p, 1, &repeated, err, sizeof(err)),
+    is_int(cg_json_pick(text, strlen(text), p, 1, &findings, err, sizeof(err)),
            0, "top-level distinct accepted");
-    is_int(repeated.found, 0, "top-level prefixes are distinct");
+    is_int(findings.repeated, 0, "top-level prefixes are distinct");
 
     text = "{\"\":1,\"\":2}";
-    is_int(cg_json_pick(text, strlen(text), p, 1, &repeated, err, sizeof(err)),
+    is_int(cg_json_pick(text, strlen(text), p, 1, &findings, err, sizeof(err)),
            0, "empty names accepted");
-    is_int(repeated.found, 1, "empty name repeat found");
-    is_str(repeated.name, "", "empty name repeat name");
+    is_int(findings.repeated, 1, "empty name repeat found");
+    is_str(findings.repeated_name, "", "empty name repeat name");
 }
 
 
@@ -417,7 +430,7 @@ test_pick_many_names(void)
     cg_buf_t        text;
     cg_json_pick_t  p;
     char            member[64], err[256];
-    cg_json_repeated_t  repeated;
+    cg_json_findings_t  findings;
     int             i;
 
     memset(&text, 0, sizeof(text));
@@ -432,17 +445,17 @@ test_pick_many_names(void)
     }
     cg_buf_append_str(&text, "}");
 
-    is_int(cg_json_pick(text.data, text.len, &p, 1, &repeated, err,
+    is_int(cg_json_pick(text.data, text.len, &p, 1, &findings, err,
                         sizeof(err)), 0, "many names accepted");
-    is_int(repeated.found, 0, "many names distinct");
+    is_int(findings.repeated, 0, "many names distinct");
     is_int(p.integer, 199, "many names last picked");
 
     text.len--;
     cg_buf_append_str(&text, ",\"member_3\":0}");
-    is_int(cg_json_pick(text.data, text.len, &p, 1, &repeated, err,
+    is_int(cg_json_pick(text.data, text.len, &p, 1, &findings, err,
                         sizeof(err)), 0, "many names repeat accepted");
-    is_int(repeated.found, 1, "many names repeat found");
-    is_str(repeated.name, "member_3", "many names repeat name");
+    is_int(findings.repeated, 1, "many names repeat found");
+    is_str(findings.repeated_name, "member_3", "many names repeat name");
 
     cg_buf_free(&text);
 }

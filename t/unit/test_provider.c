@@ -218,6 +218,9 @@ test_request_same_as_tree(void)
         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
         "\"model\":\"m\"}",
         "{\"model\":\"m\",\"model\\u0000x\":1}",
+        "{\"model\":\"m\",\"x\\u0000\":1,\"messages\":[]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"\\\\u0000\"}]}",
         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
         "\"content\":\"a\\u0000\"}]}",
         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
