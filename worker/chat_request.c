@@ -152,8 +152,8 @@ cg_chat_request_parse(const char *body, size_t len,
     if (cg_request_needs_tree(req)) {
         req->root = cg_json_parse(body, len, cause, sizeof(cause));
         if (req->root == NULL) {
-            cg_error_set(err, 500, "server_error", "cannot parse the "
-                         "request body a second time: %s", cause);
+            cg_error_set(err, 500, "server_error", "parsing the checked "
+                         "request body again failed: %s", cause);
             goto done;
         }
     }

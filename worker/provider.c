@@ -18,6 +18,8 @@ static const char  *cg_provider_paths[CG_PROVIDER_COUNT] = {
 };
 
 
+static int cg_provider_write_body(const cg_chat_request_t *req,
+    cg_provider_call_t *call, cg_error_t *err);
 static char *cg_provider_url(const char *base_url, cg_provider_id_t id);
 static struct curl_slist *cg_provider_headers(cg_provider_id_t id,
     const char *api_key);
@@ -55,8 +57,6 @@ cg_provider_build_call(const cg_chat_request_t *req, const char *base_url,
     const char *api_key, cg_provider_call_t *call, cg_error_t *err)
 {
     const char  *name = cg_provider_name(req->provider);
-    yajl_gen     g = NULL;
-    int          rc;
 
     memset(call, 0, sizeof(*call));
 
@@ -90,29 +90,9 @@ cg_provider_build_call(const cg_chat_request_t *req, const char *base_url,
         goto headers;
     }
 
-    g = cg_json_gen_new();
-    if (g == NULL) {
-        goto nomem;
-    }
-
-    switch (req->provider) {
-    case CG_PROVIDER_ANTHROPIC:
-        rc = cg_anthropic_build_body(req, g, err);
-        break;
-    case CG_PROVIDER_OLLAMA:
-        rc = cg_ollama_build_body(req, g, err);
-        break;
-    default:
-        rc = cg_openai_build_body(req, g, err);
-        break;
-    }
-
-    if (rc != 0) {
-        yajl_gen_free(g);
+    if (cg_provider_write_body(req, call, err) != 0) {
         return -1;
     }
-
-    call->body = cg_json_gen_finish(g, &call->body_len);
 
 headers:
 
@@ -131,6 +111,69 @@ nomem:
     cg_error_set(err, 500, "server_error", "out of memory while building "
                  "the call to provider \"%s\"", name);
     return -1;
+}
+
+
+/*
+ * Writes the provider's body for req with yajl_gen into call->body. A
+ * request that cg_chat_request_parse() read without a tree gets one here,
+ * because a stored key can move it to Anthropic or Ollama afterwards.
+ */
+static int
+cg_provider_write_body(const cg_chat_request_t *req, cg_provider_call_t *call,
+    cg_error_t *err)
+{
+    cg_chat_request_t  parsed;
+    yajl_val           tree = NULL;
+    yajl_gen           g;
+    char               cause[256];
+    int                rc;
+
+    if (req->root == NULL) {
+        tree = cg_json_parse(req->body, req->body_len, cause, sizeof(cause));
+        if (tree == NULL) {
+            cg_error_set(err, 500, "server_error", "parsing the checked "
+                         "request body again failed: %s", cause);
+            return -1;
+        }
+
+        parsed = *req;
+        parsed.root = tree;
+        req = &parsed;
+    }
+
+    g = cg_json_gen_new();
+    if (g == NULL) {
+        yajl_tree_free(tree);
+        cg_error_set(err, 500, "server_error", "out of memory while building "
+                     "the call to provider \"%s\"",
+                     cg_provider_name(req->provider));
+        return -1;
+    }
+
+    switch (req->provider) {
+    case CG_PROVIDER_ANTHROPIC:
+        rc = cg_anthropic_build_body(req, g, err);
+        break;
+    case CG_PROVIDER_OLLAMA:
+        rc = cg_ollama_build_body(req, g, err);
+        break;
+    default:
+        rc = cg_openai_build_body(req, g, err);
+        break;
+    }
+
+    yajl_tree_free(tree);
+
+    if (rc != 0) {
+        yajl_gen_free(g);
+        return -1;
+    }
+
+    /* A NULL body is reported as lack of memory by the caller. */
+    call->body = cg_json_gen_finish(g, &call->body_len);
+
+    return 0;
 }
 
 

@@ -34,6 +34,8 @@ typedef struct {
  * model points into a string the request owns; both are freed by
  * cg_chat_request_free(). body points into the caller's buffer, which must
  * outlive the request; it is NULL when root differs from the client's JSON.
+ * cg_chat_request_parse() leaves root NULL for a non-streamed request whose
+ * body can go to an OpenAI-compatible provider as it came.
  */
 typedef struct {
     yajl_val          root;

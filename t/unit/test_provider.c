@@ -335,6 +335,54 @@ test_request_tree(void)
 }
 
 
+/*
+ * A stored key can move a request parsed without a tree to another
+ * provider. Its body must come out as from a request parsed with one.
+ */
+static void
+test_request_tree_later(void)
+{
+    static const cg_provider_id_t  providers[] = {
+        CG_PROVIDER_ANTHROPIC, CG_PROVIDER_OLLAMA
+    };
+    cg_chat_request_t   req, want;
+    cg_provider_call_t  call, want_call;
+    cg_error_t          err;
+    const char         *body;
+    char                key_id[64];
+    size_t              i;
+
+    body = "{\"model\":\"m-1\",\"max_tokens\":5,\"temperature\":0.5,"
+           "\"messages\":[{\"role\":\"system\",\"content\":\"s\"},"
+           "{\"role\":\"user\",\"content\":\"hi\"}]}";
+
+    for (i = 0; i < sizeof(providers) / sizeof(providers[0]); i++) {
+        is_int(parse(body, &req, &err), 0, "tree later %zu parsed", i);
+        ok(req.root == NULL, "tree later %zu without tree", i);
+        req.provider = providers[i];
+
+        is_int(cg_chat_form_parse(body, strlen(body), providers[i], &want,
+                                  key_id, sizeof(key_id), &err), 0,
+               "tree later %zu form parsed", i);
+
+        is_int(cg_provider_build_call(&req, "http://127.0.0.1:1", "k", &call,
+                                      &err), 0, "tree later %zu call built", i);
+        is_int(cg_provider_build_call(&want, "http://127.0.0.1:1", "k",
+                                      &want_call, &err), 0,
+               "tree later %zu form call built", i);
+        ok(call.body != NULL && want_call.body != NULL
+           && same_bytes(call.body, call.body_len, want_call.body),
+           "tree later %zu body as with a tree", i);
+        ok(req.root == NULL, "tree later %zu request left alone", i);
+
+        cg_provider_call_free(&call);
+        cg_provider_call_free(&want_call);
+        cg_chat_request_free(&req);
+        cg_chat_request_free(&want);
+    }
+}
+
+
 static void
 test_form(void)
 {
@@ -1070,6 +1118,7 @@ main(void)
     test_request_invalid();
     test_request_same_as_tree();
     test_request_tree();
+    test_request_tree_later();
     test_form();
     test_build_openai();
     test_build_openai_pass();
