@@ -108,7 +108,7 @@ static void cg_bad_request(cg_error_t *err, const char *param,
 
 /*
  * Reads the body once without a tree for the checks. A tree is built only
- * when cg_request_needs_tree() says that a later step reads one.
+ * when cg_request_needs_tree() returns 1 because a later step reads one.
  */
 int
 cg_chat_request_parse(const char *body, size_t len,
@@ -176,7 +176,7 @@ done:
 
 /*
  * Returns 1 unless the body goes to the provider as it came and nothing
- * else reads the tree: cg_openai_body_unchanged() holds and the response
+ * else reads the tree: cg_openai_body_unchanged() is true and the response
  * is not streamed, because the stream's translator reads stream_options.
  */
 static int

@@ -66,7 +66,7 @@ struct cg_json_pick_s {
     char            *string;     /* with CG_JSON_PICK_COPY: malloc'ed copy */
     size_t           len;        /* bytes of a string value */
     long long        integer;    /* the value of a number when is_integer */
-    int              is_integer; /* 1 where YAJL_IS_INTEGER() holds in a tree */
+    int              is_integer; /* 1 where YAJL_IS_INTEGER() is true in a tree */
 };
 
 /*
