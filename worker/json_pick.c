@@ -98,6 +98,17 @@ static int cg_pick_add_name(cg_pick_reader_t *r, const char *name,
     size_t len);
 static void cg_pick_error(yajl_handle h, char *errbuf, size_t errbuf_size);
 
+static int cg_copy_value(void *ctx, cg_json_type_t type, const char *s,
+    size_t len);
+static int cg_copy_null(void *ctx);
+static int cg_copy_boolean(void *ctx, int value);
+static int cg_copy_number(void *ctx, const char *s, size_t len);
+static int cg_copy_string(void *ctx, const unsigned char *s, size_t len);
+static int cg_copy_start_map(void *ctx);
+static int cg_copy_map_key(void *ctx, const unsigned char *key, size_t len);
+static int cg_copy_start_array(void *ctx);
+static int cg_copy_end(void *ctx);
+
 static int cg_pick_null(void *ctx);
 static int cg_pick_boolean(void *ctx, int value);
 static int cg_pick_number(void *ctx, const char *s, size_t len);
@@ -125,6 +136,34 @@ static const yajl_callbacks  cg_pick_callbacks = {
     cg_pick_end,
     cg_pick_start_array,
     cg_pick_end
+};
+
+
+/* The state of cg_json_gen_members(). */
+typedef struct {
+    yajl_gen     g;
+    const char  *name;
+    const char  *value;
+    size_t       depth;      /* open containers, the document's object first */
+    size_t       skip;       /* open containers of a replaced value */
+    int          replace;    /* the next value is one of name's */
+
+    /* is_object[d]: the container at depth d is an object, not an array */
+    unsigned char  is_object[CG_JSON_MAX_DEPTH];
+} cg_copy_t;
+
+static const yajl_callbacks  cg_copy_callbacks = {
+    cg_copy_null,
+    cg_copy_boolean,
+    NULL,
+    NULL,
+    cg_copy_number,
+    cg_copy_string,
+    cg_copy_start_map,
+    cg_copy_map_key,
+    cg_copy_end,
+    cg_copy_start_array,
+    cg_copy_end
 };
 
 
@@ -234,6 +273,47 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     }
 
     return 0;
+}
+
+
+int
+cg_json_gen_members(yajl_gen g, const char *text, size_t len,
+    const char *name, const char *value)
+{
+    cg_copy_t         copy;
+    cg_pick_arena_t   arena;
+    yajl_alloc_funcs  funcs;
+    yajl_handle       h;
+    yajl_status       status;
+
+    copy.g = g;
+    copy.name = name;
+    copy.value = value;
+    copy.depth = 0;
+    copy.skip = 0;
+    copy.replace = 0;
+
+    arena.used = 0;
+    funcs.malloc = cg_pick_malloc;
+    funcs.realloc = cg_pick_realloc;
+    funcs.free = cg_pick_free;
+    funcs.ctx = &arena;
+
+    h = yajl_alloc(&cg_copy_callbacks, &funcs, &copy);
+    if (h == NULL) {
+        return -1;
+    }
+
+    yajl_config(h, yajl_allow_comments, 1);
+
+    status = yajl_parse(h, (const unsigned char *) text, len);
+    if (status == yajl_status_ok) {
+        status = yajl_complete_parse(h);
+    }
+
+    yajl_free(h);
+
+    return status == yajl_status_ok ? 0 : -1;
 }
 
 
@@ -655,6 +735,164 @@ cg_pick_error(yajl_handle h, char *errbuf, size_t errbuf_size)
     if (errbuf[0] == '\0') {
         snprintf(errbuf, errbuf_size, "parse error");
     }
+}
+
+
+/*
+ * Writes one value, or the replacement of one, unless it is inside a
+ * replaced value or is the document's own object. Returns 1 to go on or
+ * 0 to stop yajl.
+ */
+static int
+cg_copy_value(void *ctx, cg_json_type_t type, const char *s, size_t len)
+{
+    cg_copy_t        *copy = ctx;
+    yajl_gen_status   rc;
+    int               container;
+
+    container = type == CG_JSON_ARRAY || type == CG_JSON_OBJECT;
+
+    if (copy->skip > 0) {
+        copy->skip += container;
+        return 1;
+    }
+
+    if (copy->depth == 0) {
+        copy->is_object[0] = 1;
+        copy->depth = 1;
+        return type == CG_JSON_OBJECT;
+    }
+
+    if (copy->replace) {
+        copy->replace = 0;
+        copy->skip = container;
+
+        return yajl_gen_string(copy->g, (const unsigned char *) copy->value,
+                               strlen(copy->value)) == yajl_gen_status_ok;
+    }
+
+    if (container && copy->depth == CG_JSON_MAX_DEPTH) {
+        return 0;
+    }
+
+    switch (type) {
+    case CG_JSON_NULL:
+        rc = yajl_gen_null(copy->g);
+        break;
+    case CG_JSON_FALSE:
+    case CG_JSON_TRUE:
+        rc = yajl_gen_bool(copy->g, type == CG_JSON_TRUE);
+        break;
+    case CG_JSON_NUMBER:
+        rc = yajl_gen_number(copy->g, s, len);
+        break;
+    case CG_JSON_STRING:
+        rc = yajl_gen_string(copy->g, (const unsigned char *) s,
+                             cg_pick_name_len((const unsigned char *) s, len));
+        break;
+    case CG_JSON_ARRAY:
+        rc = yajl_gen_array_open(copy->g);
+        break;
+    default:
+        rc = yajl_gen_map_open(copy->g);
+        break;
+    }
+
+    if (container) {
+        copy->is_object[copy->depth++] = type == CG_JSON_OBJECT;
+    }
+
+    return rc == yajl_gen_status_ok;
+}
+
+
+static int
+cg_copy_null(void *ctx)
+{
+    return cg_copy_value(ctx, CG_JSON_NULL, NULL, 0);
+}
+
+
+static int
+cg_copy_boolean(void *ctx, int value)
+{
+    return cg_copy_value(ctx, value ? CG_JSON_TRUE : CG_JSON_FALSE, NULL, 0);
+}
+
+
+static int
+cg_copy_number(void *ctx, const char *s, size_t len)
+{
+    return cg_copy_value(ctx, CG_JSON_NUMBER, s, len);
+}
+
+
+static int
+cg_copy_string(void *ctx, const unsigned char *s, size_t len)
+{
+    return cg_copy_value(ctx, CG_JSON_STRING, (const char *) s, len);
+}
+
+
+static int
+cg_copy_start_map(void *ctx)
+{
+    return cg_copy_value(ctx, CG_JSON_OBJECT, NULL, 0);
+}
+
+
+static int
+cg_copy_start_array(void *ctx)
+{
+    return cg_copy_value(ctx, CG_JSON_ARRAY, NULL, 0);
+}
+
+
+/* Names end at a U+0000, as cg_json_gen_str() writes the names of a tree. */
+static int
+cg_copy_map_key(void *ctx, const unsigned char *key, size_t len)
+{
+    cg_copy_t  *copy = ctx;
+    size_t      n;
+
+    if (copy->skip > 0) {
+        return 1;
+    }
+
+    n = cg_pick_name_len(key, len);
+
+    if (copy->depth == 1 && strlen(copy->name) == n
+        && memcmp(copy->name, key, n) == 0)
+    {
+        copy->replace = 1;
+    }
+
+    return yajl_gen_string(copy->g, key, n) == yajl_gen_status_ok;
+}
+
+
+static int
+cg_copy_end(void *ctx)
+{
+    cg_copy_t        *copy = ctx;
+    yajl_gen_status   rc;
+
+    if (copy->skip > 0) {
+        copy->skip--;
+        return 1;
+    }
+
+    copy->depth--;
+
+    /* The caller closes the object that the members go into. */
+    if (copy->depth == 0) {
+        return 1;
+    }
+
+    rc = copy->is_object[copy->depth] ? yajl_gen_map_close(copy->g)
+                                      : yajl_gen_array_close(copy->g);
+
+    return rc == yajl_gen_status_ok;
 }
 
 

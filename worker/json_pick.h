@@ -2,6 +2,7 @@
 #define CG_JSON_PICK_H
 
 #include <stddef.h>
+#include <yajl/yajl_gen.h>
 
 /*
  * A one-pass JSON reader over yajl's callback API. It validates a document
@@ -98,5 +99,16 @@ int cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
 
 /* Frees the string copies of picks and sets them to NULL. */
 void cg_json_pick_free(cg_json_pick_t *picks, size_t npicks);
+
+/*
+ * Writes the members of the JSON object in text to g, which must be inside
+ * an object, without a tree. The value of each top-level member called
+ * name becomes the string value. The output is what cg_json_gen_value()
+ * writes for the same members of a yajl tree: numbers keep their text, and
+ * strings and member names end at a U+0000. Returns 0, or -1 when text is
+ * no valid JSON object or g fails.
+ */
+int cg_json_gen_members(yajl_gen g, const char *text, size_t len,
+    const char *name, const char *value);
 
 #endif

@@ -296,10 +296,10 @@ cg_provider_parse_completion(const cg_chat_request_t *req,
     out->usage.completion_tokens = -1;
     out->usage.total_tokens = -1;
 
-    /* The common case: an OpenAI-compatible response kept as it came. */
+    /* The common case: an OpenAI-compatible response, read without a tree. */
     if (req->provider != CG_PROVIDER_ANTHROPIC
         && req->provider != CG_PROVIDER_OLLAMA
-        && cg_openai_pass_completion(req, body, len, out))
+        && cg_openai_read_completion(req, body, len, completion_id, out))
     {
         return 0;
     }

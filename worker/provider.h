@@ -132,12 +132,13 @@ int cg_ollama_build_body(const cg_chat_request_t *req, yajl_gen g,
 int cg_openai_body_unchanged(const cg_chat_request_t *req);
 
 /*
- * Fills out from an OpenAI-compatible response body that goes out as it
- * came, without a tree. Returns 1, or 0 when cg_openai_parse_completion()
- * must translate the body.
+ * Fills out from an OpenAI-compatible response body without a tree, with
+ * the result of cg_openai_parse_completion(). Returns 1, or 0 when that
+ * function must translate the body from a tree.
  */
-int cg_openai_pass_completion(const cg_chat_request_t *req,
-    const char *body, size_t len, cg_completion_t *out);
+int cg_openai_read_completion(const cg_chat_request_t *req,
+    const char *body, size_t len, const char *completion_id,
+    cg_completion_t *out);
 
 int cg_openai_parse_completion(const cg_chat_request_t *req,
     const char *body, size_t len, yajl_val root,

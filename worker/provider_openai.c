@@ -11,6 +11,8 @@ static int cg_openai_gen_object(yajl_gen g, yajl_val root, const char *model,
     const char *missing_id);
 static int cg_openai_keys_unique(yajl_val obj);
 static char *cg_openai_copy(const char *body, size_t len, size_t *out_len);
+static char *cg_openai_rewrite(const char *body, size_t len,
+    const char *model, const char *missing_id, size_t *out_len);
 static int cg_openai_pick_count(const cg_json_pick_t *pick, long *out);
 
 
@@ -107,17 +109,18 @@ enum {
 
 
 /*
- * Reads a response without building a tree and keeps it byte for byte when
- * cg_openai_parse_completion() would: an object with an "id", "model"
- * equal to the requested name, no repeated top-level member, text or null
- * in choices[0].message.content. Returns 1 with out filled, or 0 when the
- * response needs the tree: a rewrite, an invalid body or lack of memory.
- * Members are matched as cg_json_get() matches them, so both paths read
- * the same values.
+ * Reads a response without building a tree, as cg_openai_parse_completion()
+ * reads it from one: an object with text or null in
+ * choices[0].message.content. The body goes out byte for byte when it has
+ * an "id", "model" equals the requested name and no top-level member
+ * repeats. Otherwise it is written again with that name and an id, as from
+ * the tree. Returns 1 with out filled, or 0 when the tree path must handle
+ * the response: an invalid body or lack of memory. Members are matched as
+ * cg_json_get() matches them, so both paths read the same values.
  */
 int
-cg_openai_pass_completion(const cg_chat_request_t *req, const char *body,
-    size_t len, cg_completion_t *out)
+cg_openai_read_completion(const cg_chat_request_t *req, const char *body,
+    size_t len, const char *completion_id, cg_completion_t *out)
 {
     cg_json_pick_t   picks[CG_OPENAI_PICK_N] = {
         [CG_OPENAI_PICK_ROOT]       = { .pointer = "" },
@@ -137,7 +140,7 @@ cg_openai_pass_completion(const cg_chat_request_t *req, const char *body,
     cg_json_pick_t  *model = &picks[CG_OPENAI_PICK_MODEL];
     cg_json_findings_t  findings;
     char             cause[256];
-    int              pass;
+    int              valid, pass;
 
     if (cg_json_pick(body, len, picks, CG_OPENAI_PICK_N, &findings,
                      cause, sizeof(cause)) != 0)
@@ -145,25 +148,34 @@ cg_openai_pass_completion(const cg_chat_request_t *req, const char *body,
         return 0;
     }
 
-    /* strcmp() stops at a U+0000 in the name, as the tree path's does. */
-    pass = picks[CG_OPENAI_PICK_ROOT].type == CG_JSON_OBJECT
-           && !findings.repeated
-           && picks[CG_OPENAI_PICK_ID].type != CG_JSON_ABSENT
-           && model->type == CG_JSON_STRING
-           && strcmp(model->string, req->model_requested) == 0
-           && picks[CG_OPENAI_PICK_CHOICES].type == CG_JSON_ARRAY
-           && picks[CG_OPENAI_PICK_CHOICE].type == CG_JSON_OBJECT
-           && picks[CG_OPENAI_PICK_MESSAGE].type == CG_JSON_OBJECT
-           && (content->type == CG_JSON_ABSENT
-               || content->type == CG_JSON_NULL
-               || content->type == CG_JSON_STRING);
+    valid = picks[CG_OPENAI_PICK_ROOT].type == CG_JSON_OBJECT
+            && picks[CG_OPENAI_PICK_CHOICES].type == CG_JSON_ARRAY
+            && picks[CG_OPENAI_PICK_CHOICE].type == CG_JSON_OBJECT
+            && picks[CG_OPENAI_PICK_MESSAGE].type == CG_JSON_OBJECT
+            && (content->type == CG_JSON_ABSENT
+                || content->type == CG_JSON_NULL
+                || content->type == CG_JSON_STRING);
 
-    if (!pass) {
+    if (!valid) {
         cg_json_pick_free(picks, CG_OPENAI_PICK_N);
         return 0;
     }
 
-    out->body = cg_openai_copy(body, len, &out->body_len);
+    /* strcmp() stops at a U+0000 in the name, as the tree path's does. */
+    pass = !findings.repeated
+           && picks[CG_OPENAI_PICK_ID].type != CG_JSON_ABSENT
+           && model->type == CG_JSON_STRING
+           && strcmp(model->string, req->model_requested) == 0;
+
+    if (pass) {
+        out->body = cg_openai_copy(body, len, &out->body_len);
+
+    } else {
+        out->body = cg_openai_rewrite(body, len, req->model_requested,
+                        picks[CG_OPENAI_PICK_ID].type == CG_JSON_ABSENT
+                        ? completion_id : NULL,
+                        &out->body_len);
+    }
 
     /* The reply is read as a C string, so it ends at a U+0000 as well. */
     if (content->type == CG_JSON_STRING) {
@@ -346,6 +358,43 @@ cg_openai_keys_unique(yajl_val obj)
     }
 
     return 1;
+}
+
+
+/*
+ * Writes the object in body again, as cg_openai_gen_object() writes it
+ * from a tree: with model in place of each top-level "model" value, and
+ * with "id" first when missing_id is not NULL. Returns the malloc'ed text,
+ * or NULL when out of memory.
+ */
+static char *
+cg_openai_rewrite(const char *body, size_t len, const char *model,
+    const char *missing_id, size_t *out_len)
+{
+    yajl_gen  g;
+    int       bad;
+
+    g = cg_json_gen_new();
+    if (g == NULL) {
+        return NULL;
+    }
+
+    bad = yajl_gen_map_open(g) != yajl_gen_status_ok;
+
+    if (!bad && missing_id != NULL) {
+        bad = cg_json_gen_str(g, "id") || cg_json_gen_str(g, missing_id);
+    }
+
+    bad = bad
+          || cg_json_gen_members(g, body, len, "model", model) != 0
+          || yajl_gen_map_close(g) != yajl_gen_status_ok;
+
+    if (bad) {
+        yajl_gen_free(g);
+        return NULL;
+    }
+
+    return cg_json_gen_finish(g, out_len);
 }
 
 

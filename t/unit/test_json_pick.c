@@ -565,6 +565,72 @@ test_pick_numbers(void)
 }
 
 
+/* Writes members as cg_json_gen_value() writes them from a tree. */
+static void
+test_gen_members(void)
+{
+    static const char  *texts[] = {
+        "{}",
+        "{\"a\":1,\"name\":\"old\",\"b\":[true,false,null,{\"name\":2}]}",
+        "{\"name\":{\"deep\":[1,2]},\"x\":-1.50e+3,\"name\":[]}",
+        "{\"s\":\"\\u00e9\\/\\u0000cut\",\"k\\u0000cut\":0}",
+        "{ \"spaced\" : [ 1 , { } ] } /* comment */",
+    };
+    char         cause[256];
+    const char  *got, *want;
+    size_t       i, m, got_len, want_len;
+    yajl_val     root;
+    yajl_gen     g, tree_g;
+
+    for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        g = cg_json_gen_new();
+        yajl_gen_map_open(g);
+        is_int(cg_json_gen_members(g, texts[i], strlen(texts[i]), "name",
+                                   "new"), 0, "gen members %zu written", i);
+        yajl_gen_map_close(g);
+        yajl_gen_get_buf(g, (const unsigned char **) &got, &got_len);
+
+        /* The same object through a tree, with each "name" replaced. */
+        root = cg_json_parse(texts[i], strlen(texts[i]), cause, sizeof(cause));
+        tree_g = cg_json_gen_new();
+        yajl_gen_map_open(tree_g);
+        for (m = 0; root != NULL && m < root->u.object.len; m++) {
+            cg_json_gen_str(tree_g, root->u.object.keys[m]);
+            if (strcmp(root->u.object.keys[m], "name") == 0) {
+                cg_json_gen_str(tree_g, "new");
+            } else {
+                cg_json_gen_value(tree_g, root->u.object.values[m]);
+            }
+        }
+        yajl_gen_map_close(tree_g);
+        yajl_gen_get_buf(tree_g, (const unsigned char **) &want, &want_len);
+
+        ok(got_len == want_len && memcmp(got, want, got_len) == 0,
+           "gen members %zu as from a tree", i);
+        if (got_len != want_len || memcmp(got, want, got_len) != 0) {
+            printf("#   got %.*s\n#   expected %.*s\n", (int) got_len, got,
+                   (int) want_len, want);
+        }
+
+        yajl_tree_free(root);
+        yajl_gen_free(tree_g);
+        yajl_gen_free(g);
+    }
+
+    g = cg_json_gen_new();
+    yajl_gen_map_open(g);
+    is_int(cg_json_gen_members(g, "[1]", 3, "name", "new"), -1,
+           "gen members array rejected");
+    yajl_gen_free(g);
+
+    g = cg_json_gen_new();
+    yajl_gen_map_open(g);
+    is_int(cg_json_gen_members(g, "{\"a\":", 5, "name", "new"), -1,
+           "gen members cut text rejected");
+    yajl_gen_free(g);
+}
+
+
 /* Accepted and rejected texts, with cg_json_parse()'s message. */
 static void
 test_pick_agrees_with_tree(void)
@@ -611,6 +677,7 @@ main(void)
     test_pick_depth_comment();
     test_pick_numbers();
     test_pick_agrees_with_tree();
+    test_gen_members();
 
     return done();
 }
