@@ -261,7 +261,7 @@ test_pick_nul(void)
     is_int(findings.nul, 1, "nul in name found");
     cg_json_pick_free(p, 1);
 
-    /* Deep in the document, and in a value nobody picks. */
+    /* Deep in the document, and in a value that no pointer names. */
     text = "{\"a\":[{\"b\":\"x\\u0000\"}]}";
     is_int(cg_json_pick(text, strlen(text), p, 0, &findings, err, sizeof(err)),
            0, "nul in value accepted");
@@ -354,7 +354,7 @@ test_pick_repeated(void)
 }
 
 
-/* What a handler sees: each match of a pointer with "*", in order. */
+/* The values a handler receives: each match of a pointer with "*", in order. */
 typedef struct {
     char    seen[256];
     size_t  calls;
