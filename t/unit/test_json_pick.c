@@ -354,7 +354,7 @@ test_pick_repeated(void)
 }
 
 
-/* The values a handler receives: each match of a pointer with "*", in order. */
+/* The values a handler receives: each match of a "*" pointer, in order. */
 typedef struct {
     char    seen[256];
     size_t  calls;
