@@ -75,22 +75,34 @@ cg_buf_free(cg_buf_t *b)
 }
 
 
+int
+cg_json_check_text(const char *text, size_t len, char *errbuf,
+    size_t errbuf_size)
+{
+    errbuf[0] = '\0';
+
+    if (memchr(text, '\0', len) != NULL) {
+        snprintf(errbuf, errbuf_size, "NUL byte in the body");
+        return -1;
+    }
+
+    if (!cg_json_depth_ok(text, len)) {
+        snprintf(errbuf, errbuf_size, "nested deeper than %d levels",
+                 CG_JSON_MAX_DEPTH);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 yajl_val
 cg_json_parse(const char *text, size_t len, char *errbuf, size_t errbuf_size)
 {
     char      *copy, *nl;
     yajl_val   root;
 
-    errbuf[0] = '\0';
-
-    if (memchr(text, '\0', len) != NULL) {
-        snprintf(errbuf, errbuf_size, "NUL byte in the body");
-        return NULL;
-    }
-
-    if (!cg_json_depth_ok(text, len)) {
-        snprintf(errbuf, errbuf_size, "nested deeper than %d levels",
-                 CG_JSON_MAX_DEPTH);
+    if (cg_json_check_text(text, len, errbuf, errbuf_size) != 0) {
         return NULL;
     }
 
@@ -127,7 +139,6 @@ cg_json_parse_request(const char *text, size_t len, unsigned flags,
 {
     yajl_val     root;
     const char  *dup;
-    char         member[64];
 
     root = cg_json_parse(text, len, errbuf, errbuf_size);
     if (root == NULL) {
@@ -135,12 +146,8 @@ cg_json_parse_request(const char *text, size_t len, unsigned flags,
     }
 
     if ((flags & CG_JSON_NO_NUL)
-        && cg_json_find_nul(text, len, member, sizeof(member)))
+        && cg_json_check_nul(text, len, errbuf, errbuf_size) != 0)
     {
-        snprintf(errbuf, errbuf_size, "%s%s%s contains the character U+0000 "
-                 "(\\u0000), which is not allowed in a string",
-                 member[0] ? "member \"" : "a member name",
-                 member, member[0] ? "\"" : "");
         yajl_tree_free(root);
         return NULL;
     }
@@ -148,14 +155,39 @@ cg_json_parse_request(const char *text, size_t len, unsigned flags,
     if (flags & CG_JSON_NO_DUPLICATES) {
         dup = cg_json_duplicate_member(root);
         if (dup != NULL) {
-            snprintf(errbuf, errbuf_size, "member \"%.64s\" appears more "
-                     "than once, send it once", dup);
+            cg_json_repeated_error(errbuf, errbuf_size, dup);
             yajl_tree_free(root);
             return NULL;
         }
     }
 
     return root;
+}
+
+
+int
+cg_json_check_nul(const char *text, size_t len, char *errbuf,
+    size_t errbuf_size)
+{
+    char  member[64];
+
+    if (!cg_json_find_nul(text, len, member, sizeof(member))) {
+        return 0;
+    }
+
+    snprintf(errbuf, errbuf_size, "%s%s%s contains the character U+0000 "
+             "(\\u0000), which is not allowed in a string",
+             member[0] ? "member \"" : "a member name",
+             member, member[0] ? "\"" : "");
+    return -1;
+}
+
+
+void
+cg_json_repeated_error(char *errbuf, size_t errbuf_size, const char *name)
+{
+    snprintf(errbuf, errbuf_size, "member \"%.64s\" appears more than once, "
+             "send it once", name);
 }
 
 

@@ -29,6 +29,14 @@ void cg_buf_reset(cg_buf_t *b);
 void cg_buf_free(cg_buf_t *b);
 
 /*
+ * Runs the checks that cg_json_parse() makes before yajl reads the text: no
+ * NUL byte, nesting no deeper than CG_JSON_MAX_DEPTH. Brackets in comments
+ * count too. Returns 0, or -1 with the cause in errbuf.
+ */
+int cg_json_check_text(const char *text, size_t len, char *errbuf,
+    size_t errbuf_size);
+
+/*
  * Parses len bytes of JSON (no NUL needed) into a tree the caller frees with
  * yajl_tree_free(). Strings must be valid UTF-8. Returns NULL with a one-line
  * cause in errbuf on a syntax error, a NUL byte, nesting deeper than
@@ -50,6 +58,18 @@ yajl_val cg_json_parse(const char *text, size_t len, char *errbuf,
  */
 yajl_val cg_json_parse_request(const char *text, size_t len, unsigned flags,
     char *errbuf, size_t errbuf_size);
+
+/*
+ * Checks the strings of valid JSON text for the escape \u0000, which
+ * CG_JSON_NO_NUL rejects. Returns 0, or -1 with a cause that names the
+ * member in errbuf.
+ */
+int cg_json_check_nul(const char *text, size_t len, char *errbuf,
+    size_t errbuf_size);
+
+/* Writes the cause for CG_JSON_NO_DUPLICATES about member name to errbuf. */
+void cg_json_repeated_error(char *errbuf, size_t errbuf_size,
+    const char *name);
 
 /* Returns the first top-level member name of obj that repeats, or NULL. */
 const char *cg_json_duplicate_member(yajl_val obj);

@@ -34,6 +34,8 @@ typedef struct {
  * model points into a string the request owns; both are freed by
  * cg_chat_request_free(). body points into the caller's buffer, which must
  * outlive the request; it is NULL when root differs from the client's JSON.
+ * cg_chat_request_parse() leaves root NULL for a non-streamed request whose
+ * body can go to an OpenAI-compatible provider as it came.
  */
 typedef struct {
     yajl_val          root;
@@ -128,6 +130,16 @@ int cg_ollama_build_body(const cg_chat_request_t *req, yajl_gen g,
     cg_error_t *err);
 
 int cg_openai_body_unchanged(const cg_chat_request_t *req);
+
+/*
+ * Fills out from an OpenAI-compatible response body without a tree, with
+ * the result of cg_openai_parse_completion(). Returns 1, or 0 when that
+ * function must translate the body from a tree.
+ */
+int cg_openai_read_completion(const cg_chat_request_t *req,
+    const char *body, size_t len, const char *completion_id,
+    cg_completion_t *out);
+
 int cg_openai_parse_completion(const cg_chat_request_t *req,
     const char *body, size_t len, yajl_val root,
     const char *completion_id, cg_completion_t *out, cg_error_t *err);

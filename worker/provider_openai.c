@@ -1,7 +1,9 @@
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
+#include "json_pick.h"
 #include "provider.h"
 
 
@@ -9,6 +11,9 @@ static int cg_openai_gen_object(yajl_gen g, yajl_val root, const char *model,
     const char *missing_id);
 static int cg_openai_keys_unique(yajl_val obj);
 static char *cg_openai_copy(const char *body, size_t len, size_t *out_len);
+static char *cg_openai_rewrite(const char *body, size_t len,
+    const char *model, const char *missing_id, size_t *out_len);
+static int cg_openai_pick_count(const cg_json_pick_t *pick, long *out);
 
 
 /*
@@ -79,7 +84,128 @@ cg_openai_body_unchanged(const cg_chat_request_t *req)
         return 0;
     }
 
-    return cg_openai_keys_unique(req->root);
+    /* cg_chat_request_parse() builds no tree after it rejected repeats. */
+    return req->root == NULL || cg_openai_keys_unique(req->root);
+}
+
+
+/*
+ * The values that decide whether a response goes out as it came, read with
+ * cg_json_pick(). The order is that of the CG_OPENAI_PICK_ indexes.
+ */
+enum {
+    CG_OPENAI_PICK_ROOT = 0,
+    CG_OPENAI_PICK_ID,
+    CG_OPENAI_PICK_MODEL,
+    CG_OPENAI_PICK_CHOICES,
+    CG_OPENAI_PICK_CHOICE,
+    CG_OPENAI_PICK_MESSAGE,
+    CG_OPENAI_PICK_CONTENT,
+    CG_OPENAI_PICK_PROMPT,
+    CG_OPENAI_PICK_COMPLETION,
+    CG_OPENAI_PICK_TOTAL,
+    CG_OPENAI_PICK_N
+};
+
+
+/*
+ * Reads a response without building a tree, as cg_openai_parse_completion()
+ * reads it from one: an object with text or null in
+ * choices[0].message.content. The body goes out byte for byte when it has
+ * an "id", "model" equals the requested name and no top-level member
+ * repeats. Otherwise it is written again with that name and an id, as from
+ * the tree. Returns 1 with out filled, or 0 when the tree path must handle
+ * the response: an invalid body or lack of memory. Members are matched as
+ * cg_json_get() matches them, so both paths read the same values.
+ */
+int
+cg_openai_read_completion(const cg_chat_request_t *req, const char *body,
+    size_t len, const char *completion_id, cg_completion_t *out)
+{
+    cg_json_pick_t   picks[CG_OPENAI_PICK_N] = {
+        [CG_OPENAI_PICK_ROOT]       = { .pointer = "" },
+        [CG_OPENAI_PICK_ID]         = { .pointer = "/id" },
+        [CG_OPENAI_PICK_MODEL]      = { .pointer = "/model",
+                                        .flags = CG_JSON_PICK_COPY },
+        [CG_OPENAI_PICK_CHOICES]    = { .pointer = "/choices" },
+        [CG_OPENAI_PICK_CHOICE]     = { .pointer = "/choices/0" },
+        [CG_OPENAI_PICK_MESSAGE]    = { .pointer = "/choices/0/message" },
+        [CG_OPENAI_PICK_CONTENT]    = { .pointer = "/choices/0/message/content",
+                                        .flags = CG_JSON_PICK_COPY },
+        [CG_OPENAI_PICK_PROMPT]     = { .pointer = "/usage/prompt_tokens" },
+        [CG_OPENAI_PICK_COMPLETION] = { .pointer = "/usage/completion_tokens" },
+        [CG_OPENAI_PICK_TOTAL]      = { .pointer = "/usage/total_tokens" },
+    };
+    cg_json_pick_t  *content = &picks[CG_OPENAI_PICK_CONTENT];
+    cg_json_pick_t  *model = &picks[CG_OPENAI_PICK_MODEL];
+    cg_json_findings_t  findings;
+    char             cause[256];
+    int              valid, pass;
+
+    if (cg_json_pick(body, len, picks, CG_OPENAI_PICK_N, &findings,
+                     cause, sizeof(cause)) != 0)
+    {
+        return 0;
+    }
+
+    valid = picks[CG_OPENAI_PICK_ROOT].type == CG_JSON_OBJECT
+            && picks[CG_OPENAI_PICK_CHOICES].type == CG_JSON_ARRAY
+            && picks[CG_OPENAI_PICK_CHOICE].type == CG_JSON_OBJECT
+            && picks[CG_OPENAI_PICK_MESSAGE].type == CG_JSON_OBJECT
+            && (content->type == CG_JSON_ABSENT
+                || content->type == CG_JSON_NULL
+                || content->type == CG_JSON_STRING);
+
+    if (!valid) {
+        cg_json_pick_free(picks, CG_OPENAI_PICK_N);
+        return 0;
+    }
+
+    /* strcmp() stops at a U+0000 in the name, as the tree path's does. */
+    pass = !findings.repeated
+           && picks[CG_OPENAI_PICK_ID].type != CG_JSON_ABSENT
+           && model->type == CG_JSON_STRING
+           && strcmp(model->string, req->model_requested) == 0;
+
+    if (pass) {
+        out->body = cg_openai_copy(body, len, &out->body_len);
+
+    } else {
+        out->body = cg_openai_rewrite(body, len, req->model_requested,
+                        picks[CG_OPENAI_PICK_ID].type == CG_JSON_ABSENT
+                        ? completion_id : NULL,
+                        &out->body_len);
+    }
+
+    /* The reply is read as a C string, so it ends at a U+0000 as well. */
+    if (content->type == CG_JSON_STRING) {
+        out->reply = content->string;
+        content->string = NULL;
+    } else {
+        out->reply = strdup("");
+    }
+
+    cg_json_pick_free(picks, CG_OPENAI_PICK_N);
+
+    if (out->body == NULL || out->reply == NULL) {
+        cg_completion_free(out);
+        return 0;
+    }
+
+    cg_openai_pick_count(&picks[CG_OPENAI_PICK_PROMPT],
+                         &out->usage.prompt_tokens);
+    cg_openai_pick_count(&picks[CG_OPENAI_PICK_COMPLETION],
+                         &out->usage.completion_tokens);
+
+    if (cg_openai_pick_count(&picks[CG_OPENAI_PICK_TOTAL],
+                             &out->usage.total_tokens) != 0
+        && out->usage.prompt_tokens >= 0 && out->usage.completion_tokens >= 0)
+    {
+        out->usage.total_tokens = out->usage.prompt_tokens
+                                  + out->usage.completion_tokens;
+    }
+
+    return 1;
 }
 
 
@@ -235,6 +361,43 @@ cg_openai_keys_unique(yajl_val obj)
 }
 
 
+/*
+ * Writes the object in body again, as cg_openai_gen_object() writes it
+ * from a tree: with model in place of each top-level "model" value, and
+ * with "id" first when missing_id is not NULL. Returns the malloc'ed text,
+ * or NULL when out of memory.
+ */
+static char *
+cg_openai_rewrite(const char *body, size_t len, const char *model,
+    const char *missing_id, size_t *out_len)
+{
+    yajl_gen  g;
+    int       bad;
+
+    g = cg_json_gen_new();
+    if (g == NULL) {
+        return NULL;
+    }
+
+    bad = yajl_gen_map_open(g) != yajl_gen_status_ok;
+
+    if (!bad && missing_id != NULL) {
+        bad = cg_json_gen_str(g, "id") || cg_json_gen_str(g, missing_id);
+    }
+
+    bad = bad
+          || cg_json_gen_members(g, body, len, "model", model) != 0
+          || yajl_gen_map_close(g) != yajl_gen_status_ok;
+
+    if (bad) {
+        yajl_gen_free(g);
+        return NULL;
+    }
+
+    return cg_json_gen_finish(g, out_len);
+}
+
+
 /* Copies body with a NUL after it; malloc'ed, NULL when out of memory. */
 static char *
 cg_openai_copy(const char *body, size_t len, size_t *out_len)
@@ -251,4 +414,23 @@ cg_openai_copy(const char *body, size_t len, size_t *out_len)
     *out_len = len;
 
     return copy;
+}
+
+
+/*
+ * Stores a picked token count in *out as cg_json_get_long() reads it from
+ * the tree: an integer that fits a long. Returns 0, or -1 (and leaves *out
+ * alone) otherwise.
+ */
+static int
+cg_openai_pick_count(const cg_json_pick_t *pick, long *out)
+{
+    if (pick->type != CG_JSON_NUMBER || !pick->is_integer
+        || pick->integer < LONG_MIN || pick->integer > LONG_MAX)
+    {
+        return -1;
+    }
+
+    *out = (long) pick->integer;
+    return 0;
 }

@@ -8,6 +8,9 @@
 #include "provider.h"
 
 
+static int same_bytes(const char *got, size_t got_len, const char *expected);
+
+
 static int
 parse(const char *body, cg_chat_request_t *req, cg_error_t *err)
 {
@@ -138,6 +141,245 @@ test_request_invalid(void)
     big[len + n] = '\0';
     expect_400("deep nesting", big, NULL);
     free(big);
+}
+
+
+/*
+ * cg_chat_request_parse() reads the body without a tree, and the /chat
+ * form checks the same members on a tree. For bodies without a provider
+ * prefix or form fields, both must give the same result and the same 400.
+ */
+static void
+test_request_same_as_tree(void)
+{
+    static const char  *bodies[] = {
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+        "{\"model\":\"m\",\"stream\":true,\"messages\":[{\"role\":\"system\","
+        "\"content\":\"s\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+        "\"text\":\"a\"},{\"type\":\"image_url\"}]}]}",
+        "{\"messages\":[{\"role\":\"assistant\",\"content\":null,"
+        "\"tool_calls\":[{\"id\":\"c\"}]}],\"model\":\"m\",\"stream\":null}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\","
+        "\"tool_calls\":[1]},{\"role\":\"tool\",\"content\":\"r\"}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"role\":\"bad\","
+        "\"content\":\"x\"}],\"stream\":false}",
+        "/* c */ {\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"x\",\"content\":7}]}",
+
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"bad\",\"role\":\"user\","
+        "\"content\":\"x\"}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":7,\"content\":\"x\"}]}",
+        "{\"model\":\"m\",\"messages\":[{\"content\":\"x\"}]}",
+        "{\"model\":\"m\",\"messages\":[\"hi\"]}",
+        "{\"model\":\"m\",\"messages\":[[{\"role\":\"user\"}]]}",
+        "{\"model\":\"m\",\"messages\":[null]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"},"
+        "{\"role\":\"user\"},{\"role\":\"x\"}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":null}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":null,"
+        "\"tool_calls\":[1]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\","
+        "\"content\":null,\"tool_calls\":[]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\","
+        "\"tool_calls\":{\"0\":1}}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\","
+        "\"tool_calls\":[],\"tool_calls\":[1]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\","
+        "\"tool_calls\":[1],\"tool_calls\":[]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":7}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "{\"*\":{\"type\":\"t\"}}}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "[{\"type\":\"t\"},{\"text\":\"x\"},{\"type\":1}]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "[{\"type\":1,\"type\":\"t\"}]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "[{\"type\":\"t\"},[\"type\"]]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "[{\"type\":\"t\",\"type\":2}]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "[\"t\"]},{\"role\":\"x\"}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[]}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\","
+        "\"nested\":{\"content\":7,\"role\":1}}]}",
+        "{\"model\":\"m\",\"messages\":[]}",
+        "{\"model\":\"m\",\"messages\":{\"*\":{\"role\":\"user\"}}}",
+        "{\"model\":\"m\",\"messages\":\"hi\"}",
+        "{\"model\":\"m\"}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+        "{\"model\":7,\"messages\":[]}",
+        "{\"model\":\"\",\"messages\":[]}",
+        "{\"model\":null}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+        "\"stream\":\"yes\"}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+        "\"stream\":1}",
+        "{\"model\":\"m\",\"messages\":[7],\"stream\":\"yes\"}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+        "\"model\":\"m\"}",
+        "{\"model\":\"m\",\"model\\u0000x\":1}",
+        "{\"model\":\"m\",\"x\\u0000\":1,\"messages\":[]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"\\\\u0000\"}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"a\\u0000\"}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+        "\"content\":\"a\\u0000\"}],\"model\":\"m\"}",
+        "[{\"model\":\"m\"}]",
+        "\"text\"",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]",
+        "{\"model\":\"m\" \"messages\":[]}",
+        "",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xc3\"}]}",
+    };
+    cg_chat_request_t  got, want;
+    cg_error_t         got_err, want_err;
+    cg_buf_t           many;
+    char               key_id[64], model[300];
+    size_t             i, n;
+    int                got_rc, want_rc;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]) + 3; i++) {
+        const char  *body = i < sizeof(bodies) / sizeof(bodies[0])
+                            ? bodies[i] : NULL;
+
+        memset(&many, 0, sizeof(many));
+
+        if (body == NULL) {
+            /* Past the maximum message count, the count is the cause. */
+            n = i - sizeof(bodies) / sizeof(bodies[0]);
+            memset(model, 'm', sizeof(model));
+            model[n == 2 ? 257 : 256] = '\0';
+            cg_buf_append_str(&many, "{\"model\":\"");
+            cg_buf_append_str(&many, n == 0 ? "m" : model);
+            cg_buf_append_str(&many, "\",\"messages\":[7");
+            for (n = 0; n < 10000; n++) {
+                cg_buf_append_str(&many, ",{}");
+            }
+            cg_buf_append_str(&many, "]}");
+            body = many.data;
+        }
+
+        memset(&got_err, 0, sizeof(got_err));
+        memset(&want_err, 0, sizeof(want_err));
+
+        got_rc = cg_chat_request_parse(body, strlen(body),
+                                       CG_PROVIDER_OPENROUTER, &got,
+                                       &got_err);
+        want_rc = cg_chat_form_parse(body, strlen(body),
+                                     CG_PROVIDER_OPENROUTER, &want, key_id,
+                                     sizeof(key_id), &want_err);
+
+        is_int(got_rc, want_rc, "request same as tree %zu result", i);
+
+        if (got_rc != 0 || want_rc != 0) {
+            is_int(got_err.status, want_err.status,
+                   "request same as tree %zu status", i);
+            is_str(got_err.message, want_err.message,
+                   "request same as tree %zu message", i);
+            is_str(got_err.param, want_err.param,
+                   "request same as tree %zu param", i);
+            is_str(got_err.param_path, want_err.param_path,
+                   "request same as tree %zu param path", i);
+        } else {
+            is_str(got.model, want.model, "request same as tree %zu model", i);
+            is_int(got.stream, want.stream,
+                   "request same as tree %zu stream", i);
+            is_int(got.provider, want.provider,
+                   "request same as tree %zu provider", i);
+            cg_chat_request_free(&got);
+            cg_chat_request_free(&want);
+        }
+
+        cg_buf_free(&many);
+    }
+}
+
+
+/* Only a body that goes out as it came and is not streamed has no tree. */
+static void
+test_request_tree(void)
+{
+    cg_chat_request_t  req;
+    cg_provider_call_t call;
+    cg_error_t         err;
+    const char        *body;
+
+    body = "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\","
+           "\"content\":\"hi\"}]}";
+    is_int(parse(body, &req, &err), 0, "request pass parsed");
+    ok(req.root == NULL, "request pass without tree");
+    is_int(cg_provider_build_call(&req, "http://127.0.0.1:1/v1", "k", &call,
+                                  &err), 0, "request pass call built");
+    ok(same_bytes(call.body, call.body_len, body), "request pass body as sent");
+    cg_provider_call_free(&call);
+    cg_chat_request_free(&req);
+
+    is_int(parse("{\"model\":\"gpt-4o\",\"stream\":true,\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"hi\"}]}", &req, &err), 0,
+           "request stream parsed");
+    ok(req.root != NULL, "request stream has tree");
+    cg_chat_request_free(&req);
+
+    is_int(parse("{\"model\":\"openai/gpt-4o\",\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"hi\"}]}", &req, &err), 0,
+           "request prefix parsed");
+    ok(req.root != NULL, "request prefix has tree");
+    cg_chat_request_free(&req);
+
+    is_int(parse("{\"model\":\"ollama/llama3\",\"messages\":"
+                 "[{\"role\":\"user\",\"content\":\"hi\"}]}", &req, &err), 0,
+           "request ollama parsed");
+    ok(req.root != NULL, "request ollama has tree");
+    cg_chat_request_free(&req);
+}
+
+
+/*
+ * A stored key can move a request parsed without a tree to another
+ * provider. Its body must come out as from a request parsed with one.
+ */
+static void
+test_request_tree_later(void)
+{
+    static const cg_provider_id_t  providers[] = {
+        CG_PROVIDER_ANTHROPIC, CG_PROVIDER_OLLAMA
+    };
+    cg_chat_request_t   req, want;
+    cg_provider_call_t  call, want_call;
+    cg_error_t          err;
+    const char         *body;
+    char                key_id[64];
+    size_t              i;
+
+    body = "{\"model\":\"m-1\",\"max_tokens\":5,\"temperature\":0.5,"
+           "\"messages\":[{\"role\":\"system\",\"content\":\"s\"},"
+           "{\"role\":\"user\",\"content\":\"hi\"}]}";
+
+    for (i = 0; i < sizeof(providers) / sizeof(providers[0]); i++) {
+        is_int(parse(body, &req, &err), 0, "tree later %zu parsed", i);
+        ok(req.root == NULL, "tree later %zu without tree", i);
+        req.provider = providers[i];
+
+        is_int(cg_chat_form_parse(body, strlen(body), providers[i], &want,
+                                  key_id, sizeof(key_id), &err), 0,
+               "tree later %zu form parsed", i);
+
+        is_int(cg_provider_build_call(&req, "http://127.0.0.1:1", "k", &call,
+                                      &err), 0, "tree later %zu call built", i);
+        is_int(cg_provider_build_call(&want, "http://127.0.0.1:1", "k",
+                                      &want_call, &err), 0,
+               "tree later %zu form call built", i);
+        ok(call.body != NULL && want_call.body != NULL
+           && same_bytes(call.body, call.body_len, want_call.body),
+           "tree later %zu body as with a tree", i);
+        ok(req.root == NULL, "tree later %zu request left alone", i);
+
+        cg_provider_call_free(&call);
+        cg_provider_call_free(&want_call);
+        cg_chat_request_free(&req);
+        cg_chat_request_free(&want);
+    }
 }
 
 
@@ -622,6 +864,179 @@ test_completion_pass(void)
 }
 
 
+/*
+ * Translates body the way cg_provider_parse_completion() did before it had
+ * a path without a tree: always through cg_json_parse().
+ */
+static int
+completion_by_tree(const cg_chat_request_t *req, const char *body,
+    cg_completion_t *out, cg_error_t *err)
+{
+    char      cause[256], what[300];
+    yajl_val  root;
+    int       rc;
+
+    memset(out, 0, sizeof(*out));
+    out->usage.prompt_tokens = -1;
+    out->usage.completion_tokens = -1;
+    out->usage.total_tokens = -1;
+
+    root = cg_json_parse(body, strlen(body), cause, sizeof(cause));
+    if (root == NULL) {
+        snprintf(what, sizeof(what), "invalid JSON: %s", cause);
+        cg_provider_invalid_answer(err, req->provider, what);
+        return -1;
+    }
+
+    rc = cg_openai_parse_completion(req, body, strlen(body), root,
+                                    "chatcmpl-1", out, err);
+    yajl_tree_free(root);
+
+    if (rc != 0) {
+        cg_completion_free(out);
+    }
+
+    return rc;
+}
+
+
+/*
+ * OpenAI-compatible answers give the same result, byte for byte, with or
+ * without the tree: pass-through cases, rewrites and invalid answers.
+ */
+static void
+test_completion_same_as_tree(void)
+{
+    static const char  *bodies[] = {
+        /* kept as it came */
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"hi\"}}],\"usage\":{\"prompt_tokens\":1,"
+        "\"completion_tokens\":2,\"total_tokens\":3}}",
+        "{\"id\":null,\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":null}}]}",
+        "{\"id\":1,\"model\":\"gpt-4o\",\"choices\":[{\"message\":{}}],"
+        "\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":5}}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"a\\u0000b\"}}]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\\u0000x\",\"choices\":[{\"message\":"
+        "{\"content\":\"x\"}}]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"first\",\"content\":\"second\"},\"message\":"
+        "{\"content\":7}}]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"x\"}}],\"usage\":{\"prompt_tokens\":-1,"
+        "\"completion_tokens\":1,\"total_tokens\":-1}}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"x\"}}],\"usage\":{\"prompt_tokens\":"
+        "99999999999999999999,\"completion_tokens\":1.0,"
+        "\"total_tokens\":9223372036854775807}}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"x\"}}],\"usage\":[1,2,3]}",
+        "/* c */ {\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":"
+        "[{\"message\":{\"content\":\"\\ud83d\\ude00\"}},{}]}",
+
+        /* written again */
+        "{\"model\":\"gpt-4o\",\"choices\":[{\"message\":{\"content\":\"x\"}}]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"message\":"
+        "{\"content\":\"x\"}}]}",
+        "{\"id\":\"a\",\"model\":7,\"choices\":[{\"message\":"
+        "{\"content\":\"x\"}}]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"x\"}}],\"id\":\"b\"}",
+        "{\"id\":\"a\",\"id\\u0000\":\"b\",\"model\":\"gpt-4o\",\"choices\":"
+        "[{\"message\":{\"content\":\"x\\u0000y\"}}],\"n\":1.50}",
+        "{\"id\":\"a\",\"model\":{\"x\":[1,{\"model\":2}]},\"choices\":"
+        "[{\"message\":{\"content\":\"x\"}}],\"usage\":{\"model\":\"keep\","
+        "\"total_tokens\":4}}",
+        "{\"model\":[1,[2]],\"choices\":[{\"message\":{\"content\":null}}]}",
+        "{\"model\":\"o\",\"n\":[-0,1.50,1e400,99999999999999999999,-1E-2,"
+        "0.0],\"choices\":[{\"message\":{\"content\":\"x\"}}]}",
+        "{\"model\":\"o\",\"e\":{},\"a\":[],\"aa\":[[],[{}]],\"b\":true,"
+        "\"f\":false,\"z\":null,\"choices\":[{\"message\":{}}]}",
+        "{\"model\":\"o\",\"s\":\"a\\/b \\u00e9 \\ud83d\\ude00 \\\"q\\\" "
+        "\\\\ \\n \\u001f \\u2028\",\"choices\":[{\"message\":"
+        "{\"content\":\"x\"}}]}",
+        "{\"model\":\"o\",\"o\":{\"k\\u0000x\":\"v\\u0000w\"},\"choices\":"
+        "[{\"message\":{\"content\":\"x\"}}]}",
+        "/* c */ { \"model\" : \"o\" , \"choices\" : [ { \"message\" :"
+        " { \"content\" : \"x\" } } ] } // end",
+        "{\"model\":\"a\",\"choices\":[{\"message\":{\"content\":\"x\"}}],"
+        "\"model\":\"b\",\"model\\u0000\":{\"c\":1}}",
+
+        /* invalid */
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":{}}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[1]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":\"m\"}]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":[\"x\"]}}]}",
+        "[{\"id\":\"a\"}]",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\",\"choices\":[{\"message\":"
+        "{\"content\":\"\xc3\"}}]}",
+        "{\"id\":\"a\",\"model\":\"gpt-4o\"",
+        "",
+    };
+    const size_t       npass = 10;    /* the bodies kept as they came */
+    const size_t       nvalid = 23;   /* those and the ones written again */
+    cg_chat_request_t  req;
+    cg_completion_t    got, want;
+    cg_error_t         got_err, want_err;
+    size_t             i;
+    int                got_rc, want_rc;
+
+    is_int(parse("{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\","
+                 "\"content\":\"q\"}]}", &req, &got_err), 0,
+           "same as tree request parsed");
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        memset(&got_err, 0, sizeof(got_err));
+        memset(&want_err, 0, sizeof(want_err));
+
+        got_rc = cg_provider_parse_completion(&req, bodies[i],
+                                              strlen(bodies[i]), "chatcmpl-1",
+                                              1700000000, &got, &got_err);
+
+        /* Only invalid bodies go to the tree path. */
+        memset(&want, 0, sizeof(want));
+        is_int(cg_openai_read_completion(&req, bodies[i], strlen(bodies[i]),
+                                         "chatcmpl-1", &want), i < nvalid,
+               "same as tree %zu %s", i, i < nvalid ? "without tree" : "tree");
+        if (i < npass) {
+            ok(same_bytes(want.body, want.body_len, bodies[i]),
+               "same as tree %zu kept", i);
+        }
+        cg_completion_free(&want);
+        want_rc = completion_by_tree(&req, bodies[i], &want, &want_err);
+
+        is_int(got_rc, want_rc, "same as tree %zu result", i);
+
+        if (got_rc != 0 || want_rc != 0) {
+            is_int(got_err.status, want_err.status, "same as tree %zu status",
+                   i);
+            is_str(got_err.message, want_err.message,
+                   "same as tree %zu message", i);
+            continue;
+        }
+
+        ok(got.body_len == want.body_len
+           && memcmp(got.body, want.body, got.body_len) == 0,
+           "same as tree %zu body", i);
+        is_str(got.reply, want.reply, "same as tree %zu reply", i);
+        is_int(got.usage.prompt_tokens, want.usage.prompt_tokens,
+               "same as tree %zu prompt tokens", i);
+        is_int(got.usage.completion_tokens, want.usage.completion_tokens,
+               "same as tree %zu completion tokens", i);
+        is_int(got.usage.total_tokens, want.usage.total_tokens,
+               "same as tree %zu total tokens", i);
+
+        cg_completion_free(&got);
+        cg_completion_free(&want);
+    }
+
+    cg_chat_request_free(&req);
+}
+
+
 static void
 test_error_message(void)
 {
@@ -723,6 +1138,9 @@ main(void)
 {
     test_request_valid();
     test_request_invalid();
+    test_request_same_as_tree();
+    test_request_tree();
+    test_request_tree_later();
     test_form();
     test_build_openai();
     test_build_openai_pass();
@@ -730,6 +1148,7 @@ main(void)
     test_build_ollama();
     test_completion();
     test_completion_pass();
+    test_completion_same_as_tree();
     test_error_message();
     test_redact();
     test_error_json();

@@ -1,0 +1,683 @@
+/*
+ * The field-picking JSON reader: picked values, validation, and agreement
+ * with the yajl tree that cg_json_parse() builds.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tap.h"
+#include "json.h"
+#include "json_pick.h"
+
+
+/* Picks one pointer from text; returns cg_json_pick()'s result. */
+static int
+pick_one(const char *text, size_t len, const char *pointer, unsigned flags,
+    cg_json_pick_t *pick, char *errbuf, size_t errbuf_size)
+{
+    memset(pick, 0, sizeof(*pick));
+    pick->pointer = pointer;
+    pick->flags = flags;
+
+    return cg_json_pick(text, len, pick, 1, NULL, errbuf, errbuf_size);
+}
+
+
+/* Returns the error cg_json_parse() gives for text, or "" when it accepts it. */
+static const char *
+tree_error(const char *text, size_t len)
+{
+    static char  cause[256];
+    yajl_val     root;
+
+    root = cg_json_parse(text, len, cause, sizeof(cause));
+    if (root != NULL) {
+        yajl_tree_free(root);
+        return "";
+    }
+
+    return cause;
+}
+
+
+static void
+test_pick_values(void)
+{
+    const char      *text;
+    cg_json_pick_t   p[9];
+    char             err[256];
+    cg_json_findings_t  findings;
+
+    text = "{\"id\":\"c-1\",\"n\":42,\"f\":1.5,\"t\":true,\"z\":null,"
+           "\"a\":[10,{\"b\":\"x\"},[1,2,3]],\"o\":{\"k\":\"v\",\"k2\":false}}";
+
+    memset(p, 0, sizeof(p));
+    p[0].pointer = "";
+    p[1].pointer = "/id";
+    p[1].flags = CG_JSON_PICK_COPY;
+    p[2].pointer = "/n";
+    p[3].pointer = "/f";
+    p[4].pointer = "/t";
+    p[5].pointer = "/z";
+    p[6].pointer = "/a/1/b";
+    p[6].flags = CG_JSON_PICK_COPY;
+    p[7].pointer = "/a/2";
+    p[8].pointer = "/missing/x";
+
+    is_int(cg_json_pick(text, strlen(text), p, 9, &findings, err, sizeof(err)),
+           0, "pick values accepted");
+    is_str(err, "", "pick values no error");
+    is_int(findings.repeated, 0, "pick values no repeated member");
+
+    is_int(p[0].type, CG_JSON_OBJECT, "pick root object");
+    is_int(p[0].count, 7, "pick root member count");
+    is_int(p[1].type, CG_JSON_STRING, "pick id string");
+    is_str(p[1].string, "c-1", "pick id copied");
+    is_int(p[1].len, 3, "pick id length");
+    is_int(p[2].type, CG_JSON_NUMBER, "pick n number");
+    is_int(p[2].is_integer, 1, "pick n integer");
+    is_int(p[2].integer, 42, "pick n value");
+    is_int(p[3].type, CG_JSON_NUMBER, "pick f number");
+    is_int(p[3].is_integer, 0, "pick f not integer");
+    is_int(p[4].type, CG_JSON_TRUE, "pick t true");
+    is_int(p[5].type, CG_JSON_NULL, "pick z null");
+    is_int(p[6].type, CG_JSON_STRING, "pick nested string");
+    is_str(p[6].string, "x", "pick nested string copied");
+    is_int(p[7].type, CG_JSON_ARRAY, "pick nested array");
+    is_int(p[7].count, 3, "pick nested array count");
+    is_int(p[8].type, CG_JSON_ABSENT, "pick missing absent");
+
+    cg_json_pick_free(p, 9);
+    ok(p[1].string == NULL && p[6].string == NULL, "pick free clears copies");
+
+    /* A string that is not copied is still typed and measured. */
+    is_int(pick_one(text, strlen(text), "/id", 0, p, err, sizeof(err)), 0,
+           "pick without copy accepted");
+    ok(p[0].string == NULL, "pick without copy no string");
+    is_int(p[0].len, 3, "pick without copy length");
+
+    /* A token is an index only where the container is an array. */
+    text = "{\"0\":\"key\",\"list\":[\"a\",\"b\"]}";
+    is_int(pick_one(text, strlen(text), "/0", CG_JSON_PICK_COPY, p, err,
+                    sizeof(err)), 0, "pick digit member accepted");
+    is_str(p[0].string, "key", "pick digit token names a member");
+    cg_json_pick_free(p, 1);
+
+    is_int(pick_one(text, strlen(text), "/list/1", CG_JSON_PICK_COPY, p, err,
+                    sizeof(err)), 0, "pick index accepted");
+    is_str(p[0].string, "b", "pick index names an element");
+    cg_json_pick_free(p, 1);
+
+    is_int(pick_one(text, strlen(text), "/list/01", 0, p, err, sizeof(err)),
+           0, "pick leading zero accepted");
+    is_int(p[0].type, CG_JSON_ABSENT, "pick leading zero is no index");
+
+    is_int(pick_one(text, strlen(text), "/list/2", 0, p, err, sizeof(err)),
+           0, "pick index past end accepted");
+    is_int(p[0].type, CG_JSON_ABSENT, "pick index past end absent");
+
+    /* A scalar on the way to the target ends the path. */
+    is_int(pick_one(text, strlen(text), "/0/x", 0, p, err, sizeof(err)), 0,
+           "pick through scalar accepted");
+    is_int(p[0].type, CG_JSON_ABSENT, "pick through scalar absent");
+
+    /* The document itself may be a scalar. */
+    is_int(pick_one("\"top\"", 5, "", CG_JSON_PICK_COPY, p, err, sizeof(err)),
+           0, "pick scalar document accepted");
+    is_int(p[0].type, CG_JSON_STRING, "pick scalar document type");
+    is_str(p[0].string, "top", "pick scalar document copied");
+    cg_json_pick_free(p, 1);
+}
+
+
+static void
+test_pick_pointers(void)
+{
+    cg_json_pick_t  p[CG_JSON_PICK_MAX + 1];
+    char            err[256];
+    size_t          i;
+
+    is_int(pick_one("{}", 2, "id", 0, p, err, sizeof(err)), -1,
+           "pointer without slash rejected");
+    ok(strstr(err, "invalid JSON Pointer \"id\"") != NULL,
+       "pointer without slash message");
+
+    is_int(pick_one("{}", 2, "/a~1b", 0, p, err, sizeof(err)), -1,
+           "pointer with tilde rejected");
+    is_int(pick_one("{}", 2, "/1/2/3/4/5/6/7/8/9", 0, p, err, sizeof(err)),
+           -1, "pointer too long rejected");
+    is_int(pick_one("{}", 2, "/1/2/3/4/5/6/7/8", 0, p, err, sizeof(err)), 0,
+           "pointer of max length accepted");
+
+    memset(p, 0, sizeof(p));
+    for (i = 0; i < CG_JSON_PICK_MAX + 1; i++) {
+        p[i].pointer = "";
+    }
+    is_int(cg_json_pick("{}", 2, p, CG_JSON_PICK_MAX + 1, NULL, err,
+                        sizeof(err)), -1, "too many pointers rejected");
+    is_int(cg_json_pick("{}", 2, p, CG_JSON_PICK_MAX, NULL, err, sizeof(err)),
+           0, "max pointers accepted");
+    is_int(p[CG_JSON_PICK_MAX - 1].type, CG_JSON_OBJECT,
+           "max pointers last filled");
+}
+
+
+/* Escapes are decoded, and the copy keeps every byte. */
+static void
+test_pick_escapes(void)
+{
+    const char      *text;
+    cg_json_pick_t   p;
+    char             err[256];
+
+    text = "{\"s\":\"a\\\"b\\\\c\\/d\\n\\t\\u00e9\\ud83d\\ude00\"}";
+    is_int(pick_one(text, strlen(text), "/s", CG_JSON_PICK_COPY, &p, err,
+                    sizeof(err)), 0, "escapes accepted");
+    is_str(p.string, "a\"b\\c/d\n\t\xc3\xa9\xf0\x9f\x98\x80",
+           "escapes decoded");
+    cg_json_pick_free(&p, 1);
+
+    /* An escaped member name matches its decoded token. */
+    text = "{\"m\\u006fdel\":\"gpt\"}";
+    is_int(pick_one(text, strlen(text), "/model", CG_JSON_PICK_COPY, &p, err,
+                    sizeof(err)), 0, "escaped name accepted");
+    is_str(p.string, "gpt", "escaped name matched");
+    cg_json_pick_free(&p, 1);
+
+    /* A lone surrogate is accepted as cg_json_parse() accepts it. */
+    text = "{\"s\":\"\\ud800\"}";
+    is_int(pick_one(text, strlen(text), "/s", 0, &p, err, sizeof(err)), 0,
+           "lone surrogate accepted");
+    is_str(tree_error(text, strlen(text)), "", "lone surrogate tree accepts");
+
+    text = "{\"s\":\"\\x41\"}";
+    is_int(pick_one(text, strlen(text), "/s", 0, &p, err, sizeof(err)), -1,
+           "unknown escape rejected");
+    is_str(err, tree_error(text, strlen(text)), "unknown escape tree message");
+}
+
+
+/* A long escaped string outgrows the reader's stack memory for yajl. */
+static void
+test_pick_long_string(void)
+{
+    cg_buf_t        text;
+    cg_json_pick_t  p;
+    char            err[256];
+    size_t          i, n = 20000;
+    int             same = 1;
+
+    memset(&text, 0, sizeof(text));
+    cg_buf_append_str(&text, "{\"s\":\"");
+    for (i = 0; i < n; i++) {
+        cg_buf_append_str(&text, i % 2 ? "\\n" : "\\u00e9");
+    }
+    cg_buf_append_str(&text, "\"}");
+
+    is_int(pick_one(text.data, text.len, "/s", CG_JSON_PICK_COPY, &p, err,
+                    sizeof(err)), 0, "long string accepted");
+    is_int(p.len, n / 2 * 3, "long string length");
+
+    for (i = 0; p.string != NULL && i + 3 <= p.len; i += 3) {
+        if (memcmp(p.string + i, "\xc3\xa9\n", 3) != 0) {
+            same = 0;
+        }
+    }
+    ok(p.string != NULL && same, "long string decoded");
+
+    cg_json_pick_free(&p, 1);
+    cg_buf_free(&text);
+}
+
+
+/* U+0000 from \u0000: kept in a copy, but it ends a member name. */
+static void
+test_pick_nul(void)
+{
+    const char      *text;
+    cg_json_pick_t   p[2];
+    char             err[256];
+    cg_json_findings_t  findings;
+
+    text = "{\"s\":\"a\\u0000b\"}";
+    is_int(pick_one(text, strlen(text), "/s", CG_JSON_PICK_COPY, p, err,
+                    sizeof(err)), 0, "nul escape accepted");
+    is_int(p[0].len, 3, "nul escape length counts it");
+    ok(p[0].string != NULL && memcmp(p[0].string, "a\0b", 4) == 0,
+       "nul escape copied with every byte");
+    cg_json_pick_free(p, 1);
+
+    text = "{\"model\\u0000x\":\"m1\",\"model\":\"m2\"}";
+    memset(p, 0, sizeof(p));
+    p[0].pointer = "/model";
+    p[0].flags = CG_JSON_PICK_COPY;
+    is_int(cg_json_pick(text, strlen(text), p, 1, &findings, err, sizeof(err)),
+           0, "nul in name accepted");
+    is_str(p[0].string, "m1", "nul in name matches the cut name");
+    is_int(findings.repeated, 1, "nul in name repeats the cut name");
+    is_str(findings.repeated_name, "model", "nul in name repeat cut");
+    is_int(findings.nul, 1, "nul in name found");
+    cg_json_pick_free(p, 1);
+
+    /* Deep in the document, and in a value that no pointer names. */
+    text = "{\"a\":[{\"b\":\"x\\u0000\"}]}";
+    is_int(cg_json_pick(text, strlen(text), p, 0, &findings, err, sizeof(err)),
+           0, "nul in value accepted");
+    is_int(findings.nul, 1, "nul in value found");
+
+    /* An escaped backslash before "u0000" is no U+0000. */
+    text = "{\"a\":\"\\\\u0000\"}";
+    is_int(cg_json_pick(text, strlen(text), p, 0, &findings, err, sizeof(err)),
+           0, "escaped backslash accepted");
+    is_int(findings.nul, 0, "escaped backslash no nul");
+
+    /* A raw NUL byte is invalid JSON, as for cg_json_parse(). */
+    is_int(pick_one("{\"s\":\"a\0\"}", 9, "/s", 0, p, err, sizeof(err)), -1,
+           "raw nul rejected");
+    is_str(err, tree_error("{\"s\":\"a\0\"}", 9), "raw nul tree message");
+}
+
+
+/* Strings are UTF-8 validated, including sequences cut short. */
+static void
+test_pick_utf8(void)
+{
+    static const char  *bad[] = {
+        "{\"s\":\"\xc3\"}",                 /* cut two-byte sequence */
+        "{\"s\":\"\xe2\x82\"}",             /* cut three-byte sequence */
+        "{\"s\":\"\xf0\x9f\x98\"}",         /* cut four-byte sequence */
+        "{\"s\":\"\xff\"}",                 /* never valid */
+        "{\"\xe2\x82\":1}",                 /* cut sequence in a name */
+    };
+    cg_json_pick_t  p;
+    char            err[256];
+    const char     *text;
+    size_t          i;
+
+    text = "{\"s\":\"\xe2\x82\xac \xf0\x9f\x98\x80 \xc3\xa9\"}";
+    is_int(pick_one(text, strlen(text), "/s", CG_JSON_PICK_COPY, &p, err,
+                    sizeof(err)), 0, "utf8 accepted");
+    is_str(p.string, "\xe2\x82\xac \xf0\x9f\x98\x80 \xc3\xa9", "utf8 copied");
+    is_int(p.len, 11, "utf8 length in bytes");
+    cg_json_pick_free(&p, 1);
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        is_int(pick_one(bad[i], strlen(bad[i]), "/s", 0, &p, err,
+                        sizeof(err)), -1, "bad utf8 %zu rejected", i);
+        ok(err[0] != '\0', "bad utf8 %zu has a cause", i);
+        is_str(err, tree_error(bad[i], strlen(bad[i])),
+               "bad utf8 %zu tree message", i);
+    }
+}
+
+
+/* The first member of a repeated name wins below the top level. */
+static void
+test_pick_repeated(void)
+{
+    const char      *text;
+    cg_json_pick_t   p[3];
+    char             err[256];
+    cg_json_findings_t  findings;
+
+    text = "{\"u\":{\"a\":1,\"a\":2},\"v\":{\"x\":{\"y\":1},\"x\":{\"y\":2,"
+           "\"z\":3}}}";
+    memset(p, 0, sizeof(p));
+    p[0].pointer = "/u/a";
+    p[1].pointer = "/v/x/y";
+    p[2].pointer = "/v/x/z";
+    is_int(cg_json_pick(text, strlen(text), p, 3, &findings, err, sizeof(err)),
+           0, "nested repeats accepted");
+    is_int(p[0].integer, 1, "nested repeat first member wins");
+    is_int(p[1].integer, 1, "repeated object first wins");
+    is_int(p[2].type, CG_JSON_ABSENT, "repeated object second ignored");
+    is_int(findings.repeated, 0, "nested repeats are not top-level repeats");
+
+    text = "{\"a\":1,\"b\":2,\"a\":3}";
+    is_int(cg_json_pick(text, strlen(text), p, 1, &findings, err, sizeof(err)),
+           0, "top-level repeat accepted");
+    is_int(findings.repeated, 1, "top-level repeat found");
+    is_str(findings.repeated_name, "a", "top-level repeat name");
+
+    text = "{\"a\":1,\"ab\":2,\"b\":3,\"\":4}";
+    is_int(cg_json_pick(text, strlen(text), p, 1, &findings, err, sizeof(err)),
+           0, "top-level distinct accepted");
+    is_int(findings.repeated, 0, "top-level prefixes are distinct");
+
+    text = "{\"\":1,\"\":2}";
+    is_int(cg_json_pick(text, strlen(text), p, 1, &findings, err, sizeof(err)),
+           0, "empty names accepted");
+    is_int(findings.repeated, 1, "empty name repeat found");
+    is_str(findings.repeated_name, "", "empty name repeat name");
+}
+
+
+/* The values a handler receives: each match of a "*" pointer, in order. */
+typedef struct {
+    char    seen[256];
+    size_t  calls;
+} handler_log_t;
+
+
+static void
+log_value(void *data, const cg_json_pick_t *pick, const char *s, size_t len)
+{
+    handler_log_t  *log = data;
+    size_t          n = strlen(log->seen);
+
+    log->calls++;
+
+    if (pick->type == CG_JSON_STRING) {
+        snprintf(log->seen + n, sizeof(log->seen) - n, "%.*s;", (int) len, s);
+    } else {
+        snprintf(log->seen + n, sizeof(log->seen) - n, "<%d>;",
+                 (int) pick->type);
+    }
+}
+
+
+static void
+test_pick_wildcard(void)
+{
+    const char      *text;
+    cg_json_pick_t   p[3];
+    handler_log_t    names, items, parts;
+    char             err[256];
+
+    text = "{\"list\":[{\"name\":\"a\",\"name\":\"b\"},{\"x\":1},7,"
+           "{\"name\":\"c\",\"sub\":[{\"t\":\"p\",\"t\":\"q\"},{},"
+           "{\"t\":\"r\"}]}],\"*\":{\"name\":\"star\"}}";
+
+    memset(p, 0, sizeof(p));
+    memset(&names, 0, sizeof(names));
+    memset(&items, 0, sizeof(items));
+    memset(&parts, 0, sizeof(parts));
+
+    p[0].pointer = "/list/*/name";
+    p[0].handler = log_value;
+    p[0].data = &names;
+    p[1].pointer = "/list/*";
+    p[1].handler = log_value;
+    p[1].data = &items;
+    p[2].pointer = "/list/*/sub/*/t";
+    p[2].handler = log_value;
+    p[2].data = &parts;
+
+    is_int(cg_json_pick(text, strlen(text), p, 3, NULL, err, sizeof(err)), 0,
+           "wildcard accepted");
+    is_str(names.seen, "a;c;", "wildcard first name per element");
+    is_int(names.calls, 2, "wildcard name calls");
+    is_int(items.calls, 4, "wildcard element calls");
+    is_str(items.seen, "<7>;<7>;<4>;<7>;", "wildcard element types");
+    is_str(parts.seen, "p;r;", "nested wildcard first per element");
+    is_int(p[1].type, CG_JSON_OBJECT, "wildcard keeps last match");
+
+    /* In an object, "*" is a member name. */
+    memset(&names, 0, sizeof(names));
+    p[0].pointer = "/*/name";
+    is_int(cg_json_pick(text, strlen(text), p, 1, NULL, err, sizeof(err)), 0,
+           "star member accepted");
+    is_str(names.seen, "star;", "star member matched by name");
+}
+
+
+/* Many top-level names outgrow the reader's inline list. */
+static void
+test_pick_many_names(void)
+{
+    cg_buf_t        text;
+    cg_json_pick_t  p;
+    char            member[64], err[256];
+    cg_json_findings_t  findings;
+    int             i;
+
+    memset(&text, 0, sizeof(text));
+    memset(&p, 0, sizeof(p));
+    p.pointer = "/member_199";
+
+    cg_buf_append_str(&text, "{");
+    for (i = 0; i < 200; i++) {
+        snprintf(member, sizeof(member), "%s\"member_%d\":%d", i ? "," : "",
+                 i, i);
+        cg_buf_append_str(&text, member);
+    }
+    cg_buf_append_str(&text, "}");
+
+    is_int(cg_json_pick(text.data, text.len, &p, 1, &findings, err,
+                        sizeof(err)), 0, "many names accepted");
+    is_int(findings.repeated, 0, "many names distinct");
+    is_int(p.integer, 199, "many names last picked");
+
+    text.len--;
+    cg_buf_append_str(&text, ",\"member_3\":0}");
+    is_int(cg_json_pick(text.data, text.len, &p, 1, &findings, err,
+                        sizeof(err)), 0, "many names repeat accepted");
+    is_int(findings.repeated, 1, "many names repeat found");
+    is_str(findings.repeated_name, "member_3", "many names repeat name");
+
+    cg_buf_free(&text);
+}
+
+
+/* Nesting up to CG_JSON_MAX_DEPTH passes, one level more fails. */
+static void
+test_pick_depth(void)
+{
+    char            text[2 * (CG_JSON_MAX_DEPTH + 1) + 1], err[256];
+    cg_json_pick_t  p;
+    size_t          n;
+
+    n = CG_JSON_MAX_DEPTH;
+    memset(text, '[', n);
+    memset(text + n, ']', n);
+    is_int(pick_one(text, 2 * n, "/0/0/0", 0, &p, err, sizeof(err)), 0,
+           "max depth accepted");
+    is_int(p.type, CG_JSON_ARRAY, "max depth picked");
+    is_int(p.count, 1, "max depth count");
+
+    n = CG_JSON_MAX_DEPTH + 1;
+    memset(text, '[', n);
+    memset(text + n, ']', n);
+    is_int(pick_one(text, 2 * n, "", 0, &p, err, sizeof(err)), -1,
+           "past max depth rejected");
+    is_str(err, tree_error(text, 2 * n), "past max depth tree message");
+
+    /* Unclosed: the depth is the cause, not the early end. */
+    is_int(pick_one(text, n, "", 0, &p, err, sizeof(err)), -1,
+           "past max depth unclosed rejected");
+    is_str(err, tree_error(text, n), "past max depth unclosed tree message");
+}
+
+
+/* Brackets in a comment count toward the depth, as in cg_json_parse(). */
+static void
+test_pick_depth_comment(void)
+{
+    cg_buf_t        text;
+    cg_json_pick_t  p;
+    char            err[256];
+    int             i;
+
+    memset(&text, 0, sizeof(text));
+    cg_buf_append_str(&text, "/* ");
+    for (i = 0; i < CG_JSON_MAX_DEPTH + 1; i++) {
+        cg_buf_append_str(&text, "[");
+    }
+    cg_buf_append_str(&text, " */ {\"a\":1}");
+
+    is_int(pick_one(text.data, text.len, "/a", 0, &p, err, sizeof(err)), -1,
+           "comment brackets rejected");
+    is_str(err, tree_error(text.data, text.len),
+           "comment brackets tree message");
+
+    /* A '/' in a string sends the text through the same scan. */
+    cg_buf_reset(&text);
+    cg_buf_append_str(&text, "{\"url\":\"a/b\",\"a\":[[[1]]]}");
+    is_int(pick_one(text.data, text.len, "/a/0/0/0", 0, &p, err,
+                    sizeof(err)), 0, "slash in string accepted");
+    is_int(p.integer, 1, "slash in string picked");
+
+    cg_buf_free(&text);
+}
+
+
+/* Integer or not, as the tree's YAJL_IS_INTEGER() decides. */
+static void
+test_pick_numbers(void)
+{
+    static const char  *numbers[] = {
+        "0", "-0", "7", "-7", "1.0", "1e3", "-1E-2", "1.5e+300", "1e400",
+        "9223372036854775806", "9223372036854775807", "9223372036854775808",
+        "9223372036854775810", "9223372036854775817", "9223372036854775870",
+        "-9223372036854775807", "-9223372036854775808",
+        "-9223372036854775809", "99999999999999999999",
+        "123456789012345678901234567890",
+    };
+    cg_json_pick_t  p;
+    char            text[64], err[256], cause[256];
+    yajl_val        root, v;
+    size_t          i;
+
+    for (i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+        snprintf(text, sizeof(text), "{\"n\":%s}", numbers[i]);
+
+        is_int(pick_one(text, strlen(text), "/n", 0, &p, err, sizeof(err)), 0,
+               "number %s accepted", numbers[i]);
+        is_int(p.type, CG_JSON_NUMBER, "number %s type", numbers[i]);
+
+        root = cg_json_parse(text, strlen(text), cause, sizeof(cause));
+        v = cg_json_get(root, "n");
+        ok(v != NULL, "number %s tree parsed", numbers[i]);
+        if (v == NULL) {
+            continue;
+        }
+
+        is_int(p.is_integer, YAJL_IS_INTEGER(v) ? 1 : 0,
+               "number %s integer as in the tree", numbers[i]);
+        if (p.is_integer && YAJL_IS_INTEGER(v)) {
+            is_int(p.integer, YAJL_GET_INTEGER(v),
+                   "number %s value as in the tree", numbers[i]);
+        }
+        yajl_tree_free(root);
+    }
+}
+
+
+/* Writes members as cg_json_gen_value() writes them from a tree. */
+static void
+test_gen_members(void)
+{
+    static const char  *texts[] = {
+        "{}",
+        "{\"a\":1,\"name\":\"old\",\"b\":[true,false,null,{\"name\":2}]}",
+        "{\"name\":{\"deep\":[1,2]},\"x\":-1.50e+3,\"name\":[]}",
+        "{\"s\":\"\\u00e9\\/\\u0000cut\",\"k\\u0000cut\":0}",
+        "{ \"spaced\" : [ 1 , { } ] } /* comment */",
+    };
+    char         cause[256];
+    const char  *got, *want;
+    size_t       i, m, got_len, want_len;
+    yajl_val     root;
+    yajl_gen     g, tree_g;
+
+    for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        g = cg_json_gen_new();
+        yajl_gen_map_open(g);
+        is_int(cg_json_gen_members(g, texts[i], strlen(texts[i]), "name",
+                                   "new"), 0, "gen members %zu written", i);
+        yajl_gen_map_close(g);
+        yajl_gen_get_buf(g, (const unsigned char **) &got, &got_len);
+
+        /* The same object through a tree, with each "name" replaced. */
+        root = cg_json_parse(texts[i], strlen(texts[i]), cause, sizeof(cause));
+        tree_g = cg_json_gen_new();
+        yajl_gen_map_open(tree_g);
+        for (m = 0; root != NULL && m < root->u.object.len; m++) {
+            cg_json_gen_str(tree_g, root->u.object.keys[m]);
+            if (strcmp(root->u.object.keys[m], "name") == 0) {
+                cg_json_gen_str(tree_g, "new");
+            } else {
+                cg_json_gen_value(tree_g, root->u.object.values[m]);
+            }
+        }
+        yajl_gen_map_close(tree_g);
+        yajl_gen_get_buf(tree_g, (const unsigned char **) &want, &want_len);
+
+        ok(got_len == want_len && memcmp(got, want, got_len) == 0,
+           "gen members %zu as from a tree", i);
+        if (got_len != want_len || memcmp(got, want, got_len) != 0) {
+            printf("#   got %.*s\n#   expected %.*s\n", (int) got_len, got,
+                   (int) want_len, want);
+        }
+
+        yajl_tree_free(root);
+        yajl_gen_free(tree_g);
+        yajl_gen_free(g);
+    }
+
+    g = cg_json_gen_new();
+    yajl_gen_map_open(g);
+    is_int(cg_json_gen_members(g, "[1]", 3, "name", "new"), -1,
+           "gen members array rejected");
+    yajl_gen_free(g);
+
+    g = cg_json_gen_new();
+    yajl_gen_map_open(g);
+    is_int(cg_json_gen_members(g, "{\"a\":", 5, "name", "new"), -1,
+           "gen members cut text rejected");
+    yajl_gen_free(g);
+}
+
+
+/* Accepted and rejected texts, with cg_json_parse()'s message. */
+static void
+test_pick_agrees_with_tree(void)
+{
+    static const char  *texts[] = {
+        "{}", "[]", "1", "\"s\"", "null", " {\"a\" : [ 1 , 2 ] } ",
+        "/* note */ {\"a\":1} // end\n", "{\"a\":1 /* [[[ */}",
+        "", " ", "{", "}", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]",
+        "{a:1}", "{'a':1}", "[01]", "[1.]", "[.5]", "[+1]", "[-]", "[1e]",
+        "[NaN]", "[Infinity]", "[tru]", "{\"a\":1}{\"b\":2}", "{\"a\":1} x",
+        "[\"\t\"]", "[\"\\u12\"]", "\"unterminated", "<html>bad</html>",
+        "{\"a\":1} /* open", "{\"a\":\"b\"\"c\"}",
+    };
+    cg_json_pick_t  p;
+    char            err[256];
+    const char     *expected;
+    size_t          i;
+    int             rc;
+
+    for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        rc = pick_one(texts[i], strlen(texts[i]), "", 0, &p, err, sizeof(err));
+        expected = tree_error(texts[i], strlen(texts[i]));
+
+        is_int(rc, expected[0] == '\0' ? 0 : -1, "text %zu (%s) verdict", i,
+               texts[i]);
+        is_str(err, expected, "text %zu message", i);
+    }
+}
+
+
+int
+main(void)
+{
+    test_pick_values();
+    test_pick_pointers();
+    test_pick_escapes();
+    test_pick_long_string();
+    test_pick_nul();
+    test_pick_utf8();
+    test_pick_repeated();
+    test_pick_wildcard();
+    test_pick_many_names();
+    test_pick_depth();
+    test_pick_depth_comment();
+    test_pick_numbers();
+    test_pick_agrees_with_tree();
+    test_gen_members();
+
+    return done();
+}

@@ -1,0 +1,114 @@
+#ifndef CG_JSON_PICK_H
+#define CG_JSON_PICK_H
+
+#include <stddef.h>
+#include <yajl/yajl_gen.h>
+
+/*
+ * A one-pass JSON reader over yajl's callback API. It validates a document
+ * as strictly as cg_json_parse() and stores only the values that the caller
+ * names with JSON Pointers (RFC 6901). It builds no tree. Besides yajl's
+ * own buffers, it allocates only the string copies a caller requests, and
+ * a list of top-level member names when they pass 256 bytes.
+ *
+ * Members are matched the way cg_json_get() matches them in a yajl tree,
+ * so that a caller can switch between the two without a change of meaning:
+ * - a member name is compared up to its first U+0000, because the tree keeps
+ *   names as C strings;
+ * - when a name repeats in an object, the first member wins.
+ *
+ * NOTE: beyond RFC 6901, the token "*" matches every element of an array,
+ * so one pointer can name a value in each element. In an object, "*" is
+ * the member of that name, as the RFC has it.
+ */
+
+/* Maximum pointers per call, and maximum reference tokens per pointer. */
+#define CG_JSON_PICK_MAX         16
+#define CG_JSON_POINTER_MAX_LEN  8
+
+typedef enum {
+    CG_JSON_ABSENT = 0,
+    CG_JSON_NULL,
+    CG_JSON_FALSE,
+    CG_JSON_TRUE,
+    CG_JSON_NUMBER,
+    CG_JSON_STRING,
+    CG_JSON_ARRAY,
+    CG_JSON_OBJECT
+} cg_json_type_t;
+
+/* Flag of cg_json_pick_t: keep a copy of a string value. */
+#define CG_JSON_PICK_COPY  0x01
+
+typedef struct cg_json_pick_s  cg_json_pick_t;
+
+/*
+ * A function that cg_json_pick() calls at each value a pointer names, once
+ * its type and number are stored. s and len are the bytes of a string or
+ * the text of a number, valid only during the call. A container is met at
+ * its start, so its count is 0 there.
+ */
+typedef void (*cg_json_pick_handler_pt)(void *data, const cg_json_pick_t *pick,
+    const char *s, size_t len);
+
+/*
+ * One value to pick. The caller sets pointer, flags and an optional
+ * handler with its data, and cg_json_pick() sets the other fields. With
+ * "*" in the pointer, they describe the last value that matched.
+ */
+struct cg_json_pick_s {
+    const char      *pointer;    /* "" for the whole document, "/a/0/b" */
+    unsigned         flags;
+    cg_json_pick_handler_pt  handler;
+    void            *data;
+
+    cg_json_type_t   type;       /* CG_JSON_ABSENT when nothing matched */
+    size_t           count;      /* members of an object, elements of an array */
+    char            *string;     /* with CG_JSON_PICK_COPY: malloc'ed copy */
+    size_t           len;        /* bytes of a string value */
+    long long        integer;    /* the value of a number when is_integer */
+    int              is_integer; /* 1 where YAJL_IS_INTEGER() is true in a tree */
+};
+
+/*
+ * What cg_json_pick() finds about the whole document, for the checks of
+ * cg_json_parse_request().
+ */
+typedef struct {
+    int   repeated;           /* a top-level member name appears twice */
+    char  repeated_name[65];  /* the first such name, cut to 64 bytes */
+    int   nul;                /* a string or member name contains U+0000 */
+} cg_json_findings_t;
+
+/*
+ * Reads len bytes of JSON (no NUL needed) and fills each of the npicks
+ * entries of picks. Strings must be valid UTF-8, and comments are allowed,
+ * as in yajl_tree_parse(). A copied string is NUL-terminated and may
+ * contain U+0000 from a \u0000 escape, so len counts every byte. With
+ * findings not NULL, it receives whether a string contains U+0000 and the
+ * first top-level member name that repeats, up to its first U+0000.
+ *
+ * Returns 0, or -1 with a one-line cause in errbuf and no copies left to
+ * free. A syntax error, a NUL byte or nesting deeper than CG_JSON_MAX_DEPTH
+ * gets the cause that cg_json_parse() gives. Free the copies of a
+ * successful call with cg_json_pick_free().
+ */
+int cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
+    size_t npicks, cg_json_findings_t *findings, char *errbuf,
+    size_t errbuf_size);
+
+/* Frees the string copies of picks and sets them to NULL. */
+void cg_json_pick_free(cg_json_pick_t *picks, size_t npicks);
+
+/*
+ * Writes the members of the JSON object in text to g, which must be inside
+ * an object, without a tree. The value of each top-level member called
+ * name becomes the string value. The output is what cg_json_gen_value()
+ * writes for the same members of a yajl tree: numbers keep their text, and
+ * strings and member names end at a U+0000. Returns 0, or -1 when text is
+ * no valid JSON object or g fails.
+ */
+int cg_json_gen_members(yajl_gen g, const char *text, size_t len,
+    const char *name, const char *value);
+
+#endif
