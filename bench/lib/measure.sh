@@ -1,7 +1,7 @@
 # Running the load client (wrk, or bench/stream_load for the streaming cases)
-# against the registered instances and recording one TSV row per run:
-# throughput, latency percentiles, time to first token for streams, and the
-# gateway's CPU time and peak RSS read from /proc around the run.
+# against the registered instances and recording one TSV row per run. A row
+# contains throughput, latency percentiles, time to first token for streams,
+# and the gateway's CPU time and peak RSS read from /proc around the run.
 
 BENCH_COLUMNS="run case id workers conns keys seconds requests rps p50_ms p99_ms mean_ms ttft_p50_ms ttft_p99_ms events_per_req errors non2xx gw_cpu_us_per_req emu_cpu_us_per_req db_cpu_us_per_req gw_rss_kb worker_rss_kb log_rows other_cpu_pct note"
 CLK_TCK=$(getconf CLK_TCK)
