@@ -24,7 +24,7 @@
 #   CG_WARMUP     requests sent before the counters are zeroed (default 20)
 #   CG_TIMEOUT    bound on one run's measured requests, seconds (default 600)
 #   CG_PARTS      "nginx", "worker" or both (default "nginx worker")
-#   CG_STREAM_CHUNKS  when set to N > 0, every chat asks for a stream of N
+#   CG_STREAM_CHUNKS  when set to N > 0, every chat requests a stream of N
 #                 content chunks (the emulator's "[emu words=N chunks=N]"), only
 #                 the worker part runs, and the report goes to
 #                 callgrind-stream-<UTC date>.md
@@ -48,7 +48,7 @@ CG_STREAM_CHUNKS=${CG_STREAM_CHUNKS:-0}
 [[ $CG_STREAM_CHUNKS =~ ^[0-9]+$ && $CG_STREAM_CHUNKS -le 10000 ]] ||
     { echo "callgrind: invalid CG_STREAM_CHUNKS \"$CG_STREAM_CHUNKS\": expected 0 to 10000" >&2; exit 1; }
 if [ "$CG_STREAM_CHUNKS" -gt 0 ]; then
-    # The nginx part's upstream returns one fixed JSON answer, never a stream.
+    # The nginx part's upstream returns one fixed JSON response, never a stream.
     CG_PARTS=${CG_PARTS:-worker}
     [ "$CG_PARTS" = worker ] ||
         { echo "callgrind: CG_STREAM_CHUNKS needs CG_PARTS=worker, not \"$CG_PARTS\"" >&2; exit 1; }
@@ -352,7 +352,7 @@ if [ "$CG_STREAM_CHUNKS" -gt 0 ]; then
     WORKER_PIECES+=(
         "cg_stream_feed	translate the provider's streamed bytes into client frames"
         "cg_stream_sse_event	one SSE event: read the chunk, pass it on or rewrite it"
-        "cg_json_gen_value	rewritten chunks: their values written again with yajl_gen"
+        "cg_json_gen_value	JSON values written again with yajl_gen (request body, rewritten chunks)"
     )
 fi
 

@@ -9,10 +9,10 @@
  * provider transfer is paused, and it resumes once evhttp has written the
  * output out.
  *
- * A provider may also send many chunks in one read. The first content chunk
- * does not wait for the rest of such a read to be translated: it is sent,
- * the transfer pauses until evhttp has written it, and the translation goes
- * on with the bytes after it when curl delivers the piece again.
+ * A provider may also send many chunks in one read, and the first content
+ * chunk does not wait for the rest of such a read to be translated. It is
+ * sent, and the transfer pauses until evhttp has written it. When curl
+ * delivers the piece again, the translation goes on after that chunk.
  */
 
 #include <stdio.h>
@@ -229,7 +229,7 @@ cg_chat_stream_on_data(cg_upstream_call_t *call, const char *data, size_t len,
  * Feeds the translator len bytes of the provider's body, or fewer when the
  * first content chunk is among them. Until that chunk, the bytes go in
  * slices. The slice that completes it is flushed at once, and when evhttp
- * then holds output to write, the feed stops there, so that the caller can
+ * then has output to write, the feed stops there, so that the caller can
  * pause the transfer until that output is written. Returns the bytes fed,
  * or (size_t) -1 when the flush failed.
  */
