@@ -143,10 +143,10 @@ bench_measure() {
         'BEGIN { v = (b - o) * 100 / (s * n * hz); printf "%.0f", v < 0 ? 0 : v }')
 
     if [ -z "$result" ]; then
-        bench_log "$id c$conns run $run: wrk printed no result, see $BENCH_RUN_DIR/wrk.stderr"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s%s\twrk failed\n' "$run" "${INST_CASE[$id]}" "$id" \
+        bench_log "$id c$conns run $run: ${INST_CLIENT[$id]} printed no result, see $BENCH_RUN_DIR/wrk.stderr"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s failed\n' "$run" "${INST_CASE[$id]}" "$id" \
             "${INST_WORKERS[$id]}" "$conns" "${INST_KEYS[$id]}" "$BENCH_SECONDS" \
-            "$(printf '\t-%.0s' {1..17})" >>"$BENCH_TSV"
+            "$(printf '\t-%.0s' {1..17})" "${INST_CLIENT[$id]}" >>"$BENCH_TSV"
         return
     fi
 
