@@ -147,13 +147,13 @@ $location
         "$BENCH_BODY" "nginx:$NGINX_MASTER_PID" "$(bench_conns_for "$name")" "${6:-}"
 }
 
-# Case 2: bare nginx proxy_pass with upstream keepalive. Buffering is off, as
-# on the full path's location, so that streamed events pass at once (the
-# emulator sends no X-Accel-Buffering header).
+# Case 2: bare nginx proxy_pass with upstream keepalive. Its buffering stays
+# on: the emulator turns it off for streamed responses with
+# "X-Accel-Buffering: no", so that nginx_stream's events pass at once.
 bench_case_nginx() {
     local w
     for w in $BENCH_WORKERS; do
-        bench_nginx_case nginx "$w" "" "$(bench_emu_location "proxy_buffering off;")" ""
+        bench_nginx_case nginx "$w" "" "$(bench_emu_location "")" ""
     done
 }
 
