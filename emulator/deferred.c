@@ -264,8 +264,9 @@ emu_deferred_begin_stream(emu_deferred_t *d)
     evhttp_add_header(headers, "Cache-Control", "no-cache");
 
     /*
-     * An nginx proxy in front (bench/run.sh's nginx_stream case) then passes
-     * the events as they come, while complete responses stay buffered.
+     * With this header an nginx proxy in front (bench/run.sh's nginx_stream
+     * case) passes the events as they come, while complete responses stay
+     * buffered.
      */
     evhttp_add_header(headers, "X-Accel-Buffering", "no");
     evhttp_send_reply_start(d->req, 200, "OK");
