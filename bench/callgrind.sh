@@ -24,6 +24,10 @@
 #   CG_WARMUP     requests sent before the counters are zeroed (default 20)
 #   CG_TIMEOUT    bound on one run's measured requests, seconds (default 600)
 #   CG_PARTS      "nginx", "worker" or both (default "nginx worker")
+#   CG_STREAM_CHUNKS  when set to N > 0, every chat requests a stream of N
+#                 content chunks (the emulator's "[emu words=N chunks=N]"), only
+#                 the worker part runs, and the report goes to
+#                 callgrind-stream-<UTC date>.md
 #   CG_TOP        functions listed in the worker's top inclusive table (default 40)
 #   CG_KEEP=1     keep the temporary folder with the callgrind files
 #   BUILD         build folder with the binaries (default build)
@@ -40,6 +44,15 @@ BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "callgrind: build folder $BUIL
 CG_REQUESTS=${CG_REQUESTS:-2000}
 CG_WARMUP=${CG_WARMUP:-20}
 CG_TIMEOUT=${CG_TIMEOUT:-600}
+CG_STREAM_CHUNKS=${CG_STREAM_CHUNKS:-0}
+[[ $CG_STREAM_CHUNKS =~ ^[0-9]+$ && $CG_STREAM_CHUNKS -le 10000 ]] ||
+    { echo "callgrind: invalid CG_STREAM_CHUNKS \"$CG_STREAM_CHUNKS\": expected 0 to 10000" >&2; exit 1; }
+if [ "$CG_STREAM_CHUNKS" -gt 0 ]; then
+    # The nginx part's upstream returns one fixed JSON response, never a stream.
+    CG_PARTS=${CG_PARTS:-worker}
+    [ "$CG_PARTS" = worker ] ||
+        { echo "callgrind: CG_STREAM_CHUNKS needs CG_PARTS=worker, not \"$CG_PARTS\"" >&2; exit 1; }
+fi
 CG_PARTS=${CG_PARTS:-"nginx worker"}
 CG_TOP=${CG_TOP:-40}
 
@@ -81,7 +94,12 @@ done
 
 BODY=$BENCH_RUN_DIR/chat.json
 AUTH="Authorization: Bearer callgrind-not-a-real-key"
-printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello from the chatgate benchmark"}]}' >"$BODY"
+if [ "$CG_STREAM_CHUNKS" -gt 0 ]; then
+    printf '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"[emu words=%d chunks=%d] stream a long answer"}]}' \
+        "$CG_STREAM_CHUNKS" "$CG_STREAM_CHUNKS" >"$BODY"
+else
+    printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello from the chatgate benchmark"}]}' >"$BODY"
+fi
 
 # Runs "$@" under callgrind with its output in $CG_OUT (callgrind_control -d
 # writes $CG_OUT.1). Sets CG_PID.
@@ -330,6 +348,13 @@ WORKER_PIECES=(
     "cg_db_conn_io	PostgreSQL connection events (libpq)"
     "evhttp_request_free	libevent: free the request"
 )
+if [ "$CG_STREAM_CHUNKS" -gt 0 ]; then
+    WORKER_PIECES+=(
+        "cg_stream_feed	translate the provider's streamed bytes into client frames"
+        "cg_stream_sse_event	one SSE event: read the chunk, pass it on or rewrite it"
+        "cg_json_gen_value	JSON values written again with yajl_gen (request body, rewritten chunks)"
+    )
+fi
 
 cg_part_worker() {
     local bin=$BUILD/chatgate-worker env=$BENCH_RUN_DIR/worker.env
@@ -419,7 +444,7 @@ cg_report() {
     {
         echo "# Instruction counts per request ($(date -u +%Y-%m-%d))"
         echo
-        echo "- Command: \`CG_REQUESTS=$CG_REQUESTS CG_WARMUP=$CG_WARMUP bench/callgrind.sh\`"
+        echo "- Command: \`CG_REQUESTS=$CG_REQUESTS CG_WARMUP=$CG_WARMUP CG_STREAM_CHUNKS=$CG_STREAM_CHUNKS bench/callgrind.sh\`"
         echo "- $(valgrind --version), \`--tool=callgrind --dump-instr=no --collect-jumps=no\`"
         echo "- Commit: $commit$dirty"
         echo "- nginx: $("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //') ($NGINX_BIN, Debian), curl $(curl --version | awk 'NR == 1 { print $2 }')"
@@ -428,7 +453,11 @@ cg_report() {
         echo "Each figure is callgrind's Ir (instructions executed) between"
         echo "\`callgrind_control -z\` and \`-d\`, divided by the $CG_REQUESTS requests sent in"
         echo "between, after $CG_WARMUP warm-up requests. One curl sends them in turn on one"
-        echo "keep-alive connection, each a POST of a 98-byte chat body."
+        echo "keep-alive connection, each a POST of a $(stat -c %s "$BODY")-byte chat body."
+        if [ "$CG_STREAM_CHUNKS" -gt 0 ]; then
+            echo "Every chat is streamed (\`\"stream\":true\`): the emulator answers with"
+            echo "$CG_STREAM_CHUNKS content chunks, and the figures cover the whole stream."
+        fi
 
         if [ ${#NGINX_ROWS[@]} -gt 0 ]; then
             echo
@@ -520,6 +549,10 @@ for part in $CG_PARTS; do
 done
 
 mkdir -p "$REPO/bench/results"
-result=$REPO/bench/results/callgrind-$(date -u +%Y-%m-%d).md
+if [ "$CG_STREAM_CHUNKS" -gt 0 ]; then
+    result=$REPO/bench/results/callgrind-stream-$(date -u +%Y-%m-%d).md
+else
+    result=$REPO/bench/results/callgrind-$(date -u +%Y-%m-%d).md
+fi
 cg_report "$result"
 bench_log "wrote ${result#"$REPO"/}"

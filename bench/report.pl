@@ -1,7 +1,7 @@
 #!/usr/bin/env perl
 # Summarize a results file of bench/run.sh as markdown: medians with their
-# spread (min-max) per case, the growth curve, the performance targets and
-# the skipped cases.
+# spread (min-max) per case, the streams' time to first token, the growth
+# curve, the performance targets and the skipped cases.
 #
 # usage: perl bench/report.pl RESULTS.tsv
 
@@ -29,6 +29,11 @@ while (my $line = <$in>) {
     if ($row{run} eq '0') {
         push @skips, \%row;
     } elsif ($row{requests} ne '-') {
+        # Gateway CPU per content event, for the streaming cases.
+        my $events = $row{events_per_req} // '-';
+        my $cpu = $row{gw_cpu_us_per_req} // '-';
+        $row{gw_cpu_us_per_event} = $events ne '-' && $events > 0 && $cpu ne '-'
+            ? $cpu / $events : '-';
         push @rows, \%row;
     }
 }
@@ -130,6 +135,41 @@ print "\nreq/s, p50, p99 and CPU: median of the runs, (min-max) across them. add
     . "summed over the gateway's processes during the run, highest of the runs. other CPU: CPU time of processes\n"
     . "outside the benchmark (other jobs on the machine) as a share of all CPUs during the run.\n";
 
+# Streams: time to first token against the bare nginx stream at the same
+# connections.
+my @stream_keys = grep {
+    my ($id, $conns) = split /\t/;
+    $main_conns{$conns} && ($groups{$_}[0]{ttft_p50_ms} // '-') ne '-';
+} @order;
+
+if (@stream_keys) {
+    print "\n### Streaming: time to first token\n\n";
+    print "| case | nginx workers | conns | streams/s | TTFT p50 ms | TTFT p99 ms | added TTFT p50 ms | stream p50 ms | content events per stream | gateway CPU us/stream | gateway CPU us/event | errors / non-2xx |\n";
+    print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+
+    for my $key (@stream_keys) {
+        my ($id, $conns) = split /\t/, $key;
+        my $first = $groups{$key}[0];
+        my ($ttft) = stat_of($key, 'ttft_p50_ms');
+        my ($bare) = stat_of("nginx_stream/w$first->{workers}\t$conns", 'ttft_p50_ms');
+        my $added = defined $bare && $first->{case} ne 'nginx_stream' ? $ttft - $bare : undef;
+
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d / %d |\n",
+            $first->{case}, $first->{workers}, $conns,
+            fmt_spread($key, 'rps', 0), fmt_spread($key, 'ttft_p50_ms', 3),
+            fmt_spread($key, 'ttft_p99_ms', 3), fmt($added, 3), fmt_spread($key, 'p50_ms', 3),
+            fmt_spread($key, 'events_per_req', 0), fmt_spread($key, 'gw_cpu_us_per_req', 1),
+            fmt_spread($key, 'gw_cpu_us_per_event', 2),
+            sum_of($key, 'errors'), sum_of($key, 'non2xx');
+    }
+
+    print "\nTTFT: from handing the request to the load client's event loop to the read that\n"
+        . "completes the first `data:` event with non-empty content (bench/stream_load.c), per\n"
+        . "stream, p50 and p99 of one run; median (min-max) across runs. added TTFT p50: the\n"
+        . "case's median minus nginx_stream's at the same connections. stream p50: the whole\n"
+        . "stream. gateway CPU us/event: CPU per stream divided by the content events received.\n";
+}
+
 # Growth curve: every instance measured at more than the main connection counts.
 my %growth;
 for my $key (@order) {
@@ -204,6 +244,17 @@ for my $w (1, 2) {
             defined $added ? $added <= 0.1 : undef,
             defined $added ? sprintf('+%.3f ms', $added) : '-');
     }
+}
+
+for my $c (sort { $a <=> $b } keys %main_conns) {
+    my ($full) = stat_of("stream/w1\t$c", 'ttft_p50_ms');
+    my ($bare) = stat_of("nginx_stream/w1\t$c", 'ttft_p50_ms');
+    next unless defined $full || defined $bare;
+    my $added = defined $full && defined $bare ? $full - $bare : undef;
+    target_line("streaming TTFT <= bare nginx + 0.2 ms (w1, c$c)",
+        defined $added ? $added <= 0.2 : undef,
+        defined $added ? sprintf('%+.3f ms (p50 %s vs %s ms)', $added, fmt($full, 3),
+            fmt($bare, 3)) : '-');
 }
 
 my @worker_rss = grep { $_ ne '-' } map { $_->{worker_rss_kb} } @rows;

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Benchmark chatgate against bare nginx, nginx's limit_req and the Portkey
-# gateway, all in front of the same provider emulator, with wrk.
+# gateway, all in front of the same provider emulator, with wrk, and the
+# streaming cases with bench/stream_load.
 #
 # Every case runs BENCH_RUNS times, interleaved (A B C A B C ...), and the
 # summary quotes medians with their spread. Servers listen on 127.0.0.1 or
 # unix sockets only and are stopped by PID on exit.
 #
 # Settings (environment):
-#   BENCH_SECONDS        length of one wrk run, seconds (default 5)
+#   BENCH_SECONDS        length of one wrk or stream_load run, seconds (default 5)
 #   BENCH_RUNS           runs per case and connection count (default 3)
 #   BENCH_QUICK=1        smoke pass: 1 run of 2 s, no warm-up
 #   BENCH_CONNS          wrk connection counts for every case (default "1 32")
@@ -41,7 +42,7 @@ BENCH_GROWTH_CASES=${BENCH_GROWTH_CASES:-"nginx full"}
 BENCH_GROWTH_CONNS=${BENCH_GROWTH_CONNS:-"1 32 256 1024"}
 BENCH_WORKERS=${BENCH_WORKERS:-"1 2"}
 BENCH_KEY_COUNTS=${BENCH_KEY_COUNTS:-"1 10000 1000000"}
-BENCH_CASES=${BENCH_CASES:-"direct nginx limit_req module limit_keys full stream portkey"}
+BENCH_CASES=${BENCH_CASES:-"direct nginx limit_req module limit_keys full nginx_stream stream portkey"}
 BENCH_EMU_THREADS=${BENCH_EMU_THREADS:-1}
 BENCH_EMULATOR=${BENCH_EMULATOR:-emulator}
 
@@ -62,9 +63,17 @@ if ! command -v wrk >/dev/null; then
         bench_die "apt-get install wrk failed; install wrk and run again"
 fi
 
-for cmd in wrk curl perl ps; do
+for cmd in wrk curl perl ps cc pkg-config; do
     command -v "$cmd" >/dev/null || bench_die "$cmd not found; run make deps"
 done
+
+# The streaming cases' load client: wrk's response callback runs only once a
+# whole response is in, so it cannot time the first event of a stream.
+BENCH_STREAM_LOAD=$BUILD/bench/stream_load
+mkdir -p "$BUILD/bench"
+cc -O2 -Wall -Wextra -Werror -o "$BENCH_STREAM_LOAD" "$REPO/bench/stream_load.c" \
+    $(pkg-config --cflags --libs libevent) ||
+    bench_die "building $BENCH_STREAM_LOAD failed"
 
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 host=$(hostname -s)

@@ -262,6 +262,13 @@ emu_deferred_begin_stream(emu_deferred_t *d)
     evhttp_add_header(headers, "Content-Type",
                       emu_stream_content_type(d->call.format));
     evhttp_add_header(headers, "Cache-Control", "no-cache");
+
+    /*
+     * With this header an nginx proxy in front (bench/run.sh's nginx_stream
+     * case) passes the events as they come, while complete responses stay
+     * buffered.
+     */
+    evhttp_add_header(headers, "X-Accel-Buffering", "no");
     evhttp_send_reply_start(d->req, 200, "OK");
 
     emu_stream_init(&d->stream, &d->call);

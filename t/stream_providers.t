@@ -9,6 +9,7 @@ use warnings;
 
 use Test::More;
 use JSON::PP;
+use HTTP::Tiny;
 use Chatgate::Test;
 
 require './t/stream_helpers.pl';
@@ -141,5 +142,58 @@ my @times = @{ $r->{times} };
 cmp_ok($times[-1] - $times[0], '>', 0.6, 'paced stream spread out');
 my ($first_content) = grep { ($r->{events}[$_] // '') =~ /"content":"[^"]/ } 0 .. $#times;
 cmp_ok($times[$first_content] // 99, '<', 0.5, 'paced stream first chunk early');
+
+# Pass-through: chunks that already name the requested model go on as the
+# provider wrote them. The emulator escapes a backspace as "\u0008", where
+# a rewrite by yajl_gen writes "\b", so the escape tells the two apart.
+
+my $control = "back\x{8}space";
+my $pass_content = "[emu chunks=3] $control";
+
+# The same request the worker makes, straight to the emulator: the worker
+# adds include_usage when the client sets no stream_options.
+my $direct = HTTP::Tiny->new(timeout => 10)->post(
+    'http://127.0.0.1:' . $t->emulator_port . '/v1/chat/completions', {
+        headers => { 'Content-Type' => 'application/json',
+                     'Authorization' => 'Bearer pass-through-test' },
+        content => JSON::PP->new->utf8->encode({
+            model          => 'gpt-4o-mini',
+            stream         => JSON::PP::true,
+            stream_options => { include_usage => JSON::PP::true },
+            messages       => [ { role => 'user', content => $pass_content } ],
+        }),
+    });
+is($direct->{status}, 200, 'pass-through direct status');
+
+# Chunk events with choices, with the per-call id and time made equal.
+sub chunk_events {
+    my @events = grep { /"choices":\[\{/ } @_;
+    s/"id":"[^"]*"/"id":"-"/, s/"created":\d+/"created":0/ for @events;
+    return @events;
+}
+
+my @want = chunk_events(map { /^data: (.*)$/s ? $1 : () }
+    split /\n\n/, $direct->{content} // '');
+$r = stream_chat($t, model => 'gpt-4o-mini', content => $pass_content);
+my @got = chunk_events(@{ $r->{events} });
+
+cmp_ok(scalar @want, '>=', 4, 'pass-through direct chunks');
+is_deeply(\@got, \@want, 'pass-through chunks byte for byte');
+ok((grep { index($_, '\u0008') >= 0 } @got), 'pass-through escape kept');
+is(stream_content($r), "emulator reply to: $control", 'pass-through content');
+is($r->{events}[-1], '[DONE]', 'pass-through done last');
+$row = stream_log_row($t, $r) // {};
+is($row->{chunks}, 3, 'pass-through log chunks');
+is($row->{completion_tokens}, $t->word_count("emulator reply to: $control"),
+    'pass-through log completion tokens');
+
+# With the provider prefix the chunk names another model and is rewritten.
+
+$r = stream_chat($t, model => 'openai/gpt-4o-mini', content => $pass_content);
+@got = chunk_events(@{ $r->{events} });
+ok(!(grep { index($_, '\u0008') >= 0 } @got), 'rewrite escape not kept');
+ok((grep { index($_, '\b') >= 0 } @got), 'rewrite escape by yajl');
+ok(!(grep { !/"model":"openai\/gpt-4o-mini"/ } @got), 'rewrite model requested');
+is(stream_content($r), "emulator reply to: $control", 'rewrite content');
 
 $t->finish;

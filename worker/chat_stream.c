@@ -8,6 +8,11 @@
  * connection's output holds more than CHATGATE_STREAM_BUFFER bytes, the
  * provider transfer is paused, and it resumes once evhttp has written the
  * output out.
+ *
+ * A provider may also send many chunks in one read, and the first content
+ * chunk does not wait for the rest of such a read to be translated. It is
+ * sent, and the transfer pauses until evhttp has written it. When curl
+ * delivers the piece again, the translation goes on after that chunk.
  */
 
 #include <stdio.h>
@@ -24,6 +29,9 @@
 /* bytes of a provider's error body kept for its message */
 #define CG_CHAT_STREAM_ERROR_BODY  (64 * 1024)
 
+/* Bytes per translator feed until the first content chunk has gone out. */
+#define CG_CHAT_STREAM_FIRST_SLICE  512
+
 /* chunk arrival times kept per stream for the timeline */
 #define CG_CHAT_STREAM_TIMELINE_MAX  100000
 
@@ -37,6 +45,7 @@ struct cg_chat_stream_s {
     long              status;       /* provider status of the current try */
     unsigned          started:1;    /* the reply's status line went out */
     unsigned          paused:1;     /* the provider transfer waits for the client */
+    size_t            skip;         /* bytes of the next piece already translated */
     int               ttft_ms;      /* -1 until the first content chunk is sent */
     int               last_ms;      /* when the last frame was sent */
     unsigned long     pauses;
@@ -55,6 +64,7 @@ static void cg_chat_stream_on_done(cg_upstream_call_t *call,
 static int cg_chat_stream_retryable(cg_chat_t *c, cg_upstream_call_t *call,
     cg_upstream_result_t result, const char *error);
 static void cg_chat_stream_record(cg_chat_t *c, unsigned long before);
+static size_t cg_chat_stream_feed(cg_chat_t *c, const char *data, size_t len);
 static int cg_chat_stream_flush(cg_chat_t *c);
 static int cg_chat_stream_start_reply(cg_chat_t *c);
 static int cg_chat_stream_form(cg_chat_t *c, const cg_buf_t *frames,
@@ -87,6 +97,7 @@ cg_chat_stream_call(cg_chat_t *c)
     }
 
     c->stream->status = 0;
+    c->stream->skip = 0;
     cg_buf_reset(&c->stream->error_body);
 
     return cg_upstream_start(c->srv->upstream, c->call.url, c->call.headers,
@@ -150,7 +161,8 @@ cg_chat_stream_on_headers(cg_upstream_call_t *call, long status, void *arg)
 /*
  * Translates one piece of a 2xx stream and sends the frames it completes,
  * or keeps a piece of an error body. A piece that arrives while the
- * client's backlog is over the bound is left to curl, which pauses.
+ * client's backlog is over the bound is left to curl, which pauses. So is
+ * the rest of a piece after the first content chunk (see the file header).
  */
 static int
 cg_chat_stream_on_data(cg_upstream_call_t *call, const char *data, size_t len,
@@ -159,7 +171,7 @@ cg_chat_stream_on_data(cg_upstream_call_t *call, const char *data, size_t len,
     cg_chat_t         *c = arg;
     cg_chat_stream_t  *s = c->stream;
     unsigned long      before = s->translator.chunks;
-    size_t             keep;
+    size_t             keep, fed;
 
     (void) call;
 
@@ -182,14 +194,78 @@ cg_chat_stream_on_data(cg_upstream_call_t *call, const char *data, size_t len,
         return CG_UPSTREAM_PAUSE;
     }
 
-    cg_stream_feed(&s->translator, data, len, &s->frames);
+    /* curl delivers a paused piece again from its start. */
+    keep = s->skip < len ? s->skip : len;
+    s->skip -= keep;
+    data += keep;
+    len -= keep;
+
+    if (len == 0) {
+        return CG_UPSTREAM_CONTINUE;
+    }
+
+    fed = cg_chat_stream_feed(c, data, len);
     cg_chat_stream_record(c, before);
+
+    if (fed == (size_t) -1) {
+        return CG_UPSTREAM_ABORT;
+    }
+
+    if (fed < len) {
+        s->skip = keep + fed;
+        s->paused = 1;
+        return CG_UPSTREAM_PAUSE;
+    }
 
     if (cg_chat_stream_flush(c) != 0 || s->translator.failed) {
         return CG_UPSTREAM_ABORT;
     }
 
     return CG_UPSTREAM_CONTINUE;
+}
+
+
+/*
+ * Feeds the translator len bytes of the provider's body, or fewer when the
+ * first content chunk is among them. Until that chunk, the bytes go in
+ * slices. The slice that completes it is flushed at once, and when evhttp
+ * then has output to write, the feed stops there, so that the caller can
+ * pause the transfer until that output is written. Returns the bytes fed,
+ * or (size_t) -1 when the flush failed.
+ */
+static size_t
+cg_chat_stream_feed(cg_chat_t *c, const char *data, size_t len)
+{
+    cg_chat_stream_t  *s = c->stream;
+    size_t             n, fed = 0;
+
+    while (fed < len && s->translator.chunks == 0 && !s->translator.failed) {
+        n = len - fed;
+        if (n > CG_CHAT_STREAM_FIRST_SLICE) {
+            n = CG_CHAT_STREAM_FIRST_SLICE;
+        }
+
+        cg_stream_feed(&s->translator, data + fed, n, &s->frames);
+        fed += n;
+
+        if (s->translator.chunks == 0) {
+            continue;
+        }
+
+        if (cg_chat_stream_flush(c) != 0) {
+            return (size_t) -1;
+        }
+
+        if (fed < len && cg_chat_stream_backlog(c) > 0) {
+            return fed;
+        }
+    }
+
+    if (fed < len) {
+        cg_stream_feed(&s->translator, data + fed, len - fed, &s->frames);
+    }
+
+    return len;
 }
 
 

@@ -7,6 +7,10 @@
 
 static int cg_stream_sse_event(void *ctx, const cg_sse_event_t *ev);
 static int cg_stream_openai(cg_stream_t *s, const char *data, size_t len);
+static int cg_stream_openai_read(cg_stream_t *s, const char *data,
+    size_t len, yajl_val *rewrite);
+static int cg_stream_openai_rewrite(cg_stream_t *s, yajl_val root);
+static int cg_stream_keys_unique(yajl_val obj);
 static int cg_stream_anthropic(cg_stream_t *s, const char *type,
     const char *data, size_t len);
 static int cg_stream_ollama(void *ctx, const char *line, size_t len);
@@ -15,6 +19,7 @@ static int cg_stream_chunk(cg_stream_t *s, const char *content,
     const char *finish_reason);
 static int cg_stream_end(cg_stream_t *s);
 static int cg_stream_frame(cg_stream_t *s, yajl_gen g);
+static int cg_stream_frame_data(cg_stream_t *s, const void *data, size_t len);
 static int cg_stream_fail(cg_stream_t *s, const char *what, const char *cause);
 static int cg_stream_provider_error(cg_stream_t *s, const char *data,
     size_t len);
@@ -156,23 +161,70 @@ cg_stream_sse_event(void *ctx, const cg_sse_event_t *ev)
 }
 
 
+/* The results of cg_stream_openai_read() for one chunk. */
+#define CG_STREAM_CHUNK_DROP     0
+#define CG_STREAM_CHUNK_AS_IS    1
+#define CG_STREAM_CHUNK_REWRITE  2
+
+
 /*
- * Passes an OpenAI-compatible chunk on with model set to the requested
- * name. The usage-only chunk is passed on only if the client asked for it.
+ * Passes an OpenAI-compatible chunk on: as it came when it already names
+ * the requested model, otherwise rewritten with model set to that name.
+ * The usage-only chunk is passed on only if the client asked for it.
  */
 static int
 cg_stream_openai(cg_stream_t *s, const char *data, size_t len)
 {
-    yajl_val     root, choices, choice, usage;
-    const char  *content, *finish;
-    yajl_gen     g;
-    size_t       i;
-    int          bad = 0;
+    yajl_val  root;
 
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
         s->done = 1;
         return cg_buf_append_str(s->out, "data: [DONE]\n\n") ? -1 : 1;
     }
+
+    switch (cg_stream_openai_read(s, data, len, &root)) {
+
+    case CG_STREAM_CHUNK_DROP:
+        return 0;
+
+    case CG_STREAM_CHUNK_AS_IS:
+        return cg_stream_frame_data(s, data, len);
+
+    case CG_STREAM_CHUNK_REWRITE:
+        return cg_stream_openai_rewrite(s, root);
+
+    default:
+        return -1;
+    }
+}
+
+
+/*
+ * Reads one OpenAI-compatible chunk: takes its usage, finish_reason and
+ * content count into s, and decides how it goes on. A chunk goes on as it
+ * came under the rule that non-streamed completions follow in
+ * cg_openai_parse_completion(): "model" equals the requested name, an "id"
+ * is there, and no top-level key repeats, so the client could not read
+ * another "model" than the one checked here. The data must also be one
+ * line, because a multi-line data field would need a "data:" per line.
+ *
+ * Returns CG_STREAM_CHUNK_DROP, CG_STREAM_CHUNK_AS_IS,
+ * CG_STREAM_CHUNK_REWRITE with the parsed chunk in *rewrite for the caller
+ * to free, or -1 once the stream has failed (an invalid chunk or a
+ * provider error event).
+ *
+ * NOTE: only this function reads the chunk, so that its tree parse can
+ * give way to a reader that does not allocate; the rewrite then needs a
+ * parse of its own.
+ */
+static int
+cg_stream_openai_read(cg_stream_t *s, const char *data, size_t len,
+    yajl_val *rewrite)
+{
+    yajl_val     root, choices, choice, usage, model;
+    const char  *content;
+
+    *rewrite = NULL;
 
     root = cg_stream_parse(s, data, len);
     if (root == NULL) {
@@ -193,15 +245,39 @@ cg_stream_openai(cg_stream_t *s, const char *data, size_t len)
         s->chunks++;
     }
 
-    finish = cg_json_get_string(choice, "finish_reason");
-    if (finish != NULL) {
+    if (cg_json_get_string(choice, "finish_reason") != NULL) {
         s->finish_reason = "stop";   /* only "seen" matters for the end */
     }
 
     if (choice == NULL && !s->send_usage) {
         yajl_tree_free(root);
-        return 0;
+        return CG_STREAM_CHUNK_DROP;
     }
+
+    model = cg_json_get(root, "model");
+
+    if (YAJL_IS_STRING(model)
+        && strcmp(model->u.string, s->model) == 0
+        && cg_json_get(root, "id") != NULL
+        && memchr(data, '\n', len) == NULL
+        && cg_stream_keys_unique(root))
+    {
+        yajl_tree_free(root);
+        return CG_STREAM_CHUNK_AS_IS;
+    }
+
+    *rewrite = root;
+    return CG_STREAM_CHUNK_REWRITE;
+}
+
+
+/* Writes root with model set to the requested name, and frees root. */
+static int
+cg_stream_openai_rewrite(cg_stream_t *s, yajl_val root)
+{
+    yajl_gen  g;
+    size_t    i;
+    int       bad;
 
     g = cg_json_gen_new();
     bad = g == NULL || yajl_gen_map_open(g);
@@ -223,6 +299,27 @@ cg_stream_openai(cg_stream_t *s, const char *data, size_t len)
     }
 
     return cg_stream_frame(s, g);
+}
+
+
+/*
+ * Returns 1 when no key of the object obj appears twice, 0 otherwise: the
+ * check of cg_openai_keys_unique() in provider_openai.c.
+ */
+static int
+cg_stream_keys_unique(yajl_val obj)
+{
+    size_t  i, j;
+
+    for (i = 0; i < obj->u.object.len; i++) {
+        for (j = i + 1; j < obj->u.object.len; j++) {
+            if (strcmp(obj->u.object.keys[i], obj->u.object.keys[j]) == 0) {
+                return 0;
+            }
+        }
+    }
+
+    return 1;
 }
 
 
@@ -464,12 +561,25 @@ cg_stream_frame(cg_stream_t *s, yajl_gen g)
     int                   bad;
 
     bad = yajl_gen_get_buf(g, &json, &n) != yajl_gen_status_ok
-          || cg_buf_append_str(s->out, "data: ") != 0
-          || cg_buf_append(s->out, json, n) != 0
-          || cg_buf_append_str(s->out, "\n\n") != 0;
+          || cg_stream_frame_data(s, json, n) != 0;
 
     yajl_gen_free(g);
     return bad ? -1 : 0;
+}
+
+
+/* Appends len bytes of one-line data as one "data:" frame. */
+static int
+cg_stream_frame_data(cg_stream_t *s, const void *data, size_t len)
+{
+    if (cg_buf_append_str(s->out, "data: ") != 0
+        || cg_buf_append(s->out, data, len) != 0
+        || cg_buf_append_str(s->out, "\n\n") != 0)
+    {
+        return -1;
+    }
+
+    return 0;
 }
 
 

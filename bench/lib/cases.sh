@@ -6,14 +6,15 @@
 # To add a case: write bench_case_<name> and add <name> to BENCH_CASES.
 
 declare -A INST_CASE INST_WORKERS INST_URL INST_HEADERS INST_BODY INST_KEYS
-declare -A INST_GW INST_CONNS INST_LOGROWS INST_NOTE
+declare -A INST_GW INST_CONNS INST_LOGROWS INST_NOTE INST_CLIENT
 BENCH_INSTANCES=()
 BENCH_SKIPS=()
 
 # bench_add_instance ID CASE WORKERS URL HEADERS BODY_FILE GW_PIDS CONNS [NOTE]
 # GW_PIDS lists the gateway's processes as "nginx:<master pid>" (the master
 # and its workers) or "pid:<pid>" entries. CONNS is the list of wrk
-# connection counts for this instance.
+# connection counts for this instance. The load client is wrk unless the
+# caller sets INST_CLIENT[ID]=stream_load afterwards.
 bench_add_instance() {
     local id=$1
 
@@ -27,7 +28,19 @@ bench_add_instance() {
     INST_NOTE[$id]=${9:-}
     INST_KEYS[$id]=0
     INST_LOGROWS[$id]=0
+    INST_CLIENT[$id]=wrk
     BENCH_INSTANCES+=("$id")
+}
+
+# Removes instance $1 from the measured list but keeps its settings, for a
+# case that only serves another case's instance.
+bench_drop_instance() {
+    local id kept=()
+
+    for id in "${BENCH_INSTANCES[@]}"; do
+        [ "$id" = "$1" ] || kept+=("$id")
+    done
+    BENCH_INSTANCES=("${kept[@]}")
 }
 
 bench_add_skip() {
@@ -134,12 +147,51 @@ $location
         "$BENCH_BODY" "nginx:$NGINX_MASTER_PID" "$(bench_conns_for "$name")" "${6:-}"
 }
 
-# Case 2: bare nginx proxy_pass with upstream keepalive.
+# Case 2: bare nginx proxy_pass with upstream keepalive. Its buffering stays
+# on: the emulator turns it off for streamed responses with
+# "X-Accel-Buffering: no", so that nginx_stream's events pass at once.
 bench_case_nginx() {
     local w
     for w in $BENCH_WORKERS; do
         bench_nginx_case nginx "$w" "" "$(bench_emu_location "")" ""
     done
+}
+
+# The streaming cases' chunk count, as set in BENCH_STREAM_BODY.
+BENCH_STREAM_CHUNKS=200
+
+# Registers stream instance $1 for case $2 on the URL and processes of
+# instance $3, measured with bench/stream_load. Returns 1 with a skip when
+# $3 did not start or does not stream.
+bench_stream_instance() {
+    local id=$1 name=$2 base=$3
+
+    if [ -z "${INST_URL[$base]:-}" ]; then
+        bench_add_skip "$name" "needs the ${base%/*} case"
+        return 1
+    fi
+    if ! bench_probe "${INST_URL[$base]}" "$BENCH_AUTH" "$BENCH_STREAM_BODY" ||
+            [[ "$PROBE_CONTENT_TYPE" != text/event-stream* ]]; then
+        bench_add_skip "$name" "streaming not available: ${BENCH_SKIP_REASON:-content type $PROBE_CONTENT_TYPE}"
+        return 1
+    fi
+
+    bench_add_instance "$id" "$name" "${INST_WORKERS[$base]}" "${INST_URL[$base]}" \
+        "$BENCH_AUTH" "$BENCH_STREAM_BODY" "${INST_GW[$base]}" "$BENCH_CONNS" \
+        "$BENCH_STREAM_CHUNKS chunks"
+    INST_CLIENT[$id]=stream_load
+}
+
+# Case 2s: streamed chats through the bare nginx of case nginx (w1), the
+# reference for the stream case's time to first token. Without the nginx
+# case in BENCH_CASES it starts that nginx itself and does not measure it.
+bench_case_nginx_stream() {
+    if [ -z "${INST_URL[nginx/w1]:-}" ] && [[ " $BENCH_CASES " != *" nginx "* ]]; then
+        BENCH_WORKERS=1 bench_case_nginx
+        bench_drop_instance nginx/w1
+    fi
+
+    bench_stream_instance nginx_stream/w1 nginx_stream nginx/w1
 }
 
 # Case 3: nginx's own limit_req, with a rate no benchmark reaches. Every
@@ -266,23 +318,16 @@ bench_case_full() {
     done
 }
 
-# Case 6: 200-chunk streamed responses on the full path. Runs only once the
-# worker responds to stream:true with an event stream.
+# Case 6: 200-chunk streamed responses on the full path (w1), measured like
+# nginx_stream. Without the full case in BENCH_CASES it starts the full path
+# itself and does not measure it.
 bench_case_stream() {
-    local id=full/w1
-
-    if [ -z "${INST_URL[$id]:-}" ]; then
-        bench_add_skip stream "needs the full path case"
-        return
-    fi
-    if ! bench_probe "${INST_URL[$id]}" "$BENCH_AUTH" "$BENCH_STREAM_BODY" ||
-            [[ "$PROBE_CONTENT_TYPE" != text/event-stream* ]]; then
-        bench_add_skip stream "streaming not available: ${BENCH_SKIP_REASON:-content type $PROBE_CONTENT_TYPE}"
-        return
+    if [ -z "${INST_URL[full/w1]:-}" ] && [[ " $BENCH_CASES " != *" full "* ]]; then
+        BENCH_WORKERS=1 bench_case_full
+        bench_drop_instance full/w1
     fi
 
-    bench_add_instance stream/w1 stream 1 "${INST_URL[$id]}" "$BENCH_AUTH" \
-        "$BENCH_STREAM_BODY" "${INST_GW[$id]}" "$BENCH_CONNS" "200 chunks"
+    bench_stream_instance stream/w1 stream full/w1 || return
     INST_LOGROWS[stream/w1]=1
 }
 

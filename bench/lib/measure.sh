@@ -1,8 +1,9 @@
-# Running wrk against the registered instances and recording one TSV row per
-# run: throughput, latency percentiles, and the gateway's CPU time and peak
-# RSS read from /proc around the run.
+# Running the load client (wrk, or bench/stream_load for the streaming cases)
+# against the registered instances and recording one TSV row per run. A row
+# contains throughput, latency percentiles, time to first token for streams,
+# and the gateway's CPU time and peak RSS read from /proc around the run.
 
-BENCH_COLUMNS="run case id workers conns keys seconds requests rps p50_ms p99_ms mean_ms errors non2xx gw_cpu_us_per_req emu_cpu_us_per_req db_cpu_us_per_req gw_rss_kb worker_rss_kb log_rows other_cpu_pct note"
+BENCH_COLUMNS="run case id workers conns keys seconds requests rps p50_ms p99_ms mean_ms ttft_p50_ms ttft_p99_ms events_per_req errors non2xx gw_cpu_us_per_req emu_cpu_us_per_req db_cpu_us_per_req gw_rss_kb worker_rss_kb log_rows other_cpu_pct note"
 CLK_TCK=$(getconf CLK_TCK)
 
 # Writes the machine description and the settings as "# name<TAB>value"
@@ -60,16 +61,39 @@ bench_log_rows_settled() {
     echo "$now"
 }
 
-# Runs wrk once: instance $1, $2 connections, $3 seconds. Prints the
-# BENCH_RESULT line of bench/wrk/chat.lua, or nothing when wrk failed.
+# Runs the instance's load client once: instance $1, $2 connections, $3
+# seconds. Prints the BENCH_RESULT line of bench/wrk/chat.lua or of
+# bench/stream_load, or nothing when the client failed.
 bench_wrk() {
     local id=$1 conns=$2 seconds=$3
+
+    if [ "${INST_CLIENT[$id]}" = stream_load ]; then
+        bench_stream_load "$@"
+        return
+    fi
 
     BENCH_BODY_FILE=${INST_BODY[$id]} BENCH_HEADERS=${INST_HEADERS[$id]} \
     BENCH_KEYS=${INST_KEYS[$id]} \
         timeout -k 5 $((seconds + 30)) \
         wrk -t1 -c"$conns" -d"${seconds}s" --timeout 10s --latency \
             -s "$REPO/bench/wrk/chat.lua" "${INST_URL[$id]}" \
+            2>>"$BENCH_RUN_DIR/wrk.stderr" | grep '^BENCH_RESULT' || true
+}
+
+# Runs bench/stream_load in its sustained mode with the arguments of
+# bench_wrk: every connection sends one streamed chat after another and the
+# result line adds the time to first token and the content events received.
+bench_stream_load() {
+    local id=$1 conns=$2 seconds=$3 pair args=()
+
+    IFS='|' read -ra pairs <<<"${INST_HEADERS[$id]}"
+    for pair in "${pairs[@]}"; do
+        [ -n "$pair" ] && args+=(-H "$pair")
+    done
+
+    timeout -k 5 $((seconds + 40)) \
+        "$BENCH_STREAM_LOAD" -c "$conns" -d "$seconds" "${args[@]}" \
+            "${INST_URL[$id]}" "${INST_BODY[$id]}" \
             2>>"$BENCH_RUN_DIR/wrk.stderr" | grep '^BENCH_RESULT' || true
 }
 
@@ -87,7 +111,7 @@ bench_us_per_req() {
 bench_measure() {
     local id=$1 conns=$2 run=$3
     local gw_pids emu_pids db_pids gw0 emu0 db0 rows0=- rows1 result
-    local requests duration p50 p99 mean errors non2xx rps
+    local requests duration p50 p99 mean errors non2xx rps ttft_p50=- ttft_p99=- events=-
     local gw_cpu emu_cpu db_cpu gw_rss worker_rss=- log_rows=-
     local wrk0 wrk_cpu busy0 busy other
 
@@ -119,16 +143,16 @@ bench_measure() {
         'BEGIN { v = (b - o) * 100 / (s * n * hz); printf "%.0f", v < 0 ? 0 : v }')
 
     if [ -z "$result" ]; then
-        bench_log "$id c$conns run $run: wrk printed no result, see $BENCH_RUN_DIR/wrk.stderr"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s%s\twrk failed\n' "$run" "${INST_CASE[$id]}" "$id" \
+        bench_log "$id c$conns run $run: ${INST_CLIENT[$id]} printed no result, see $BENCH_RUN_DIR/wrk.stderr"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s failed\n' "$run" "${INST_CASE[$id]}" "$id" \
             "${INST_WORKERS[$id]}" "$conns" "${INST_KEYS[$id]}" "$BENCH_SECONDS" \
-            "$(printf '\t-%.0s' {1..14})" >>"$BENCH_TSV"
+            "$(printf '\t-%.0s' {1..17})" "${INST_CLIENT[$id]}" >>"$BENCH_TSV"
         return
     fi
 
     # The result line contains name=number pairs. Anything else is ignored.
     local pair r_requests=0 r_duration_us=1 r_p50_us=0 r_p99_us=0 r_mean_us=0
-    local r_max_us=0 r_err_connect=0 r_err_read=0 r_err_write=0 r_err_status=0 r_err_timeout=0
+    local r_max_us=0 r_ttft_p50_us=- r_ttft_p99_us=- r_events=- r_err_connect=0 r_err_read=0 r_err_write=0 r_err_status=0 r_err_timeout=0
     for pair in ${result#BENCH_RESULT }; do
         [[ "$pair" =~ ^([a-z0-9_]+)=([0-9]+)$ ]] || continue
         printf -v "r_${BASH_REMATCH[1]}" '%s' "${BASH_REMATCH[2]}"
@@ -140,6 +164,13 @@ bench_measure() {
     p50=$(awk -v v="$r_p50_us" 'BEGIN { printf "%.3f", v / 1000 }')
     p99=$(awk -v v="$r_p99_us" 'BEGIN { printf "%.3f", v / 1000 }')
     mean=$(awk -v v="$r_mean_us" 'BEGIN { printf "%.3f", v / 1000 }')
+    if [ "$r_ttft_p50_us" != - ]; then
+        ttft_p50=$(awk -v v="$r_ttft_p50_us" 'BEGIN { printf "%.3f", v / 1000 }')
+        ttft_p99=$(awk -v v="$r_ttft_p99_us" 'BEGIN { printf "%.3f", v / 1000 }')
+    fi
+    if [ "$r_events" != - ] && [ "$requests" -gt 0 ]; then
+        events=$(awk -v e="$r_events" -v n="$requests" 'BEGIN { printf "%.1f", e / n }')
+    fi
 
     gw_rss=-
     [ -n "${INST_GW[$id]}" ] && gw_rss=$(bench_peak_rss_kb $gw_pids)
@@ -152,7 +183,7 @@ bench_measure() {
 
     printf '%s\n' "$run" "${INST_CASE[$id]}" "$id" "${INST_WORKERS[$id]}" "$conns" \
         "${INST_KEYS[$id]}" "$BENCH_SECONDS" "$requests" "$rps" "$p50" "$p99" "$mean" \
-        "$errors" "$non2xx" \
+        "$ttft_p50" "$ttft_p99" "$events" "$errors" "$non2xx" \
         "$( [ -n "${INST_GW[$id]}" ] && bench_us_per_req "$gw_cpu" "$requests" || echo -)" \
         "$(bench_us_per_req "$emu_cpu" "$requests")" \
         "$( [ -n "$db_pids" ] && [ "${INST_LOGROWS[$id]}" = 1 ] && bench_us_per_req "$db_cpu" "$requests" || echo -)" \
@@ -161,6 +192,10 @@ bench_measure() {
 
     bench_log "$(printf '%-22s c%-5s run %s: %8s req/s  p50 %8s ms  p99 %8s ms  errors %s  non-2xx %s  other CPU %s%%' \
         "$id" "$conns" "$run" "$rps" "$p50" "$p99" "$errors" "$non2xx" "$other")"
+    if [ "$ttft_p50" != - ]; then
+        bench_log "$(printf '%-22s c%-5s run %s: TTFT p50 %s ms  p99 %s ms, %s content events per stream' \
+            "$id" "$conns" "$run" "$ttft_p50" "$ttft_p99" "$events")"
+    fi
 }
 
 bench_jobs_per_run() {
@@ -208,6 +243,6 @@ bench_record_skips() {
         name=${skip%%	*}
         reason=${skip#*	}
         printf '0\t%s\t%s%s\tskipped: %s\n' "$name" "$name" \
-            "$(printf '\t-%.0s' {1..18})" "$(echo "$reason" | tr '\t\n' '  ')" >>"$BENCH_TSV"
+            "$(printf '\t-%.0s' {1..21})" "$(echo "$reason" | tr '\t\n' '  ')" >>"$BENCH_TSV"
     done
 }

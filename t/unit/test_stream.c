@@ -184,6 +184,71 @@ test_openai_stream(void)
 }
 
 
+/*
+ * A chunk that names the requested model, has an id and no repeated key
+ * goes on byte for byte. Its spaces, member order, "\/" and 1.50 show that
+ * yajl_gen did not write it again.
+ */
+#define PASS_CHUNK                                                          \
+    "{\"model\":\"gpt-4o\", \"choices\":[{\"delta\":{\"content\":\"a\\/b\"},"  \
+    "\"index\":0}], \"id\":\"c1\", \"extra\":1.50}"
+
+/* Feeds text byte by byte. */
+static void
+run_text(const char *model, const char *text, result_t *r)
+{
+    run(model, "", text, strlen(text), 0, 0, 1, r);
+}
+
+
+static void
+test_openai_pass_through(void)
+{
+    result_t     r;
+    const char  *frame = "data: " PASS_CHUNK "\n\n";
+
+    check_cuts("pass-through", "gpt-4o", "",
+               "data: " PASS_CHUNK "\n\ndata: [DONE]\n\n", &r);
+    is_str(r.out.data, "data: " PASS_CHUNK "\n\ndata: [DONE]\n\n",
+           "pass-through frame as it came");
+    is_int(r.chunks, 1, "pass-through content counted");
+    cg_buf_free(&r.out);
+
+    /* A rewrite makes the chunk compact, so the frame differs. */
+    check_cuts("pass-through other model", "openai/gpt-4o", "",
+               "data: " PASS_CHUNK "\n\ndata: [DONE]\n\n", &r);
+    ok(strstr(r.out.data, frame) == NULL, "other model rewritten");
+    ok(strstr(r.out.data, "\"model\":\"openai/gpt-4o\"") != NULL,
+       "other model as requested");
+    cg_buf_free(&r.out);
+
+    run_text("gpt-4o", "data: {\"model\":\"gpt-4o\", \"model\":\"x\", "
+        "\"id\":\"c1\", \"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: [DONE]\n\n", &r);
+    is_str(r.out.data, "data: {\"model\":\"gpt-4o\",\"model\":\"gpt-4o\","
+           "\"id\":\"c1\",\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+           "data: [DONE]\n\n", "repeated model rewritten");
+    cg_buf_free(&r.out);
+
+    run_text("gpt-4o", "data: {\"model\":\"gpt-4o\", "
+        "\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: [DONE]\n\n", &r);
+    is_str(r.out.data, "data: {\"model\":\"gpt-4o\","
+           "\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+           "data: [DONE]\n\n", "chunk without id rewritten");
+    cg_buf_free(&r.out);
+
+    /* Two data lines join with "\n", which one frame cannot carry. */
+    run_text("gpt-4o", "data: {\"model\":\"gpt-4o\", \"id\":\"c1\",\n"
+        "data: \"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: [DONE]\n\n", &r);
+    is_str(r.out.data, "data: {\"model\":\"gpt-4o\",\"id\":\"c1\","
+           "\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+           "data: [DONE]\n\n", "multi-line data rewritten");
+    cg_buf_free(&r.out);
+}
+
+
 static void
 test_anthropic_stream(void)
 {
@@ -345,6 +410,7 @@ int
 main(void)
 {
     test_openai_stream();
+    test_openai_pass_through();
     test_anthropic_stream();
     test_ollama_stream();
     test_stream_errors();
