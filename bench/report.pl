@@ -52,7 +52,7 @@ for my $row (@rows) {
 
 sub values_of {
     my ($key, $column) = @_;
-    return grep { $_ ne '-' } map { $_->{$column} } @{ $groups{$key} || [] };
+    return grep { defined && $_ ne '-' } map { $_->{$column} } @{ $groups{$key} || [] };
 }
 
 sub median {
@@ -120,6 +120,9 @@ for my $key (@order) {
     }
     my $worker_rss = max_of($key, 'worker_rss_kb');
     push @notes, sprintf 'worker RSS %.1f MB', $worker_rss / 1024 if defined $worker_rss;
+    my ($worker_cpu) = stat_of($key, 'worker_cpu_us_per_req');
+    push @notes, sprintf 'worker CPU %s us/req', fmt_spread($key, 'worker_cpu_us_per_req', 1)
+        if defined $worker_cpu;
 
     printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %d / %d | %s | %s |\n",
         $first->{case}, $first->{workers}, $conns,
@@ -222,11 +225,13 @@ for my $w (1, 2) {
 
         my ($full_cpu) = stat_of("full/w$w\t$c", 'gw_cpu_us_per_req');
         my ($bare_cpu) = stat_of("nginx/w$w\t$c", 'gw_cpu_us_per_req');
+        my ($worker_cpu) = stat_of("full/w$w\t$c", 'worker_cpu_us_per_req');
         my $cpu_ratio = defined $full_cpu && $bare_cpu ? $full_cpu / $bare_cpu : undef;
+        my $split = defined $worker_cpu ? sprintf(', worker %s', fmt($worker_cpu, 1)) : '';
         target_line("nginx+worker CPU/req <= 3x bare nginx (w$w, c$c)",
             defined $cpu_ratio ? $cpu_ratio <= 3 : undef,
-            defined $cpu_ratio ? sprintf('%.2fx (%s vs %s us)', $cpu_ratio, fmt($full_cpu, 1),
-                fmt($bare_cpu, 1)) : '-');
+            defined $cpu_ratio ? sprintf('%.2fx (%s vs %s us%s)', $cpu_ratio, fmt($full_cpu, 1),
+                fmt($bare_cpu, 1), $split) : '-');
 
         my ($module) = stat_of("module/w$w\t$c", 'rps');
         my ($limit) = stat_of("limit_req/w$w\t$c", 'rps');

@@ -3,7 +3,7 @@
 # contains throughput, latency percentiles, time to first token for streams,
 # and the gateway's CPU time and peak RSS read from /proc around the run.
 
-BENCH_COLUMNS="run case id workers conns keys seconds requests rps p50_ms p99_ms mean_ms ttft_p50_ms ttft_p99_ms events_per_req errors non2xx gw_cpu_us_per_req emu_cpu_us_per_req db_cpu_us_per_req gw_rss_kb worker_rss_kb log_rows other_cpu_pct note"
+BENCH_COLUMNS="run case id workers conns keys seconds requests rps p50_ms p99_ms mean_ms ttft_p50_ms ttft_p99_ms events_per_req errors non2xx gw_cpu_us_per_req worker_cpu_us_per_req emu_cpu_us_per_req db_cpu_us_per_req gw_rss_kb worker_rss_kb log_rows other_cpu_pct note"
 CLK_TCK=$(getconf CLK_TCK)
 
 # Writes the machine description and the settings as "# name<TAB>value"
@@ -113,6 +113,7 @@ bench_measure() {
     local gw_pids emu_pids db_pids gw0 emu0 db0 rows0=- rows1 result
     local requests duration p50 p99 mean errors non2xx rps ttft_p50=- ttft_p99=- events=-
     local gw_cpu emu_cpu db_cpu gw_rss worker_rss=- log_rows=-
+    local worker_pid= worker0=0 worker_cpu=-
     local wrk0 wrk_cpu busy0 busy other
 
     gw_pids=$(bench_resolve_pids "${INST_GW[$id]}")
@@ -123,6 +124,9 @@ bench_measure() {
     [ "${INST_LOGROWS[$id]}" = 1 ] && rows0=$(bench_log_rows_settled)
     bench_reset_peak_rss $gw_pids
     gw0=$(bench_cpu_ticks $gw_pids)
+    # The worker's own share of the gateway's CPU, for the cases that run it.
+    [[ "${INST_GW[$id]}" == *"pid:${WORKER_PID:-none}"* ]] && worker_pid=$WORKER_PID
+    [ -n "$worker_pid" ] && worker0=$(bench_cpu_ticks "$worker_pid")
     emu0=$(bench_cpu_ticks $emu_pids)
     db0=$(bench_cpu_ticks $db_pids)
     wrk0=$(bench_children_ticks)
@@ -133,6 +137,7 @@ bench_measure() {
     busy=$(( $(bench_system_busy_ticks) - busy0 ))
     wrk_cpu=$(( $(bench_children_ticks) - wrk0 ))
     gw_cpu=$(( $(bench_cpu_ticks $gw_pids) - gw0 ))
+    [ -n "$worker_pid" ] && worker_cpu=$(( $(bench_cpu_ticks "$worker_pid") - worker0 ))
     emu_cpu=$(( $(bench_cpu_ticks $emu_pids) - emu0 ))
     db_cpu=$(( $(bench_cpu_ticks $db_pids) - db0 ))
 
@@ -146,7 +151,7 @@ bench_measure() {
         bench_log "$id c$conns run $run: ${INST_CLIENT[$id]} printed no result, see $BENCH_RUN_DIR/wrk.stderr"
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s failed\n' "$run" "${INST_CASE[$id]}" "$id" \
             "${INST_WORKERS[$id]}" "$conns" "${INST_KEYS[$id]}" "$BENCH_SECONDS" \
-            "$(printf '\t-%.0s' {1..17})" "${INST_CLIENT[$id]}" >>"$BENCH_TSV"
+            "$(printf '\t-%.0s' {1..18})" "${INST_CLIENT[$id]}" >>"$BENCH_TSV"
         return
     fi
 
@@ -185,6 +190,7 @@ bench_measure() {
         "${INST_KEYS[$id]}" "$BENCH_SECONDS" "$requests" "$rps" "$p50" "$p99" "$mean" \
         "$ttft_p50" "$ttft_p99" "$events" "$errors" "$non2xx" \
         "$( [ -n "${INST_GW[$id]}" ] && bench_us_per_req "$gw_cpu" "$requests" || echo -)" \
+        "$( [ "$worker_cpu" != - ] && bench_us_per_req "$worker_cpu" "$requests" || echo -)" \
         "$(bench_us_per_req "$emu_cpu" "$requests")" \
         "$( [ -n "$db_pids" ] && [ "${INST_LOGROWS[$id]}" = 1 ] && bench_us_per_req "$db_cpu" "$requests" || echo -)" \
         "$gw_rss" "$worker_rss" "$log_rows" "$other" "${INST_NOTE[$id]:--}" |
