@@ -13,18 +13,12 @@
  * chunk does not wait for the rest of such a read to be translated. It is
  * sent, and the transfer pauses until evhttp has written it. When curl
  * delivers the piece again, the translation goes on after that chunk.
- *
- * After that, one stream translates at most CG_CHAT_STREAM_SLICE bytes per
- * pass of the event loop. It then pauses, and a zero timeout resumes it
- * after the next poll, so that a burst of one stream does not hold back
- * the first chunks and the writes of the others.
  */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/buffer.h>
-#include <event2/event.h>
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 
@@ -37,11 +31,6 @@
 
 /* Bytes per translator feed until the first content chunk has gone out. */
 #define CG_CHAT_STREAM_FIRST_SLICE  512
-
-/* Bytes one stream translates per event loop pass after its first chunk. */
-#define CG_CHAT_STREAM_SLICE  4096
-
-static const struct timeval  cg_chat_stream_no_wait = { 0, 0 };
 
 /* chunk arrival times kept per stream for the timeline */
 #define CG_CHAT_STREAM_TIMELINE_MAX  100000
@@ -59,7 +48,6 @@ struct cg_chat_stream_s {
     size_t            skip;         /* bytes of the next piece already translated */
     int               ttft_ms;      /* -1 until the first content chunk is sent */
     int               last_ms;      /* when the last frame was sent */
-    struct event     *yield;        /* resumes a stream that gave way */
     unsigned long     pauses;
     int              *offsets;      /* timeline: ms after the start, per content chunk */
     size_t            noffsets;
@@ -86,7 +74,6 @@ static int cg_chat_stream_form_event(cg_chat_t *c, const char *data,
 static size_t cg_chat_stream_backlog(cg_chat_t *c);
 static void cg_chat_stream_drained(struct evhttp_connection *evcon,
     void *arg);
-static void cg_chat_stream_yielded(evutil_socket_t fd, short what, void *arg);
 static void cg_chat_stream_conn_closed(struct evhttp_connection *evcon,
     void *arg);
 static void cg_chat_stream_error_frame(cg_chat_t *c, const cg_error_t *err);
@@ -139,14 +126,7 @@ cg_chat_stream_init(cg_chat_t *c)
     }
 
     s->chunk = evbuffer_new();
-    s->yield = evtimer_new(c->srv->base, cg_chat_stream_yielded, c);
-    if (s->chunk == NULL || s->yield == NULL) {
-        if (s->chunk) {
-            evbuffer_free(s->chunk);
-        }
-        if (s->yield) {
-            event_free(s->yield);
-        }
+    if (s->chunk == NULL) {
         cg_stream_free(&s->translator);
         free(s);
         return -1;
@@ -182,8 +162,7 @@ cg_chat_stream_on_headers(cg_upstream_call_t *call, long status, void *arg)
  * Translates one piece of a 2xx stream and sends the frames it completes,
  * or keeps a piece of an error body. A piece that arrives while the
  * client's backlog is over the bound is left to curl, which pauses. So is
- * the rest of a piece after the first content chunk or after a slice
- * (see the file header).
+ * the rest of a piece after the first content chunk (see the file header).
  */
 static int
 cg_chat_stream_on_data(cg_upstream_call_t *call, const char *data, size_t len,
@@ -232,17 +211,9 @@ cg_chat_stream_on_data(cg_upstream_call_t *call, const char *data, size_t len,
         return CG_UPSTREAM_ABORT;
     }
 
-    /*
-     * After the first content chunk, the drained callback resumes the
-     * transfer once evhttp has written that chunk. After a slice, a zero
-     * timeout resumes it after the next poll.
-     */
     if (fed < len) {
         s->skip = keep + fed;
         s->paused = 1;
-        if (before > 0 || cg_chat_stream_backlog(c) == 0) {
-            evtimer_add(s->yield, &cg_chat_stream_no_wait);
-        }
         return CG_UPSTREAM_PAUSE;
     }
 
@@ -255,14 +226,12 @@ cg_chat_stream_on_data(cg_upstream_call_t *call, const char *data, size_t len,
 
 
 /*
- * Feeds the translator len bytes of the provider's body, or fewer, so that
- * the caller pauses the transfer and other streams get their turn. Until
- * the first content chunk, the bytes go in slices of
- * CG_CHAT_STREAM_FIRST_SLICE. The slice that completes it is flushed at
- * once, and when evhttp then has output to write, the feed stops there.
- * After it, one call feeds at most CG_CHAT_STREAM_SLICE bytes, and flushes
- * what they completed when bytes are left. Returns the bytes fed, or
- * (size_t) -1 when a flush failed.
+ * Feeds the translator len bytes of the provider's body, or fewer when the
+ * first content chunk is among them. Until that chunk, the bytes go in
+ * slices. The slice that completes it is flushed at once, and when evhttp
+ * then has output to write, the feed stops there, so that the caller can
+ * pause the transfer until that output is written. Returns the bytes fed,
+ * or (size_t) -1 when the flush failed.
  */
 static size_t
 cg_chat_stream_feed(cg_chat_t *c, const char *data, size_t len)
@@ -293,21 +262,10 @@ cg_chat_stream_feed(cg_chat_t *c, const char *data, size_t len)
     }
 
     if (fed < len) {
-        n = len - fed;
-        if (n > CG_CHAT_STREAM_SLICE) {
-            n = CG_CHAT_STREAM_SLICE;
-        }
-
-        cg_stream_feed(&s->translator, data + fed, n, &s->frames);
-        fed += n;
+        cg_stream_feed(&s->translator, data + fed, len - fed, &s->frames);
     }
 
-    /* The translator ignores what follows its end or a failure. */
-    if (fed == len || s->translator.done || s->translator.failed) {
-        return len;
-    }
-
-    return cg_chat_stream_flush(c) == 0 ? fed : (size_t) -1;
+    return len;
 }
 
 
@@ -622,23 +580,6 @@ cg_chat_stream_backlog(cg_chat_t *c)
 }
 
 
-/* Resumes a stream that gave way to the others after a slice. */
-static void
-cg_chat_stream_yielded(evutil_socket_t fd, short what, void *arg)
-{
-    cg_chat_t         *c = arg;
-    cg_chat_stream_t  *s = c->stream;
-
-    (void) fd;
-    (void) what;
-
-    if (s->paused && c->upstream != NULL) {
-        s->paused = 0;
-        cg_upstream_resume(c->upstream);
-    }
-}
-
-
 /* Runs when evhttp has written all output; resumes a paused provider. */
 static void
 cg_chat_stream_drained(struct evhttp_connection *evcon, void *arg)
@@ -846,7 +787,6 @@ cg_chat_stream_free(cg_chat_t *c)
     cg_buf_free(&s->form);
     cg_buf_free(&s->error_body);
     evbuffer_free(s->chunk);
-    event_free(s->yield);
     free(s->offsets);
     free(s);
     c->stream = NULL;
