@@ -44,6 +44,8 @@ enum {
     CG_REQUEST_PICK_MODEL,
     CG_REQUEST_PICK_MESSAGES,
     CG_REQUEST_PICK_STREAM,
+    CG_REQUEST_PICK_STREAM_OPTIONS,
+    CG_REQUEST_PICK_INCLUDE_USAGE,
     CG_REQUEST_PICK_MESSAGE,
     CG_REQUEST_PICK_ROLE,
     CG_REQUEST_PICK_CONTENT,
@@ -148,6 +150,12 @@ cg_chat_request_parse(const char *body, size_t len,
         goto done;
     }
 
+    req->stream_options =
+        picks[CG_REQUEST_PICK_STREAM_OPTIONS].type != CG_JSON_ABSENT;
+    req->include_usage =
+        picks[CG_REQUEST_PICK_STREAM_OPTIONS].type == CG_JSON_OBJECT
+        && picks[CG_REQUEST_PICK_INCLUDE_USAGE].type == CG_JSON_TRUE;
+
     /* The text passed every check above, so only memory can run out. */
     if (cg_request_needs_tree(req)) {
         req->root = cg_json_parse(body, len, cause, sizeof(cause));
@@ -175,17 +183,14 @@ done:
 
 
 /*
- * Returns 1 unless the body goes to the provider as it came and nothing
- * else reads the tree: cg_openai_body_unchanged() is true and the response
- * is not streamed, because the stream's translator reads stream_options.
+ * Returns 1 for the providers whose body is built from a tree. The body
+ * for an OpenAI-compatible provider is written from the client's JSON.
  */
 static int
 cg_request_needs_tree(const cg_chat_request_t *req)
 {
-    return req->stream
-           || req->provider == CG_PROVIDER_ANTHROPIC
-           || req->provider == CG_PROVIDER_OLLAMA
-           || strcmp(req->model, req->model_requested) != 0;
+    return req->provider == CG_PROVIDER_ANTHROPIC
+           || req->provider == CG_PROVIDER_OLLAMA;
 }
 
 
@@ -194,7 +199,7 @@ cg_chat_form_parse(const char *body, size_t len,
     cg_provider_id_t default_provider, cg_chat_request_t *req,
     char *key_id, size_t key_id_size, cg_error_t *err)
 {
-    yajl_val     v;
+    yajl_val     v, options;
     const char  *model, *prefix_end;
     size_t       n;
 
@@ -267,6 +272,10 @@ cg_chat_form_parse(const char *body, size_t len,
     {
         goto fail;
     }
+
+    options = cg_json_get(req->root, "stream_options");
+    req->stream_options = options != NULL;
+    req->include_usage = YAJL_IS_TRUE(cg_json_get(options, "include_usage"));
 
     /* The form's own fields must not reach the provider; "stream" may. */
     cg_request_remove(req->root, "provider");
@@ -635,6 +644,9 @@ cg_request_read(const char *body, size_t len, cg_json_pick_t *picks,
         [CG_REQUEST_PICK_MODEL]      = { "/model", CG_JSON_PICK_COPY, NULL },
         [CG_REQUEST_PICK_MESSAGES]   = { "/messages", 0, NULL },
         [CG_REQUEST_PICK_STREAM]     = { "/stream", 0, NULL },
+        [CG_REQUEST_PICK_STREAM_OPTIONS] = { "/stream_options", 0, NULL },
+        [CG_REQUEST_PICK_INCLUDE_USAGE]  = { "/stream_options/include_usage",
+                                             0, NULL },
         [CG_REQUEST_PICK_MESSAGE]    = { "/messages/*", 0,
                                          cg_request_on_message },
         [CG_REQUEST_PICK_ROLE]       = { "/messages/*/role", 0,

@@ -116,8 +116,8 @@ nomem:
 
 /*
  * Writes the provider's body for req with yajl_gen into call->body. A
- * request that cg_chat_request_parse() read without a tree gets one here,
- * because a stored key can move it to Anthropic or Ollama afterwards.
+ * request that cg_chat_request_parse() read without a tree gets one here
+ * when a stored key moved it to Anthropic or Ollama afterwards.
  */
 static int
 cg_provider_write_body(const cg_chat_request_t *req, cg_provider_call_t *call,
@@ -129,7 +129,10 @@ cg_provider_write_body(const cg_chat_request_t *req, cg_provider_call_t *call,
     char               cause[256];
     int                rc;
 
-    if (req->root == NULL) {
+    if (req->root == NULL
+        && (req->provider == CG_PROVIDER_ANTHROPIC
+            || req->provider == CG_PROVIDER_OLLAMA))
+    {
         tree = cg_json_parse(req->body, req->body_len, cause, sizeof(cause));
         if (tree == NULL) {
             cg_error_set(err, 500, "server_error", "parsing the checked "

@@ -7,6 +7,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "error.h"
+#include "json_pick.h"
 
 /*
  * Provider adapters: each translates the OpenAI chat-completions schema to
@@ -34,8 +35,8 @@ typedef struct {
  * model points into a string the request owns; both are freed by
  * cg_chat_request_free(). body points into the caller's buffer, which must
  * outlive the request; it is NULL when root differs from the client's JSON.
- * cg_chat_request_parse() leaves root NULL for a non-streamed request whose
- * body can go to an OpenAI-compatible provider as it came.
+ * cg_chat_request_parse() leaves root NULL for a request to an
+ * OpenAI-compatible provider, whose body is written from the client's JSON.
  */
 typedef struct {
     yajl_val          root;
@@ -43,6 +44,8 @@ typedef struct {
     char             *model;          /* the provider's name for it: prefix removed */
     char             *model_requested; /* as the client sent it */
     int               stream;
+    int               stream_options; /* the body has a "stream_options" member */
+    int               include_usage;  /* stream_options.include_usage is true */
     const char       *body;           /* the client's JSON as sent, or NULL */
     size_t            body_len;
 } cg_chat_request_t;
@@ -175,6 +178,16 @@ int cg_provider_gen_stop(yajl_gen g, yajl_val root, const char *as,
 
 /* Reads an OpenAI usage object into out; absent figures become -1. */
 void cg_openai_usage(yajl_val usage, cg_usage_t *out);
+
+/*
+ * Stores the token counts that cg_json_pick() read from an OpenAI usage
+ * object, as cg_openai_usage() reads them from a tree. A count that is
+ * absent or no integer that fits a long becomes -1. Without total_tokens,
+ * the total is the sum of the other two.
+ */
+void cg_openai_usage_picked(const cg_json_pick_t *prompt,
+    const cg_json_pick_t *completion, const cg_json_pick_t *total,
+    cg_usage_t *out);
 
 /* Sets err to the 502 for a 2xx body that breaks the provider's format. */
 void cg_provider_invalid_answer(cg_error_t *err, cg_provider_id_t id,

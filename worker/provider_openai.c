@@ -17,7 +17,8 @@ static int cg_openai_pick_count(const cg_json_pick_t *pick, long *out);
 
 
 /*
- * Writes the client's body as it came, with model set to the upstream name.
+ * Writes the client's body as it came, with model set to the upstream name,
+ * from the tree or, when there is none, from the client's JSON.
  * A stream gets stream_options.include_usage so that the last chunk carries
  * the token counts, unless the client chose stream_options itself.
  */
@@ -31,7 +32,13 @@ cg_openai_build_body(const cg_chat_request_t *req, yajl_gen g,
 
     bad |= yajl_gen_map_open(g) != yajl_gen_status_ok;
 
-    for (i = 0; !bad && i < root->u.object.len; i++) {
+    /* The same members as from a tree, see cg_json_gen_members(). */
+    if (!bad && root == NULL) {
+        bad |= cg_json_gen_members(g, req->body, req->body_len, "model",
+                                   req->model) != 0;
+    }
+
+    for (i = 0; !bad && root != NULL && i < root->u.object.len; i++) {
         const char  *key = root->u.object.keys[i];
 
         bad |= cg_json_gen_str(g, key);
@@ -43,7 +50,7 @@ cg_openai_build_body(const cg_chat_request_t *req, yajl_gen g,
         }
     }
 
-    if (req->stream && cg_json_get(root, "stream_options") == NULL) {
+    if (req->stream && !req->stream_options) {
         bad |= cg_json_gen_str(g, "stream_options")
                || yajl_gen_map_open(g)
                || cg_json_gen_str(g, "include_usage")
@@ -80,7 +87,7 @@ cg_openai_body_unchanged(const cg_chat_request_t *req)
         return 0;
     }
 
-    if (req->stream && cg_json_get(req->root, "stream_options") == NULL) {
+    if (req->stream && !req->stream_options) {
         return 0;
     }
 
@@ -192,18 +199,9 @@ cg_openai_read_completion(const cg_chat_request_t *req, const char *body,
         return 0;
     }
 
-    cg_openai_pick_count(&picks[CG_OPENAI_PICK_PROMPT],
-                         &out->usage.prompt_tokens);
-    cg_openai_pick_count(&picks[CG_OPENAI_PICK_COMPLETION],
-                         &out->usage.completion_tokens);
-
-    if (cg_openai_pick_count(&picks[CG_OPENAI_PICK_TOTAL],
-                             &out->usage.total_tokens) != 0
-        && out->usage.prompt_tokens >= 0 && out->usage.completion_tokens >= 0)
-    {
-        out->usage.total_tokens = out->usage.prompt_tokens
-                                  + out->usage.completion_tokens;
-    }
+    cg_openai_usage_picked(&picks[CG_OPENAI_PICK_PROMPT],
+                           &picks[CG_OPENAI_PICK_COMPLETION],
+                           &picks[CG_OPENAI_PICK_TOTAL], &out->usage);
 
     return 1;
 }
@@ -336,6 +334,26 @@ cg_openai_usage(yajl_val usage, cg_usage_t *out)
     cg_json_get_long(usage, "completion_tokens", &out->completion_tokens);
 
     if (cg_json_get_long(usage, "total_tokens", &out->total_tokens) != 0
+        && out->prompt_tokens >= 0 && out->completion_tokens >= 0)
+    {
+        out->total_tokens = out->prompt_tokens + out->completion_tokens;
+    }
+}
+
+
+void
+cg_openai_usage_picked(const cg_json_pick_t *prompt,
+    const cg_json_pick_t *completion, const cg_json_pick_t *total,
+    cg_usage_t *out)
+{
+    out->prompt_tokens = -1;
+    out->completion_tokens = -1;
+    out->total_tokens = -1;
+
+    cg_openai_pick_count(prompt, &out->prompt_tokens);
+    cg_openai_pick_count(completion, &out->completion_tokens);
+
+    if (cg_openai_pick_count(total, &out->total_tokens) != 0
         && out->prompt_tokens >= 0 && out->completion_tokens >= 0)
     {
         out->total_tokens = out->prompt_tokens + out->completion_tokens;

@@ -2,15 +2,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_pick.h"
 #include "stream.h"
 
 
 static int cg_stream_sse_event(void *ctx, const cg_sse_event_t *ev);
 static int cg_stream_openai(cg_stream_t *s, const char *data, size_t len);
 static int cg_stream_openai_read(cg_stream_t *s, const char *data,
-    size_t len, yajl_val *rewrite);
-static int cg_stream_openai_rewrite(cg_stream_t *s, yajl_val root);
-static int cg_stream_keys_unique(yajl_val obj);
+    size_t len);
+static void cg_stream_on_model(void *data, const cg_json_pick_t *pick,
+    const char *str, size_t len);
+static void cg_stream_on_content(void *data, const cg_json_pick_t *pick,
+    const char *str, size_t len);
+static int cg_stream_openai_rewrite(cg_stream_t *s, const char *data,
+    size_t len);
 static int cg_stream_anthropic(cg_stream_t *s, const char *type,
     const char *data, size_t len);
 static int cg_stream_ollama(void *ctx, const char *line, size_t len);
@@ -30,9 +35,6 @@ int
 cg_stream_init(cg_stream_t *s, const cg_chat_request_t *req,
     const char *completion_id, long created)
 {
-    yajl_val  options = cg_json_get(req->root, "stream_options");
-    yajl_val  include = cg_json_get(options, "include_usage");
-
     memset(s, 0, sizeof(*s));
     s->usage.prompt_tokens = -1;
     s->usage.completion_tokens = -1;
@@ -49,9 +51,9 @@ cg_stream_init(cg_stream_t *s, const cg_chat_request_t *req,
     if (req->provider == CG_PROVIDER_OPENAI
         || req->provider == CG_PROVIDER_OPENROUTER)
     {
-        s->send_usage = options != NULL;
+        s->send_usage = req->stream_options;
     } else {
-        s->send_usage = YAJL_IS_TRUE(include);
+        s->send_usage = req->include_usage;
     }
 
     s->model = strdup(req->model_requested);
@@ -175,14 +177,12 @@ cg_stream_sse_event(void *ctx, const cg_sse_event_t *ev)
 static int
 cg_stream_openai(cg_stream_t *s, const char *data, size_t len)
 {
-    yajl_val  root;
-
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
         s->done = 1;
         return cg_buf_append_str(s->out, "data: [DONE]\n\n") ? -1 : 1;
     }
 
-    switch (cg_stream_openai_read(s, data, len, &root)) {
+    switch (cg_stream_openai_read(s, data, len)) {
 
     case CG_STREAM_CHUNK_DROP:
         return 0;
@@ -191,7 +191,7 @@ cg_stream_openai(cg_stream_t *s, const char *data, size_t len)
         return cg_stream_frame_data(s, data, len);
 
     case CG_STREAM_CHUNK_REWRITE:
-        return cg_stream_openai_rewrite(s, root);
+        return cg_stream_openai_rewrite(s, data, len);
 
     default:
         return -1;
@@ -200,126 +200,192 @@ cg_stream_openai(cg_stream_t *s, const char *data, size_t len)
 
 
 /*
- * Reads one OpenAI-compatible chunk: takes its usage, finish_reason and
- * content count into s, and decides how it goes on. A chunk goes on as it
- * came under the rule that non-streamed completions follow in
- * cg_openai_parse_completion(): "model" equals the requested name, an "id"
- * is there, and no top-level key repeats, so the client could not read
- * another "model" than the one checked here. The data must also be one
- * line, because a multi-line data field would need a "data:" per line.
+ * The values of an OpenAI-compatible chunk that cg_stream_openai_read()
+ * reads with cg_json_pick(). The order is that of the CG_STREAM_PICK_
+ * indexes.
+ */
+enum {
+    CG_STREAM_PICK_ROOT = 0,
+    CG_STREAM_PICK_ERROR,
+    CG_STREAM_PICK_ID,
+    CG_STREAM_PICK_MODEL,
+    CG_STREAM_PICK_CHOICES,
+    CG_STREAM_PICK_CHOICE,
+    CG_STREAM_PICK_CONTENT,
+    CG_STREAM_PICK_FINISH,
+    CG_STREAM_PICK_USAGE,
+    CG_STREAM_PICK_PROMPT,
+    CG_STREAM_PICK_COMPLETION,
+    CG_STREAM_PICK_TOTAL,
+    CG_STREAM_PICK_N
+};
+
+/* What the handlers of cg_stream_openai_read() find in one chunk. */
+typedef struct {
+    const char  *model;          /* the requested name */
+    int          model_equal;    /* "model" equals it */
+    int          content;        /* delta.content is a non-empty C string */
+} cg_stream_chunk_facts_t;
+
+
+/*
+ * Reads one OpenAI-compatible chunk without a tree: takes its usage,
+ * finish_reason and content count into s, and decides how it goes on. A
+ * chunk goes on as it came under the rule of cg_openai_read_completion():
+ * "model" equals the requested name, an "id" is there, and no top-level
+ * member name repeats. A repeated name could give the client another
+ * "model" than the one checked here. The data must also be one line,
+ * because a multi-line data field would need a "data:" per line. Members
+ * are matched as cg_json_get() matches them in a tree: the first of a
+ * repeated name wins, and names and strings end at a U+0000.
  *
  * Returns CG_STREAM_CHUNK_DROP, CG_STREAM_CHUNK_AS_IS,
- * CG_STREAM_CHUNK_REWRITE with the parsed chunk in *rewrite for the caller
- * to free, or -1 once the stream has failed (an invalid chunk or a
- * provider error event).
- *
- * NOTE: only this function reads the chunk, so that its tree parse can
- * give way to a reader that does not allocate; the rewrite then needs a
- * parse of its own.
+ * CG_STREAM_CHUNK_REWRITE, or -1 once the stream has failed (an invalid
+ * chunk or a provider error event).
  */
 static int
-cg_stream_openai_read(cg_stream_t *s, const char *data, size_t len,
-    yajl_val *rewrite)
+cg_stream_openai_read(cg_stream_t *s, const char *data, size_t len)
 {
-    yajl_val     root, choices, choice, usage, model;
-    const char  *content;
+    cg_stream_chunk_facts_t  facts = { s->model, 0, 0 };
+    cg_json_pick_t           picks[CG_STREAM_PICK_N] = {
+        [CG_STREAM_PICK_ROOT]       = { .pointer = "" },
+        [CG_STREAM_PICK_ERROR]      = { .pointer = "/error" },
+        [CG_STREAM_PICK_ID]         = { .pointer = "/id" },
+        [CG_STREAM_PICK_MODEL]      = { .pointer = "/model",
+                                        .handler = cg_stream_on_model,
+                                        .data = &facts },
+        [CG_STREAM_PICK_CHOICES]    = { .pointer = "/choices" },
+        [CG_STREAM_PICK_CHOICE]     = { .pointer = "/choices/0" },
+        [CG_STREAM_PICK_CONTENT]    = { .pointer = "/choices/0/delta/content",
+                                        .handler = cg_stream_on_content,
+                                        .data = &facts },
+        [CG_STREAM_PICK_FINISH]     = { .pointer = "/choices/0/finish_reason" },
+        [CG_STREAM_PICK_USAGE]      = { .pointer = "/usage" },
+        [CG_STREAM_PICK_PROMPT]     = { .pointer = "/usage/prompt_tokens" },
+        [CG_STREAM_PICK_COMPLETION] = { .pointer = "/usage/completion_tokens" },
+        [CG_STREAM_PICK_TOTAL]      = { .pointer = "/usage/total_tokens" },
+    };
+    cg_json_findings_t  findings;
+    char                cause[200];
+    int                 has_choice;
 
-    *rewrite = NULL;
-
-    root = cg_stream_parse(s, data, len);
-    if (root == NULL) {
+    if (cg_json_pick(data, len, picks, CG_STREAM_PICK_N, &findings, cause,
+                     sizeof(cause)) != 0)
+    {
+        cg_stream_fail(s, "sent an invalid stream event", cause);
         return -1;
     }
 
-    usage = cg_json_get(root, "usage");
-    if (YAJL_IS_OBJECT(usage)) {
-        cg_openai_usage(usage, &s->usage);
+    if (picks[CG_STREAM_PICK_ROOT].type != CG_JSON_OBJECT) {
+        cg_stream_fail(s, "sent an invalid stream event", "not an object");
+        return -1;
     }
 
-    choices = cg_json_get(root, "choices");
-    choice = YAJL_IS_ARRAY(choices) && choices->u.array.len > 0
-             ? choices->u.array.values[0] : NULL;
+    /* OpenAI-compatible servers report failures as {"error":{...}}. */
+    if (picks[CG_STREAM_PICK_ERROR].type != CG_JSON_ABSENT) {
+        cg_stream_provider_error(s, data, len);
+        return -1;
+    }
 
-    content = cg_json_get_string(cg_json_get(choice, "delta"), "content");
-    if (content != NULL && content[0] != '\0') {
+    if (picks[CG_STREAM_PICK_USAGE].type == CG_JSON_OBJECT) {
+        cg_openai_usage_picked(&picks[CG_STREAM_PICK_PROMPT],
+                               &picks[CG_STREAM_PICK_COMPLETION],
+                               &picks[CG_STREAM_PICK_TOTAL], &s->usage);
+    }
+
+    /* "/choices/0" also names the member "0" of an object. */
+    has_choice = picks[CG_STREAM_PICK_CHOICES].type == CG_JSON_ARRAY
+                 && picks[CG_STREAM_PICK_CHOICE].type != CG_JSON_ABSENT;
+
+    if (has_choice && facts.content) {
         s->chunks++;
     }
 
-    if (cg_json_get_string(choice, "finish_reason") != NULL) {
+    if (has_choice && picks[CG_STREAM_PICK_FINISH].type == CG_JSON_STRING) {
         s->finish_reason = "stop";   /* only "seen" matters for the end */
     }
 
-    if (choice == NULL && !s->send_usage) {
-        yajl_tree_free(root);
+    if (!has_choice && !s->send_usage) {
         return CG_STREAM_CHUNK_DROP;
     }
 
-    model = cg_json_get(root, "model");
-
-    if (YAJL_IS_STRING(model)
-        && strcmp(model->u.string, s->model) == 0
-        && cg_json_get(root, "id") != NULL
-        && memchr(data, '\n', len) == NULL
-        && cg_stream_keys_unique(root))
+    if (facts.model_equal
+        && picks[CG_STREAM_PICK_ID].type != CG_JSON_ABSENT
+        && !findings.repeated
+        && memchr(data, '\n', len) == NULL)
     {
-        yajl_tree_free(root);
         return CG_STREAM_CHUNK_AS_IS;
     }
 
-    *rewrite = root;
     return CG_STREAM_CHUNK_REWRITE;
 }
 
 
-/* Writes root with model set to the requested name, and frees root. */
-static int
-cg_stream_openai_rewrite(cg_stream_t *s, yajl_val root)
+/*
+ * Notes whether "model" equals the requested name, compared as strcmp()
+ * compares the C string of a tree: up to the value's first U+0000.
+ */
+static void
+cg_stream_on_model(void *data, const cg_json_pick_t *pick, const char *str,
+    size_t len)
 {
-    yajl_gen  g;
-    size_t    i;
-    int       bad;
+    cg_stream_chunk_facts_t  *facts = data;
+    const char               *nul;
 
-    g = cg_json_gen_new();
-    bad = g == NULL || yajl_gen_map_open(g);
-
-    for (i = 0; !bad && i < root->u.object.len; i++) {
-        bad = cg_json_gen_str(g, root->u.object.keys[i])
-              || (strcmp(root->u.object.keys[i], "model") == 0
-                  ? cg_json_gen_str(g, s->model)
-                  : cg_json_gen_value(g, root->u.object.values[i]));
+    if (pick->type != CG_JSON_STRING) {
+        return;
     }
 
-    yajl_tree_free(root);
-
-    if (bad || yajl_gen_map_close(g)) {
-        if (g) {
-            yajl_gen_free(g);
-        }
-        return -1;
+    nul = memchr(str, '\0', len);
+    if (nul != NULL) {
+        len = (size_t) (nul - str);
     }
 
-    return cg_stream_frame(s, g);
+    facts->model_equal = strlen(facts->model) == len
+                         && memcmp(facts->model, str, len) == 0;
 }
 
 
 /*
- * Returns 1 when no key of the object obj appears twice, 0 otherwise: the
- * check of cg_openai_keys_unique() in provider_openai.c.
+ * Notes whether delta.content counts as content: a string whose first byte
+ * is not U+0000, as the tree's C string reads.
+ */
+static void
+cg_stream_on_content(void *data, const cg_json_pick_t *pick, const char *str,
+    size_t len)
+{
+    cg_stream_chunk_facts_t  *facts = data;
+
+    facts->content = pick->type == CG_JSON_STRING && len > 0
+                     && str[0] != '\0';
+}
+
+
+/*
+ * Writes the chunk in data again with model set to the requested name,
+ * without a tree. The bytes are those that yajl_gen wrote from a tree.
  */
 static int
-cg_stream_keys_unique(yajl_val obj)
+cg_stream_openai_rewrite(cg_stream_t *s, const char *data, size_t len)
 {
-    size_t  i, j;
+    yajl_gen  g;
+    int       bad;
 
-    for (i = 0; i < obj->u.object.len; i++) {
-        for (j = i + 1; j < obj->u.object.len; j++) {
-            if (strcmp(obj->u.object.keys[i], obj->u.object.keys[j]) == 0) {
-                return 0;
-            }
-        }
+    g = cg_json_gen_new();
+    if (g == NULL) {
+        return -1;
     }
 
-    return 1;
+    bad = yajl_gen_map_open(g) != yajl_gen_status_ok
+          || cg_json_gen_members(g, data, len, "model", s->model) != 0
+          || yajl_gen_map_close(g) != yajl_gen_status_ok;
+
+    if (bad) {
+        yajl_gen_free(g);
+        return -1;
+    }
+
+    return cg_stream_frame(s, g);
 }
 
 
@@ -432,16 +498,6 @@ cg_stream_parse(cg_stream_t *s, const char *data, size_t len)
         yajl_tree_free(root);
         cg_stream_fail(s, "sent an invalid stream event",
                        root ? "not an object" : cause);
-        return NULL;
-    }
-
-    /* OpenAI-compatible servers report failures as {"error":{...}}. */
-    if (cg_json_get(root, "error") != NULL
-        && s->provider != CG_PROVIDER_ANTHROPIC
-        && s->provider != CG_PROVIDER_OLLAMA)
-    {
-        yajl_tree_free(root);
-        cg_stream_provider_error(s, data, len);
         return NULL;
     }
 

@@ -296,7 +296,7 @@ test_request_same_as_tree(void)
 }
 
 
-/* Only a body that goes out as it came and is not streamed has no tree. */
+/* Only a request to Anthropic or Ollama has a tree. */
 static void
 test_request_tree(void)
 {
@@ -318,13 +318,13 @@ test_request_tree(void)
     is_int(parse("{\"model\":\"gpt-4o\",\"stream\":true,\"messages\":"
                  "[{\"role\":\"user\",\"content\":\"hi\"}]}", &req, &err), 0,
            "request stream parsed");
-    ok(req.root != NULL, "request stream has tree");
+    ok(req.root == NULL, "request stream without tree");
     cg_chat_request_free(&req);
 
     is_int(parse("{\"model\":\"openai/gpt-4o\",\"messages\":"
                  "[{\"role\":\"user\",\"content\":\"hi\"}]}", &req, &err), 0,
            "request prefix parsed");
-    ok(req.root != NULL, "request prefix has tree");
+    ok(req.root == NULL, "request prefix without tree");
     cg_chat_request_free(&req);
 
     is_int(parse("{\"model\":\"ollama/llama3\",\"messages\":"
@@ -374,6 +374,93 @@ test_request_tree_later(void)
            && same_bytes(call.body, call.body_len, want_call.body),
            "tree later %zu body as with a tree", i);
         ok(req.root == NULL, "tree later %zu request left alone", i);
+
+        cg_provider_call_free(&call);
+        cg_provider_call_free(&want_call);
+        cg_chat_request_free(&req);
+        cg_chat_request_free(&want);
+    }
+}
+
+
+/*
+ * A request to an OpenAI-compatible provider has no tree. Its body must
+ * come out as from the same request read with a tree (the /chat form's
+ * parser), also where the body is written again, and stream_options must
+ * read the same.
+ */
+static void
+test_request_no_tree_body(void)
+{
+    static const struct {
+        const char  *name;
+        const char  *body;
+        int          stream_options;
+        int          include_usage;
+    } cases[] = {
+        { "stream", "{\"model\":\"gpt-4o\",\"stream\":true,\"messages\":"
+          "[{\"role\":\"user\",\"content\":\"hi\"}]}", 0, 0 },
+        { "stream options", "{\"model\":\"gpt-4o\",\"stream\":true,"
+          "\"stream_options\":{\"include_usage\":true},\"messages\":"
+          "[{\"role\":\"user\",\"content\":\"hi\"}]}", 1, 1 },
+        { "stream options null", "{\"model\":\"gpt-4o\",\"stream\":true,"
+          "\"stream_options\":null,\"messages\":"
+          "[{\"role\":\"user\",\"content\":\"hi\"}]}", 1, 0 },
+        { "include_usage false", "{\"model\":\"gpt-4o\",\"stream\":true,"
+          "\"stream_options\":{\"include_usage\":false},\"messages\":"
+          "[{\"role\":\"user\",\"content\":\"hi\"}]}", 1, 0 },
+        { "include_usage in array", "{\"model\":\"gpt-4o\",\"stream\":true,"
+          "\"stream_options\":[{\"include_usage\":true}],\"messages\":"
+          "[{\"role\":\"user\",\"content\":\"hi\"}]}", 1, 0 },
+        { "prefix", "{\"model\":\"openai/gpt-4o\",\"temperature\":0.50,"
+          "\"messages\":[{\"role\":\"user\",\"content\":\"h\\u00e9\"}]}",
+          0, 0 },
+        { "prefix stream", "{ \"stream\" : true, \"model\":\"openai/x\","
+          "\"n\":1e2,\"messages\":[{\"role\":\"user\",\"content\":"
+          "[{\"type\":\"text\",\"text\":\"a\\/b\"}]}]}", 0, 0 },
+    };
+    cg_chat_request_t   req, want;
+    cg_provider_call_t  call, want_call;
+    cg_error_t          err;
+    const char         *body;
+    char                key_id[64];
+    size_t              i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        body = cases[i].body;
+
+        is_int(parse(body, &req, &err), 0, "no tree %s parsed", cases[i].name);
+        ok(req.root == NULL, "no tree %s without tree", cases[i].name);
+        is_int(req.stream_options, cases[i].stream_options,
+               "no tree %s stream_options", cases[i].name);
+        is_int(req.include_usage, cases[i].include_usage,
+               "no tree %s include_usage", cases[i].name);
+
+        is_int(cg_chat_form_parse(body, strlen(body), CG_PROVIDER_OPENAI,
+                                  &want, key_id, sizeof(key_id), &err), 0,
+               "no tree %s form parsed", cases[i].name);
+        ok(want.root != NULL, "no tree %s form has tree", cases[i].name);
+        is_int(want.stream_options, cases[i].stream_options,
+               "no tree %s form stream_options", cases[i].name);
+        is_int(want.include_usage, cases[i].include_usage,
+               "no tree %s form include_usage", cases[i].name);
+
+        /* The form's request has no body, so it is always written again. */
+        is_int(cg_provider_build_call(&req, "http://127.0.0.1:1/v1", "k",
+                                      &call, &err), 0,
+               "no tree %s call built", cases[i].name);
+        is_int(cg_provider_build_call(&want, "http://127.0.0.1:1/v1", "k",
+                                      &want_call, &err), 0,
+               "no tree %s form call built", cases[i].name);
+
+        if (cg_openai_body_unchanged(&req)) {
+            ok(same_bytes(call.body, call.body_len, body),
+               "no tree %s body as sent", cases[i].name);
+        } else {
+            ok(call.body != NULL && want_call.body != NULL
+               && same_bytes(call.body, call.body_len, want_call.body),
+               "no tree %s body as with a tree", cases[i].name);
+        }
 
         cg_provider_call_free(&call);
         cg_provider_call_free(&want_call);
@@ -1141,6 +1228,7 @@ main(void)
     test_request_same_as_tree();
     test_request_tree();
     test_request_tree_later();
+    test_request_no_tree_body();
     test_form();
     test_build_openai();
     test_build_openai_pass();

@@ -249,6 +249,86 @@ test_openai_pass_through(void)
 }
 
 
+/*
+ * The chunk reader matches members as cg_json_get() does in a tree: the
+ * first of a repeated name, names and strings up to a U+0000, and an index
+ * only in an array.
+ */
+static void
+test_openai_chunk_matching(void)
+{
+    result_t     r;
+    const char  *text;
+
+    /* "0" of an object is no first choice, so the chunk is dropped. */
+    run_text("gpt-4o", "data: {\"model\":\"gpt-4o\",\"id\":\"c1\","
+        "\"choices\":{\"0\":{\"delta\":{\"content\":\"a\"},"
+        "\"finish_reason\":\"stop\"}}}\n\ndata: [DONE]\n\n", &r);
+    is_int(r.chunks, 0, "choices object not counted");
+    is_str(r.out.data, "data: [DONE]\n\n", "choices object dropped");
+    cg_buf_free(&r.out);
+
+    /* A model that ends at U+0000 reads as "gpt-4o", so it passes as is. */
+    run_text("gpt-4o", "data: {\"model\":\"gpt-4o\\u0000x\",\"id\":\"c1\","
+        "\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: [DONE]\n\n", &r);
+    is_str(r.out.data, "data: {\"model\":\"gpt-4o\\u0000x\",\"id\":\"c1\","
+           "\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+           "data: [DONE]\n\n", "model with U+0000 as it came");
+    cg_buf_free(&r.out);
+
+    /* Content that starts with U+0000 is empty as a C string. */
+    run_text("gpt-4o", "data: {\"model\":\"gpt-4o\",\"id\":\"c1\","
+        "\"choices\":[{\"delta\":{\"content\":\"\\u0000a\"}}]}\n\n"
+        "data: [DONE]\n\n", &r);
+    is_int(r.chunks, 0, "content with leading U+0000 not counted");
+    cg_buf_free(&r.out);
+
+    /* The first "delta" counts, and a second content chunk is counted. */
+    run_text("gpt-4o", "data: {\"model\":\"gpt-4o\",\"id\":\"c1\","
+        "\"choices\":[{\"delta\":{\"content\":\"\"},"
+        "\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: {\"model\":\"gpt-4o\",\"id\":\"c1\","
+        "\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n"
+        "data: [DONE]\n\n", &r);
+    is_int(r.chunks, 1, "first delta counted");
+    cg_buf_free(&r.out);
+
+    /* A model of another type is rewritten to the requested name. */
+    run_text("gpt-4o", "data: {\"model\":1,\"id\":\"c1\","
+        "\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: [DONE]\n\n", &r);
+    is_str(r.out.data, "data: {\"model\":\"gpt-4o\",\"id\":\"c1\","
+           "\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+           "data: [DONE]\n\n", "number model rewritten");
+    cg_buf_free(&r.out);
+
+    /* "error":null is an error event as well. */
+    run_text("gpt-4o", "data: {\"error\":null}\n\n", &r);
+    is_int(r.failed, 1, "error null fails the stream");
+    ok(strstr(r.out.data, "reported an error mid-stream") != NULL,
+       "error null reported");
+    cg_buf_free(&r.out);
+
+    /* An array is not a chunk. */
+    run_text("gpt-4o", "data: [1]\n\n", &r);
+    is_int(r.failed, 1, "array chunk fails the stream");
+    ok(strstr(r.out.data, "not an object") != NULL, "array chunk cause");
+    cg_buf_free(&r.out);
+
+    /* A usage object that is no object leaves the counts alone. */
+    text = "data: {\"model\":\"gpt-4o\",\"id\":\"c1\",\"choices\":[],"
+           "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n"
+           "data: {\"model\":\"gpt-4o\",\"id\":\"c1\",\"choices\":[],"
+           "\"usage\":[5]}\n\ndata: [DONE]\n\n";
+    run("gpt-4o", "\"stream_options\":{\"include_usage\":true},", text,
+        strlen(text), 0, 0, 1, &r);
+    is_int((int) r.usage.prompt_tokens, 3, "usage prompt tokens");
+    is_int((int) r.usage.total_tokens, 7, "usage total as sum");
+    cg_buf_free(&r.out);
+}
+
+
 static void
 test_anthropic_stream(void)
 {
@@ -411,6 +491,7 @@ main(void)
 {
     test_openai_stream();
     test_openai_pass_through();
+    test_openai_chunk_matching();
     test_anthropic_stream();
     test_ollama_stream();
     test_stream_errors();
