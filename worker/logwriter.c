@@ -1,10 +1,11 @@
 /*
- * The request log writer: a ring buffer of rows, batched INSERTs through
- * unnest() with one array parameter per column, and the spool file for
- * whatever the database does not take.
+ * The request log writer: a queue of rows in blocks, batched INSERTs
+ * through unnest() with one array parameter per column, and the spool file
+ * for whatever the database does not take.
  */
 
 #include <limits.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -20,6 +21,22 @@
 #define CG_LW_TICK_MS        1000            /* replay and retry check */
 #define CG_LW_MAINTAIN_MS    (3600 * 1000)   /* partition upkeep */
 #define CG_LW_PARTITION_DAYS "7"
+
+/*
+ * Rows per queue block. The queue allocates a block when its last one is
+ * full and frees a block once all its rows are taken. Its memory is the
+ * rows queued plus at most two blocks of about 43 KB each, not
+ * CHATGATE_LOG_QUEUE_MAX rows at all times.
+ */
+#define CG_LW_BLOCK_ROWS     64
+
+/*
+ * Blocks in use past which an emptied queue calls malloc_trim(), so that the
+ * memory of a backlog (13 MB at 20000 rows) goes back to the system once
+ * PostgreSQL has caught up. Without it, glibc returns only free memory at
+ * the top of the heap.
+ */
+#define CG_LW_TRIM_BLOCKS    16
 
 /*
  * NULLIF turns the empty strings of cg_log_row_t into NULL where the column
@@ -54,6 +71,17 @@ typedef struct {
     struct cg_logwriter_s  *lw;
 } cg_lw_ticket_t;
 
+/* Queued rows first to last - 1, in the order they were added. */
+typedef struct cg_lw_block_s  cg_lw_block_t;
+
+struct cg_lw_block_s {
+    cg_lw_block_t  *next;
+    int             first;
+    int             last;
+    int64_t         queued_ms[CG_LW_BLOCK_ROWS];   /* when each row was added */
+    cg_log_row_t    rows[CG_LW_BLOCK_ROWS];
+};
+
 struct cg_logwriter_s {
     struct event_base   *base;
     cg_db_t             *db;
@@ -63,10 +91,12 @@ struct cg_logwriter_s {
     cg_spool_t          *spool;        /* NULL when it could not be opened */
     char                *spool_path;
 
-    cg_log_row_t        *ring;         /* queue_max rows */
-    int64_t             *queued_ms;    /* when each ring row was added */
-    int                  head;
-    int                  count;
+    cg_lw_block_t       *head;         /* the oldest queued rows */
+    cg_lw_block_t       *tail;         /* where the next row goes */
+    cg_lw_block_t       *spare;        /* an empty block kept for reuse */
+    int                  blocks;       /* allocated, the spare included */
+    int                  trim;         /* set when blocks exceeded CG_LW_TRIM_BLOCKS */
+    int                  count;        /* rows queued, at most queue_max */
 
     cg_log_row_t        *batch;        /* batch_max rows: the one in flight */
     int                  batch_n;
@@ -180,16 +210,94 @@ cg_lw_spool(cg_logwriter_t *lw, const cg_log_row_t *rows, int n)
 }
 
 
+/* Returns when the oldest queued row was added, in ms. count must be > 0. */
+static int64_t
+cg_lw_oldest_ms(cg_logwriter_t *lw)
+{
+    return lw->head->queued_ms[lw->head->first];
+}
+
+
+/* Returns a block with room for a row at the tail, or NULL when out of memory. */
+static cg_lw_block_t *
+cg_lw_tail_block(cg_logwriter_t *lw)
+{
+    cg_lw_block_t  *b;
+
+    if (lw->tail != NULL && lw->tail->last < CG_LW_BLOCK_ROWS) {
+        return lw->tail;
+    }
+
+    if (lw->spare != NULL) {
+        b = lw->spare;
+        lw->spare = NULL;
+
+    } else {
+        b = malloc(sizeof(cg_lw_block_t));
+        if (b == NULL) {
+            return NULL;
+        }
+
+        if (++lw->blocks > CG_LW_TRIM_BLOCKS) {
+            lw->trim = 1;
+        }
+    }
+
+    b->next = NULL;
+    b->first = 0;
+    b->last = 0;
+
+    if (lw->tail != NULL) {
+        lw->tail->next = b;
+    } else {
+        lw->head = b;
+    }
+    lw->tail = b;
+
+    return b;
+}
+
+
+/* Unlinks the empty head block and keeps it as the spare, or frees it. */
+static void
+cg_lw_release_head(cg_logwriter_t *lw)
+{
+    cg_lw_block_t  *b = lw->head;
+
+    lw->head = b->next;
+    if (lw->head == NULL) {
+        lw->tail = NULL;
+    }
+
+    if (lw->spare == NULL) {
+        lw->spare = b;
+    } else {
+        free(b);
+        lw->blocks--;
+    }
+
+    if (lw->head == NULL && lw->trim) {
+        lw->trim = 0;
+        malloc_trim(0);
+    }
+}
+
+
 /* Moves up to max of the oldest queued rows into rows; returns how many. */
 static int
 cg_lw_take(cg_logwriter_t *lw, cg_log_row_t *rows, int max)
 {
-    int  n = 0;
+    cg_lw_block_t  *b;
+    int             n = 0;
 
     while (n < max && lw->count > 0) {
-        rows[n++] = lw->ring[lw->head];
-        lw->head = (lw->head + 1) % lw->queue_max;
+        b = lw->head;
+        rows[n++] = b->rows[b->first++];
         lw->count--;
+
+        if (b->first == b->last) {
+            cg_lw_release_head(lw);
+        }
     }
 
     return n;
@@ -211,8 +319,9 @@ cg_lw_spool_queue(cg_logwriter_t *lw, cg_log_row_t *scratch)
 void
 cg_logwriter_add(cg_logwriter_t *lw, const cg_log_row_t *row)
 {
-    cg_log_row_t  *scratch;
-    int            n, tail;
+    cg_log_row_t   *scratch;
+    cg_lw_block_t  *b;
+    int             n;
 
     if (lw->count == lw->queue_max) {
         /* The database is slower than the traffic: spill the oldest rows. */
@@ -229,10 +338,16 @@ cg_logwriter_add(cg_logwriter_t *lw, const cg_log_row_t *row)
         free(scratch);
     }
 
-    tail = (lw->head + lw->count) % lw->queue_max;
-    lw->ring[tail] = *row;
-    cg_lw_clean_row(&lw->ring[tail]);
-    lw->queued_ms[tail] = cg_lw_now_ms();
+    b = cg_lw_tail_block(lw);
+    if (b == NULL) {
+        cg_log_error(row->request_id, "log row lost: out of memory");
+        return;
+    }
+
+    b->rows[b->last] = *row;
+    cg_lw_clean_row(&b->rows[b->last]);
+    b->queued_ms[b->last] = cg_lw_now_ms();
+    b->last++;
     lw->count++;
 
     if (lw->count >= lw->batch_max || lw->count == 1) {
@@ -506,7 +621,7 @@ cg_lw_arm_flush(cg_logwriter_t *lw)
     struct timeval  tv;
     int64_t         wait;
 
-    wait = lw->queued_ms[lw->head] + lw->flush_ms - cg_lw_now_ms();
+    wait = cg_lw_oldest_ms(lw) + lw->flush_ms - cg_lw_now_ms();
     if (wait < 0) {
         wait = 0;
     }
@@ -532,7 +647,7 @@ cg_lw_pump(cg_logwriter_t *lw)
 
     due = lw->count > 0
           && (lw->draining || lw->count >= lw->batch_max
-              || cg_lw_now_ms() - lw->queued_ms[lw->head] >= lw->flush_ms);
+              || cg_lw_now_ms() - cg_lw_oldest_ms(lw) >= lw->flush_ms);
 
     if (due) {
         cg_lw_flush(lw);
@@ -641,16 +756,13 @@ cg_logwriter_new(struct event_base *base, cg_db_t *db,
                                                     : lw->batch_max;
 
     lw->spool_path = strdup(conf->spool_path ? conf->spool_path : "");
-    lw->ring = calloc(lw->queue_max, sizeof(cg_log_row_t));
-    lw->queued_ms = calloc(lw->queue_max, sizeof(int64_t));
     lw->batch = calloc(lw->batch_max, sizeof(cg_log_row_t));
     lw->flush_timer = evtimer_new(base, cg_lw_timer, lw);
     lw->tick = event_new(base, -1, EV_PERSIST, cg_lw_timer, lw);
     lw->maintain = event_new(base, -1, EV_PERSIST, cg_lw_maintain, lw);
     lw->drained = event_new(base, -1, 0, cg_lw_drained, lw);
 
-    if (lw->spool_path == NULL || lw->ring == NULL || lw->queued_ms == NULL
-        || lw->batch == NULL || lw->flush_timer == NULL || lw->tick == NULL
+    if (lw->spool_path == NULL || lw->batch == NULL || lw->flush_timer == NULL || lw->tick == NULL
         || lw->maintain == NULL || lw->drained == NULL)
     {
         cg_logwriter_free(lw);
@@ -700,7 +812,7 @@ cg_logwriter_free(cg_logwriter_t *lw)
         }
     }
 
-    if (lw->ring != NULL && lw->batch != NULL) {
+    if (lw->batch != NULL) {
         cg_lw_spool_queue(lw, lw->batch);
     }
 
@@ -722,9 +834,8 @@ cg_logwriter_free(cg_logwriter_t *lw)
     }
 
     cg_spool_close(lw->spool);
+    free(lw->spare);
     free(lw->batch);
-    free(lw->queued_ms);
-    free(lw->ring);
     free(lw->spool_path);
     free(lw);
 }
