@@ -94,20 +94,15 @@ typedef struct {
     int       size;           /* bytes with the strings, a multiple of 8 */
 } cg_lw_packed_t;
 
-#define CG_LW_STRING(name)                                                   \
-    { offsetof(cg_log_row_t, name), sizeof(((cg_log_row_t *) 0)->name) }
-
-static const struct {
-    size_t  offset;
-    size_t  size;
-} cg_lw_strings[] = {
-    CG_LW_STRING(request_id),
-    CG_LW_STRING(client_addr),
-    CG_LW_STRING(key_id),
-    CG_LW_STRING(provider),
-    CG_LW_STRING(model),
-    CG_LW_STRING(error_class),
-    CG_LW_STRING(error_message),
+/* Offsets of the string fields of cg_log_row_t, in their packed order. */
+static const size_t  cg_lw_strings[] = {
+    offsetof(cg_log_row_t, request_id),
+    offsetof(cg_log_row_t, client_addr),
+    offsetof(cg_log_row_t, key_id),
+    offsetof(cg_log_row_t, provider),
+    offsetof(cg_log_row_t, model),
+    offsetof(cg_log_row_t, error_class),
+    offsetof(cg_log_row_t, error_message),
 };
 
 #define CG_LW_STRINGS  (sizeof(cg_lw_strings) / sizeof(cg_lw_strings[0]))
@@ -264,7 +259,7 @@ cg_lw_packed_size(const cg_log_row_t *row)
     size_t  i, size = sizeof(cg_lw_packed_t);
 
     for (i = 0; i < CG_LW_STRINGS; i++) {
-        size += strlen((const char *) row + cg_lw_strings[i].offset) + 1;
+        size += strlen((const char *) row + cg_lw_strings[i]) + 1;
     }
 
     return (size + 7) & ~(size_t) 7;
@@ -296,7 +291,7 @@ cg_lw_pack(cg_lw_block_t *b, const cg_log_row_t *row, size_t size)
 
     s = (char *) (p + 1);
     for (i = 0; i < CG_LW_STRINGS; i++) {
-        field = (const char *) row + cg_lw_strings[i].offset;
+        field = (const char *) row + cg_lw_strings[i];
         len = strlen(field) + 1;
         memcpy(s, field, len);
         s += len;
@@ -330,7 +325,7 @@ cg_lw_unpack(const cg_lw_packed_t *p, cg_log_row_t *row)
     s = (const char *) (p + 1);
     for (i = 0; i < CG_LW_STRINGS; i++) {
         len = strlen(s) + 1;
-        memcpy((char *) row + cg_lw_strings[i].offset, s, len);
+        memcpy((char *) row + cg_lw_strings[i], s, len);
         s += len;
     }
 }
