@@ -37,6 +37,7 @@ ALLOCATOR   := libc
 endif
 ifeq ($(ALLOCATOR),mimalloc)
 WORKER_ALLOC := -lmimalloc
+CFLAGS      += -DCG_MIMALLOC
 else ifneq ($(ALLOCATOR),libc)
 $(error invalid ALLOCATOR "$(ALLOCATOR)": expected mimalloc or libc)
 endif
@@ -77,7 +78,7 @@ $(EMULATOR): $(EMU_OBJS)
 $(BUILD)/t/unit/%: t/unit/%.c t/unit/tap.h $(WORKER_LIB)
 	@mkdir -p $(@D)
 	@echo "cc $<"
-	@$(CC) $(CFLAGS) -Iworker -o $@ $< $(WORKER_LIB) $(LDFLAGS) $(LDLIBS)
+	@$(CC) $(CFLAGS) -Iworker -o $@ $< $(WORKER_LIB) $(LDFLAGS) $(WORKER_ALLOC) $(LDLIBS)
 
 $(BUILD)/%.o: %.c $(wildcard worker/*.h emulator/*.h)
 	@mkdir -p $(@D)

@@ -6,7 +6,6 @@
 
 #include <limits.h>
 #include <stddef.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -14,6 +13,7 @@
 #include <event2/event.h>
 #include <libpq-fe.h>
 
+#include "heap.h"
 #include "log.h"
 #include "logwriter.h"
 #include "spool.h"
@@ -34,10 +34,11 @@
 #define CG_LW_BLOCK_SIZE     (16 * 1024)
 
 /*
- * Blocks in use (1 MB) past which an emptied queue calls malloc_trim(), so
+ * Blocks in use (1 MB) past which an emptied queue calls cg_heap_trim(), so
  * that the memory of a backlog (2.9 MB at 20000 rows of 144 bytes) goes
  * back to the system once PostgreSQL has caught up. Without it, glibc
- * returns only free memory at the top of the heap.
+ * returns only free memory at the top of the heap, and mimalloc returns
+ * free pages only after a delay.
  */
 #define CG_LW_TRIM_BLOCKS    64
 
@@ -399,7 +400,7 @@ cg_lw_release_head(cg_logwriter_t *lw)
 
     if (lw->head == NULL && lw->trim) {
         lw->trim = 0;
-        malloc_trim(0);
+        cg_heap_trim();
     }
 }
 

@@ -5,11 +5,11 @@
  * back through curl_multi_socket_action().
  */
 
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/buffer.h>
 
+#include "heap.h"
 #include "log.h"
 #include "upstream.h"
 
@@ -29,7 +29,7 @@
 #define CG_UPSTREAM_RECV_BUFFER  4096L
 
 /*
- * Calls in flight past which malloc_trim() runs CG_UPSTREAM_TRIM_DELAY_MS
+ * Calls in flight past which cg_heap_trim() runs CG_UPSTREAM_TRIM_DELAY_MS
  * after the last call ended. glibc keeps freed heap below the top of the
  * heap: after 1024 concurrent calls, 23 MB of heap stayed resident without
  * the trim and 12 MB with it. The delay lets the client connections of the
@@ -674,7 +674,7 @@ cg_upstream_trim_cb(evutil_socket_t fd, short events, void *arg)
     }
 
     up->trim = 0;
-    malloc_trim(0);
+    cg_heap_trim();
 }
 
 
