@@ -32,7 +32,9 @@
 #   CG_KEEP=1     keep the temporary folder with the callgrind files
 #   BUILD         build folder with the binaries (default build)
 #
-# Writes bench/results/callgrind-<UTC date>.md.
+# Writes bench/results/callgrind-<UTC date>-<commit>.md (callgrind-stream-...
+# with CG_STREAM_CHUNKS), so that a later run on the same day does not
+# replace the record of another commit.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -306,7 +308,7 @@ bench_stop_all_but_upstream() {
 }
 
 cg_part_nginx() {
-    local so=$REPO/build/nginx/ngx_http_chatgate_module.so
+    local so=$BUILD/nginx/ngx_http_chatgate_module.so
 
     [ -f "$so" ] || bench_die "$so not built, run make module"
 
@@ -439,12 +441,14 @@ cg_report() {
     local commit dirty
 
     commit=$(git -C "$REPO" rev-parse --short HEAD)
-    dirty=$(git -C "$REPO" status --porcelain --untracked-files=no | grep -q . && echo " (with uncommitted changes)" || true)
+    # bench/results is left out: run.sh and this script write there themselves.
+    dirty=$(git -C "$REPO" status --porcelain --untracked-files=no -- . ':!bench/results' |
+        grep -q . && echo " (with uncommitted changes)" || true)
 
     {
         echo "# Instruction counts per request ($(date -u +%Y-%m-%d))"
         echo
-        echo "- Command: \`CG_REQUESTS=$CG_REQUESTS CG_WARMUP=$CG_WARMUP CG_STREAM_CHUNKS=$CG_STREAM_CHUNKS bench/callgrind.sh\`"
+        echo "- Command: \`CG_PARTS=\"$CG_PARTS\" CG_REQUESTS=$CG_REQUESTS CG_WARMUP=$CG_WARMUP CG_STREAM_CHUNKS=$CG_STREAM_CHUNKS bench/callgrind.sh\`"
         echo "- $(valgrind --version), \`--tool=callgrind --dump-instr=no --collect-jumps=no\`"
         echo "- Commit: $commit$dirty"
         echo "- nginx: $("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //') ($NGINX_BIN, Debian), curl $(curl --version | awk 'NR == 1 { print $2 }')"
@@ -549,10 +553,11 @@ for part in $CG_PARTS; do
 done
 
 mkdir -p "$REPO/bench/results"
+name=$(date -u +%Y-%m-%d)-$(git -C "$REPO" rev-parse --short HEAD)
 if [ "$CG_STREAM_CHUNKS" -gt 0 ]; then
-    result=$REPO/bench/results/callgrind-stream-$(date -u +%Y-%m-%d).md
+    result=$REPO/bench/results/callgrind-stream-$name.md
 else
-    result=$REPO/bench/results/callgrind-$(date -u +%Y-%m-%d).md
+    result=$REPO/bench/results/callgrind-$name.md
 fi
 cg_report "$result"
 bench_log "wrote ${result#"$REPO"/}"

@@ -99,6 +99,7 @@ printf "Machine: %s CPUs (%s), Linux %s, nginx %s, wrk %s, node %s, PostgreSQL %
     map { $meta{$_} // '?' } qw(nproc cpu kernel nginx wrk node postgres);
 printf "Commit %s, emulator: %s.  \nLoad average %s; after the run %s.  \nSettings: %s.\n\n",
     map { $meta{$_} // '?' } qw(commit emulator loadavg loadavg_after settings);
+print "Binaries from $meta{build}.\n\n" if defined $meta{build};
 
 print "| case | nginx workers | conns | req/s | p50 ms | p99 ms | added p50 ms | gateway CPU us/req | peak RSS MB | errors / non-2xx | other CPU % | note |\n";
 print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
@@ -247,7 +248,7 @@ for my $w (1, 2) {
         my $added = defined $full_p50 ? $full_p50 - $bare_p50 : undef;
         target_line("full path p50 <= bare nginx + 0.1 ms (w$w, c1)",
             defined $added ? $added <= 0.1 : undef,
-            defined $added ? sprintf('+%.3f ms', $added) : '-');
+            defined $added ? sprintf('%+.3f ms', $added) : '-');
     }
 }
 
@@ -262,10 +263,14 @@ for my $c (sort { $a <=> $b } keys %main_conns) {
             fmt($bare, 3)) : '-');
 }
 
-my @worker_rss = grep { $_ ne '-' } map { $_->{worker_rss_kb} } @rows;
-my $worker_peak = (sort { $b <=> $a } @worker_rss)[0];
+# The verdict holds only for the connection counts that ran, so the line
+# names the run with the highest peak.
+my ($peak_row) = sort { $b->{worker_rss_kb} <=> $a->{worker_rss_kb} }
+    grep { $_->{worker_rss_kb} ne '-' } @rows;
+my $worker_peak = $peak_row ? $peak_row->{worker_rss_kb} : undef;
 target_line('worker peak RSS under load < 32 MB', defined $worker_peak ? $worker_peak < 32 * 1024 : undef,
-    defined $worker_peak ? sprintf('%.1f MB', $worker_peak / 1024) : '-');
+    defined $worker_peak ? sprintf('%.1f MB (%s, c%s)', $worker_peak / 1024, $peak_row->{id},
+        $peak_row->{conns}) : '-');
 
 if (@skips) {
     print "\n### Skipped\n\n";

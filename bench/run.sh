@@ -10,9 +10,11 @@
 # Settings (environment):
 #   BENCH_SECONDS        length of one wrk or stream_load run, seconds (default 5)
 #   BENCH_RUNS           runs per case and connection count (default 3)
-#   BENCH_QUICK=1        smoke pass: 1 run of 2 s, no warm-up
+#   BENCH_QUICK=1        smoke pass: 1 run of 2 s, no warm-up; its results and
+#                        summary stay in build/bench, not bench/results
 #   BENCH_CONNS          wrk connection counts for every case (default "1 32")
-#   BENCH_GROWTH_CASES   cases also run at BENCH_GROWTH_CONNS (default "nginx full")
+#   BENCH_GROWTH_CASES   cases also run at BENCH_GROWTH_CONNS (default "nginx full",
+#                        empty for none)
 #   BENCH_GROWTH_CONNS   growth-curve connection counts (default "1 32 256 1024")
 #   BENCH_WORKERS        nginx worker_processes variants (default "1 2")
 #   BENCH_KEY_COUNTS     distinct X-Key-Id counts for limit_keys (default "1 10000 1000000")
@@ -29,16 +31,22 @@ cd "$REPO"
 BUILD=${BUILD:-build}
 BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "bench: build folder $BUILD not found, run make" >&2; exit 1; }
 
+BENCH_QUICK=${BENCH_QUICK:-0}
+case $BENCH_QUICK in
+    0|1) ;;
+    *) echo "bench: invalid BENCH_QUICK \"$BENCH_QUICK\": expected 0 or 1" >&2; exit 1 ;;
+esac
+
 BENCH_SECONDS=${BENCH_SECONDS:-5}
 BENCH_RUNS=${BENCH_RUNS:-3}
 BENCH_WARMUP=${BENCH_WARMUP:-1}
-if [ "${BENCH_QUICK:-0}" = 1 ]; then
+if [ "$BENCH_QUICK" = 1 ]; then
     BENCH_SECONDS=2
     BENCH_RUNS=1
     BENCH_WARMUP=0
 fi
 BENCH_CONNS=${BENCH_CONNS:-"1 32"}
-BENCH_GROWTH_CASES=${BENCH_GROWTH_CASES:-"nginx full"}
+BENCH_GROWTH_CASES=${BENCH_GROWTH_CASES-"nginx full"}
 BENCH_GROWTH_CONNS=${BENCH_GROWTH_CONNS:-"1 32 256 1024"}
 BENCH_WORKERS=${BENCH_WORKERS:-"1 2"}
 BENCH_KEY_COUNTS=${BENCH_KEY_COUNTS:-"1 10000 1000000"}
@@ -52,6 +60,39 @@ BENCH_CLEANUP_DIRS=()
 . "$REPO/bench/lib/servers.sh"
 . "$REPO/bench/lib/cases.sh"
 . "$REPO/bench/lib/measure.sh"
+
+# Exits unless every word of setting $1 (value $2) is a whole number from $3
+# to $4, before any server starts or any results file is written.
+bench_check_numbers() {
+    local name=$1 value=$2 min=$3 max=$4 word
+
+    [ -n "${value// /}" ] || bench_die "$name is empty: expected whole numbers from $min to $max"
+    for word in $value; do
+        [[ $word =~ ^[0-9]{1,9}$ ]] && ((10#$word >= min && 10#$word <= max)) ||
+            bench_die "invalid $name \"$value\": expected whole numbers from $min to $max"
+    done
+}
+
+bench_check_numbers BENCH_SECONDS "$BENCH_SECONDS" 1 3600
+bench_check_numbers BENCH_RUNS "$BENCH_RUNS" 1 100
+bench_check_numbers BENCH_WARMUP "$BENCH_WARMUP" 0 60
+# Each connection through nginx takes two of its worker_connections (8192 in
+# bench_nginx_conf): one from the client and one to the upstream.
+bench_check_numbers BENCH_CONNS "$BENCH_CONNS" 1 4096
+[ -z "${BENCH_GROWTH_CASES// /}" ] ||
+    bench_check_numbers BENCH_GROWTH_CONNS "$BENCH_GROWTH_CONNS" 1 4096
+bench_check_numbers BENCH_WORKERS "$BENCH_WORKERS" 1 64
+bench_check_numbers BENCH_KEY_COUNTS "$BENCH_KEY_COUNTS" 1 100000000
+bench_check_numbers BENCH_EMU_THREADS "$BENCH_EMU_THREADS" 1 64
+case $BENCH_EMULATOR in
+    emulator|standin) ;;
+    *) bench_die "invalid BENCH_EMULATOR \"$BENCH_EMULATOR\": expected emulator or standin" ;;
+esac
+for c in $BENCH_CASES; do
+    declare -F "bench_case_$c" >/dev/null ||
+        bench_die "unknown case \"$c\" in BENCH_CASES: expected some of $(declare -F |
+            sed -n 's/^declare -f bench_case_//p' | tr '\n' ' ')"
+done
 
 # wrk is the one tool only the benchmark needs, so make deps does not
 # install it.
@@ -81,7 +122,9 @@ BENCH_RUN_DIR=$BUILD/bench/run-$stamp
 rm -rf "$BENCH_RUN_DIR"
 mkdir -p "$BENCH_RUN_DIR"
 
-if [ "$BENCH_EMULATOR" = standin ]; then
+# A stand-in or a quick smoke run is not a record: keep it out of
+# bench/results, so that it does not replace latest.md.
+if [ "$BENCH_EMULATOR" = standin ] || [ "$BENCH_QUICK" = 1 ]; then
     results_dir=$BENCH_RUN_DIR
 else
     results_dir=$REPO/bench/results
@@ -122,7 +165,6 @@ else
 fi
 
 for c in $BENCH_CASES; do
-    declare -F "bench_case_$c" >/dev/null || bench_die "unknown case \"$c\" in BENCH_CASES"
     BENCH_SKIP_REASON=""
     "bench_case_$c"
 done
@@ -137,3 +179,5 @@ printf '# loadavg_after\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$BENCH_TSV"
 
 perl "$REPO/bench/report.pl" "$BENCH_TSV" | tee "$BENCH_MD"
 bench_log "results: $BENCH_TSV, summary: $BENCH_MD, logs: $BENCH_RUN_DIR"
+[ "$BENCH_FAILED_MEASUREMENTS" -eq 0 ] ||
+    bench_die "$BENCH_FAILED_MEASUREMENTS measurements printed no result, see $BENCH_RUN_DIR/load-client.log"

@@ -4,6 +4,8 @@
 # every instance in turn, run after run.
 #
 # To add a case: write bench_case_<name> and add <name> to BENCH_CASES.
+# A case function returns 0 after registering a skip: run.sh runs under
+# set -e, so a nonzero status would end the whole benchmark without a message.
 
 declare -A INST_CASE INST_WORKERS INST_URL INST_HEADERS INST_BODY INST_KEYS
 declare -A INST_GW INST_CONNS INST_LOGROWS INST_NOTE INST_CLIENT
@@ -153,7 +155,7 @@ $location
 bench_case_nginx() {
     local w
     for w in $BENCH_WORKERS; do
-        bench_nginx_case nginx "$w" "" "$(bench_emu_location "")" ""
+        bench_nginx_case nginx "$w" "" "$(bench_emu_location "")" "" || continue
     done
 }
 
@@ -167,7 +169,7 @@ bench_stream_instance() {
     local id=$1 name=$2 base=$3
 
     if [ -z "${INST_URL[$base]:-}" ]; then
-        bench_add_skip "$name" "needs the ${base%/*} case"
+        bench_add_skip "$name" "needs instance $base (the ${base%/*} case with 1 nginx worker process), which did not start: put 1 in BENCH_WORKERS and ${base%/*} before $name in BENCH_CASES, or leave ${base%/*} out"
         return 1
     fi
     if ! bench_probe "${INST_URL[$base]}" "$BENCH_AUTH" "$BENCH_STREAM_BODY" ||
@@ -191,7 +193,7 @@ bench_case_nginx_stream() {
         bench_drop_instance nginx/w1
     fi
 
-    bench_stream_instance nginx_stream/w1 nginx_stream nginx/w1
+    bench_stream_instance nginx_stream/w1 nginx_stream nginx/w1 || return 0
 }
 
 # Case 3: nginx's own limit_req, with a rate no benchmark reaches. Every
@@ -201,7 +203,7 @@ bench_case_limit_req() {
     for w in $BENCH_WORKERS; do
         bench_nginx_case limit_req "$w" "" \
             "$(bench_emu_location "limit_req zone=bench burst=100000 nodelay;")" \
-            "    limit_req_zone \$binary_remote_addr zone=bench:64m rate=10000000r/s;"
+            "    limit_req_zone \$binary_remote_addr zone=bench:64m rate=10000000r/s;" || continue
     done
 }
 
@@ -216,7 +218,7 @@ BENCH_LIMIT_HTTP="    chatgate_zone bench 64m;
 # access phase (identity, limiter) plus proxy_pass.
 bench_case_module() {
     local w main
-    local so=$REPO/build/nginx/ngx_http_chatgate_module.so
+    local so=$BUILD/nginx/ngx_http_chatgate_module.so
 
     [ -f "$so" ] || { bench_add_skip module "$so not built"; return; }
     main="load_module $so;"
@@ -235,7 +237,7 @@ bench_case_module() {
 # zone, so these runs do not measure eviction.
 bench_case_limit_keys() {
     local keys id=limit_keys/w1 main http token
-    local so=$REPO/build/nginx/ngx_http_chatgate_module.so
+    local so=$BUILD/nginx/ngx_http_chatgate_module.so
 
     [ -f "$so" ] || { bench_add_skip limit_keys "$so not built"; return; }
     main="load_module $so;"
@@ -251,7 +253,7 @@ bench_case_limit_keys() {
     chatgate_default_rule key:* per_minute=$BENCH_RATE;"
 
     bench_nginx_case limit_keys 1 "$main" \
-        "$(bench_emu_location "chatgate on; chatgate_limit_zone keys; chatgate_admin_token_file $BENCH_RUN_DIR/keys-etc/admin_token;")" "$http" || return
+        "$(bench_emu_location "chatgate on; chatgate_limit_zone keys; chatgate_admin_token_file $BENCH_RUN_DIR/keys-etc/admin_token;")" "$http" || return 0
 
     # One nginx serves every key count: replace its instance by one per count.
     unset 'BENCH_INSTANCES[-1]'
@@ -273,7 +275,7 @@ bench_full_conf() {
     # load, so that the limiter runs on every request and never denies.
     mkdir -p "$dir"
     for f in "$REPO"/conf.d/*.conf; do
-        sed -e "s|/usr/lib/nginx/modules/ngx_http_chatgate_module.so|$REPO/build/nginx/ngx_http_chatgate_module.so|" \
+        sed -e "s|/usr/lib/nginx/modules/ngx_http_chatgate_module.so|$BUILD/nginx/ngx_http_chatgate_module.so|" \
             -e "s|unix:/run/chatgate/worker.sock|unix:$WORKER_SOCKET|" \
             -e "s|unix:/run/chatgate/control.sock|unix:$dir/control.sock|" \
             -e "s|/etc/chatgate/|$BENCH_RUN_DIR/etc/|g" \
@@ -295,7 +297,7 @@ bench_full_conf() {
 bench_case_full() {
     local w dir port url
 
-    [ -f "$REPO/build/nginx/ngx_http_chatgate_module.so" ] ||
+    [ -f "$BUILD/nginx/ngx_http_chatgate_module.so" ] ||
         { bench_add_skip full "module not built"; return; }
     [ -x "$BUILD/chatgate-worker" ] ||
         { bench_add_skip full "$BUILD/chatgate-worker not built"; return; }
@@ -327,7 +329,7 @@ bench_case_stream() {
         bench_drop_instance full/w1
     fi
 
-    bench_stream_instance stream/w1 stream full/w1 || return
+    bench_stream_instance stream/w1 stream full/w1 || return 0
     INST_LOGROWS[stream/w1]=1
 }
 

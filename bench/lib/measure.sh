@@ -5,6 +5,7 @@
 
 BENCH_COLUMNS="run case id workers conns keys seconds requests rps p50_ms p99_ms mean_ms ttft_p50_ms ttft_p99_ms events_per_req errors non2xx gw_cpu_us_per_req worker_cpu_us_per_req emu_cpu_us_per_req db_cpu_us_per_req gw_rss_kb worker_rss_kb log_rows other_cpu_pct note"
 CLK_TCK=$(getconf CLK_TCK)
+BENCH_FAILED_MEASUREMENTS=0
 
 # Writes the machine description and the settings as "# name<TAB>value"
 # lines, then the column names.
@@ -13,6 +14,13 @@ bench_write_header() {
 
     cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    # The binaries come from $BUILD, which may be another tree's, and the
+    # checkout may differ from the commit. bench/results is left out, because
+    # the harness writes there itself.
+    if git -C "$REPO" status --porcelain --untracked-files=no -- . ':!bench/results' 2>/dev/null |
+            grep -q .; then
+        commit="$commit (with uncommitted changes)"
+    fi
     {
         printf '# date\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
         printf '# host\t%s\n' "$host"
@@ -24,6 +32,7 @@ bench_write_header() {
         printf '# node\t%s\n' "$(node --version 2>/dev/null || echo none)"
         printf '# postgres\t%s\n' "$("$PG_BIN/postgres" --version 2>/dev/null | awk '{ print $3 }')"
         printf '# commit\t%s\n' "$commit"
+        printf '# build\t%s\n' "$BUILD"
         printf '# loadavg\t%s (before the run)\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
         printf '# emulator\t%s (%s threads)\n' "$BENCH_EMULATOR" "$BENCH_EMU_THREADS"
         printf '# settings\tBENCH_SECONDS=%s BENCH_RUNS=%s BENCH_CONNS="%s" BENCH_GROWTH_CONNS="%s" BENCH_WORKERS="%s"\n' \
@@ -63,7 +72,8 @@ bench_log_rows_settled() {
 
 # Runs the instance's load client once: instance $1, $2 connections, $3
 # seconds. Prints the BENCH_RESULT line of bench/wrk/chat.lua or of
-# bench/stream_load, or nothing when the client failed.
+# bench/stream_load, or nothing when the client failed. The client's whole
+# output goes to load-client.log, because wrk prints its errors on stdout.
 bench_wrk() {
     local id=$1 conns=$2 seconds=$3
 
@@ -77,7 +87,7 @@ bench_wrk() {
         timeout -k 5 $((seconds + 30)) \
         wrk -t1 -c"$conns" -d"${seconds}s" --timeout 10s --latency \
             -s "$REPO/bench/wrk/chat.lua" "${INST_URL[$id]}" \
-            2>>"$BENCH_RUN_DIR/wrk.stderr" | grep '^BENCH_RESULT' || true
+            2>&1 | tee -a "$BENCH_RUN_DIR/load-client.log" | grep '^BENCH_RESULT' || true
 }
 
 # Runs bench/stream_load in its sustained mode with the arguments of
@@ -94,7 +104,7 @@ bench_stream_load() {
     timeout -k 5 $((seconds + 40)) \
         "$BENCH_STREAM_LOAD" -c "$conns" -d "$seconds" "${args[@]}" \
             "${INST_URL[$id]}" "${INST_BODY[$id]}" \
-            2>>"$BENCH_RUN_DIR/wrk.stderr" | grep '^BENCH_RESULT' || true
+            2>&1 | tee -a "$BENCH_RUN_DIR/load-client.log" | grep '^BENCH_RESULT' || true
 }
 
 # Prints microseconds of CPU per request from a tick difference.
@@ -148,7 +158,8 @@ bench_measure() {
         'BEGIN { v = (b - o) * 100 / (s * n * hz); printf "%.0f", v < 0 ? 0 : v }')
 
     if [ -z "$result" ]; then
-        bench_log "$id c$conns run $run: ${INST_CLIENT[$id]} printed no result, see $BENCH_RUN_DIR/wrk.stderr"
+        bench_log "$id c$conns run $run: ${INST_CLIENT[$id]} printed no result, see $BENCH_RUN_DIR/load-client.log"
+        BENCH_FAILED_MEASUREMENTS=$((BENCH_FAILED_MEASUREMENTS + 1))
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s failed\n' "$run" "${INST_CASE[$id]}" "$id" \
             "${INST_WORKERS[$id]}" "$conns" "${INST_KEYS[$id]}" "$BENCH_SECONDS" \
             "$(printf '\t-%.0s' {1..18})" "${INST_CLIENT[$id]}" >>"$BENCH_TSV"
@@ -243,12 +254,17 @@ bench_run_all() {
     done
 }
 
+# Appends one row per skipped case: run 0, "-" in every column between id
+# and note, and the reason in note, where report.pl reads it.
 bench_record_skips() {
-    local skip name reason
+    local skip name reason dashes
+    local columns=($BENCH_COLUMNS)
+
+    dashes=$(printf '\t-%.0s' $(seq 1 $((${#columns[@]} - 4))))
     for skip in "${BENCH_SKIPS[@]}"; do
         name=${skip%%	*}
         reason=${skip#*	}
-        printf '0\t%s\t%s%s\tskipped: %s\n' "$name" "$name" \
-            "$(printf '\t-%.0s' {1..21})" "$(echo "$reason" | tr '\t\n' '  ')" >>"$BENCH_TSV"
+        printf '0\t%s\t%s%s\tskipped: %s\n' "$name" "$name" "$dashes" \
+            "$(echo "$reason" | tr '\t\n' '  ')" >>"$BENCH_TSV"
     done
 }
