@@ -57,7 +57,7 @@ struct cg_upstream_s {
     long                 request_timeout_ms;
     char                *proxy;
     cg_upstream_call_t  *calls;       /* running calls, for cg_upstream_free() */
-    int                  ncalls;      /* length of calls */
+    int                  ncalls;      /* number of running calls */
     int                  trim;        /* set when ncalls exceeded CG_UPSTREAM_TRIM_CALLS */
     struct event        *trim_timer;
     cg_upstream_sock_t  *socks;

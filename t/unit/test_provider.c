@@ -988,8 +988,8 @@ completion_by_tree(const cg_chat_request_t *req, const char *body,
 
 
 /*
- * OpenAI-compatible answers give the same result, byte for byte, with or
- * without the tree: pass-through cases, rewrites and invalid answers.
+ * Checks that OpenAI-compatible responses translate to the same bytes with
+ * or without the tree: pass-through cases, rewrites and invalid responses.
  */
 static void
 test_completion_same_as_tree(void)
