@@ -57,4 +57,40 @@ $row = $rid ? $t->log_row($rid) : undef;
 ok($row, 'spoofed headers any case log row');
 is($row->{client_addr}, '127.0.0.1', 'spoofed headers any case real client addr');
 
+# Straight to the worker's socket: of a repeated header the first counts,
+# whatever the case of its name.
+my $first_id = '0123456789abcdef0123456789abcdef';
+my $second_id = 'fedcba9876543210fedcba9876543210';
+my @repeated = (
+    "x-chatgate-request-id: $first_id",
+    "X-Chatgate-Request-Id: $second_id",
+    'x-chatgate-client-addr: 192.0.2.1',
+    'X-Chatgate-Client-Addr: 192.0.2.2',
+    'authorization: Bearer first-repeated-provider-key',
+    'Authorization: Bearer second-repeated-provider-key',
+);
+$r = $t->worker_request('POST', '/v1/chat/completions', body => $body,
+    raw_headers => [ @repeated,
+        'X-CHATGATE-MODELS: openai/gpt-4o-mini',
+        'X-Chatgate-Models: another-model' ]);
+is($r->{status}, 200, 'repeated headers status');
+$row = $t->log_row($first_id) // {};
+is($row->{client_addr}, '192.0.2.1', 'repeated headers first client addr');
+is(scalar $t->query(
+    "SELECT 1 FROM chat_logs WHERE request_id = '$second_id'"), 0,
+    'repeated headers no row under second id');
+is(scalar $t->emulator_requests_with($t->sha256('first-repeated-provider-key')),
+    1, 'repeated headers first authorization sent');
+is(scalar $t->emulator_requests_with($t->sha256('second-repeated-provider-key')),
+    0, 'repeated headers second authorization not sent');
+
+$first_id = '1123456789abcdef0123456789abcdef';
+$r = $t->worker_request('POST', '/v1/chat/completions', body => $body,
+    raw_headers => [ "X-Chatgate-Request-Id: $first_id",
+        'Authorization: Bearer ' . $t->key,
+        'x-chatgate-models: another-model',
+        'X-Chatgate-Models: openai/gpt-4o-mini' ]);
+is($r->{status}, 403, 'repeated models header first counts');
+is($r->{json}{error}{code}, 'model_not_allowed', 'repeated models header code');
+
 $t->finish;

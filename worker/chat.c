@@ -124,8 +124,7 @@ cg_chat_model_allowed(cg_chat_t *c, cg_error_t *err)
     const char  *model;
     size_t       len;
 
-    list = evhttp_find_header(evhttp_request_get_input_headers(c->req),
-                              "X-Chatgate-Models");
+    list = c->info.models;
     if (list == NULL) {
         return 0;
     }
@@ -231,8 +230,7 @@ cg_chat_credential(cg_chat_t *c, const char *form_key_id, cg_error_t *err,
         return 0;
     }
 
-    auth = evhttp_find_header(evhttp_request_get_input_headers(c->req),
-                              "Authorization");
+    auth = c->info.authorization;
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
         cg_error_set(err, 401, "authentication_error",
                      "missing provider key: send it in the Authorization "
@@ -713,8 +711,7 @@ cg_chat_detach(cg_chat_t *c)
     }
 
     if (req != NULL) {
-        auth = (char *) evhttp_find_header(evhttp_request_get_input_headers(req),
-                                           "Authorization");
+        auth = (char *) c->info.authorization;
         if (auth != NULL) {
             explicit_bzero(auth, strlen(auth));
         }
@@ -722,6 +719,10 @@ cg_chat_detach(cg_chat_t *c)
         cg_chat_watch_send(c, req);
     }
 
+    /* These point into the request's headers, which go with the request. */
+    c->info.jti = NULL;
+    c->info.models = NULL;
+    c->info.authorization = NULL;
     c->req = NULL;
     return req;
 }

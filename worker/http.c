@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -57,6 +59,7 @@ static ino_t  cg_http_socket_ino;
 static int cg_http_listen(const cg_conf_t *conf);
 static int cg_http_remove_stale(const char *path);
 static void cg_http_route(struct evhttp_request *req, void *arg);
+static void cg_http_first(const char **header, const char *value);
 static void cg_http_request_info(struct evhttp_request *req,
     cg_request_info_t *info);
 static void cg_http_new_request_id(char *id);
@@ -431,8 +434,7 @@ cg_http_token_revoked(cg_server_t *srv, struct evhttp_request *req,
         return 0;
     }
 
-    jti = evhttp_find_header(evhttp_request_get_input_headers(req),
-                             "X-Chatgate-Jti");
+    jti = info->jti;
     if (jti == NULL || !cg_revoked_contains(srv->revoked, jti)) {
         return 0;
     }
@@ -489,32 +491,72 @@ cg_http_log_refused_chat(cg_server_t *srv, const cg_request_info_t *info,
 
 
 /*
- * Fills info from the X-Chatgate-* headers that nginx sets. A missing or
- * malformed request id is replaced by a fresh random one, so that direct
- * use of the socket still yields traceable responses.
+ * Fills info from the X-Chatgate-* headers that nginx sets, in one pass
+ * over the header list. Of a repeated header the first counts, as with
+ * evhttp_find_header(). A missing or malformed request id is replaced by a
+ * fresh random one, so that direct use of the socket still yields
+ * traceable responses.
  */
 static void
 cg_http_request_info(struct evhttp_request *req, cg_request_info_t *info)
 {
     struct evkeyvalq  *in = evhttp_request_get_input_headers(req);
+    struct evkeyval   *h;
+    const char        *name, *request_id = NULL, *client_addr = NULL;
+    const char        *key_id = NULL;
 
     memset(info, 0, sizeof(*info));
 
-    if (cg_http_copy_token(evhttp_find_header(in, "X-Chatgate-Request-Id"),
-                           info->request_id, sizeof(info->request_id)) != 0)
+    TAILQ_FOREACH(h, in, next) {
+        name = h->key;
+
+        if (strncasecmp(name, "X-Chatgate-", 11) != 0) {
+            if (info->authorization == NULL
+                && strcasecmp(name, "Authorization") == 0)
+            {
+                info->authorization = h->value;
+            }
+            continue;
+        }
+
+        name += 11;
+
+        if (strcasecmp(name, "Request-Id") == 0) {
+            cg_http_first(&request_id, h->value);
+        } else if (strcasecmp(name, "Client-Addr") == 0) {
+            cg_http_first(&client_addr, h->value);
+        } else if (strcasecmp(name, "Key-Id") == 0) {
+            cg_http_first(&key_id, h->value);
+        } else if (strcasecmp(name, "Jti") == 0) {
+            cg_http_first(&info->jti, h->value);
+        } else if (strcasecmp(name, "Models") == 0) {
+            cg_http_first(&info->models, h->value);
+        }
+    }
+
+    if (cg_http_copy_token(request_id, info->request_id,
+                           sizeof(info->request_id)) != 0)
     {
         cg_http_new_request_id(info->request_id);
     }
 
-    if (cg_http_copy_token(evhttp_find_header(in, "X-Chatgate-Client-Addr"),
-                           info->client_addr, sizeof(info->client_addr)) != 0)
+    if (cg_http_copy_token(client_addr, info->client_addr,
+                           sizeof(info->client_addr)) != 0)
     {
         strcpy(info->client_addr, "unix");
     }
 
-    cg_http_copy_token(evhttp_find_header(in, "X-Chatgate-Key-Id"),
-                       info->key_id, sizeof(info->key_id));
-    info->key_id_given = evhttp_find_header(in, "X-Chatgate-Key-Id") != NULL;
+    cg_http_copy_token(key_id, info->key_id, sizeof(info->key_id));
+    info->key_id_given = key_id != NULL;
+}
+
+
+static void
+cg_http_first(const char **header, const char *value)
+{
+    if (*header == NULL) {
+        *header = value;
+    }
 }
 
 

@@ -34,12 +34,20 @@ typedef struct {
     void                       *idle_arg;
 } cg_server_t;
 
-/* Identity of one request, from the headers nginx sets. */
+/*
+ * Identity of one request, from the headers nginx sets, and the headers
+ * that the handlers read, found in one pass over the list. The pointers
+ * point into the request's header list: a handler that outlives its
+ * request must drop them when it lets the request go.
+ */
 typedef struct {
-    char  request_id[48];
-    char  client_addr[64];
-    char  key_id[48];        /* "" when absent or malformed */
-    int   key_id_given;      /* X-Chatgate-Key-Id was present, valid or not */
+    char         request_id[48];
+    char         client_addr[64];
+    char         key_id[48];        /* "" when absent or malformed */
+    int          key_id_given;      /* X-Chatgate-Key-Id was present, valid or not */
+    const char  *jti;               /* X-Chatgate-Jti, or NULL */
+    const char  *models;            /* X-Chatgate-Models, or NULL */
+    const char  *authorization;     /* Authorization, or NULL */
 } cg_request_info_t;
 
 /*

@@ -484,6 +484,11 @@ cg_admin_async_begin(cg_admin_async_t *a, cg_server_t *srv,
     a->req = req;
     a->info = *info;
     srv->in_flight++;
+
+    /* The handler may outlive the request's headers and reads none of them. */
+    a->info.jti = NULL;
+    a->info.models = NULL;
+    a->info.authorization = NULL;
 }
 
 

@@ -678,8 +678,9 @@ sub request_id {
 # Sends an HTTP request straight to the worker's unix socket, as nginx
 # would. Options: headers, json (a structure sent as the body), body, role
 # (sent as X-Chatgate-Role, the way the module vouches for a JWT), admin
-# (1: send X-Admin-Token). Returns { status, headers (lowercase names),
-# body, json }.
+# (1: send X-Admin-Token), raw_headers (header lines sent as given, after
+# the others, so a name may repeat). Returns { status, headers (lowercase
+# names), body, json }.
 sub worker_request {
     my ($self, $method, $path, %opt) = @_;
     my %headers = %{ $opt{headers} // {} };
@@ -693,7 +694,8 @@ sub worker_request {
         or croak "connect to $self->{socket} failed: $!";
     my $head = "$method $path HTTP/1.0\r\nHost: chatgate\r\n"
         . "Content-Length: " . length($body) . "\r\n"
-        . join('', map { "$_: $headers{$_}\r\n" } sort keys %headers);
+        . join('', map { "$_: $headers{$_}\r\n" } sort keys %headers)
+        . join('', map { "$_\r\n" } @{ $opt{raw_headers} // [] });
     print $s "$head\r\n$body";
 
     local $/;
