@@ -74,6 +74,9 @@ $r = $t->worker_request('POST', '/v1/chat/completions', body => $body,
         'X-CHATGATE-MODELS: openai/gpt-4o-mini',
         'X-Chatgate-Models: another-model' ]);
 is($r->{status}, 200, 'repeated headers status');
+like($r->{headers}{date} // '',
+    qr/^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT$/,
+    'worker response one date header');
 $row = $t->log_row($first_id) // {};
 is($row->{client_addr}, '192.0.2.1', 'repeated headers first client addr');
 is(scalar $t->query(

@@ -450,6 +450,7 @@ cg_chat_stream_start_reply(cg_chat_t *c)
         return -1;
     }
 
+    cg_http_add_date(h);
     evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
     evhttp_add_header(h, "Cache-Control", "no-cache");
     /* tells nginx to pass each chunk on at once, whatever proxy_buffering says */

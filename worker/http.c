@@ -160,6 +160,40 @@ cg_http_free(cg_server_t *srv)
 }
 
 
+/*
+ * Adds the Date header from a copy made once a second. evhttp formats its
+ * own for every response that has none, about 2 % of the worker's
+ * instructions per chat under callgrind. The day and month names are
+ * spelled out because strftime() would follow the locale.
+ */
+void
+cg_http_add_date(struct evkeyvalq *headers)
+{
+    static const char  *days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri",
+                                   "Sat" };
+    static const char  *months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov",
+                                     "Dec" };
+    static time_t       cached = (time_t) -1;
+    static char         date[40];
+    struct tm           tm;
+    time_t              now;
+
+    now = time(NULL);
+
+    if (now != cached && gmtime_r(&now, &tm) != NULL) {
+        snprintf(date, sizeof(date), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                 days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+                 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached = now;
+    }
+
+    if (cached != (time_t) -1) {
+        evhttp_add_header(headers, "Date", date);
+    }
+}
+
+
 void
 cg_http_send_json(struct evhttp_request *req, const char *request_id,
     int status, const char *body, ssize_t len)
@@ -169,6 +203,7 @@ cg_http_send_json(struct evhttp_request *req, const char *request_id,
     char               length[24];
 
     out = evhttp_request_get_output_headers(req);
+    cg_http_add_date(out);
     evhttp_add_header(out, "Content-Type", "application/json");
     evhttp_add_header(out, "Cache-Control", "no-store");
     evhttp_add_header(out, "X-Request-Id", request_id);

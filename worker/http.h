@@ -66,6 +66,9 @@ void cg_http_free(cg_server_t *srv);
  * Sends a JSON response with X-Request-Id. body is copied; len may be -1 for
  * a NUL-terminated body.
  */
+/* Adds the Date header of a response, as evhttp would. */
+void cg_http_add_date(struct evkeyvalq *headers);
+
 void cg_http_send_json(struct evhttp_request *req, const char *request_id,
     int status, const char *body, ssize_t len);
 
