@@ -225,7 +225,7 @@ cg_provider_headers(cg_provider_id_t id, const char *api_key)
 {
     struct curl_slist  *list = NULL, *next;
     char                line[64 + 4096];
-    int                 n;
+    int                 n = 0;
 
     /* "Expect:" stops libcurl from waiting for 100 Continue on large bodies. */
     list = curl_slist_append(list, "Content-Type: application/json");
@@ -254,7 +254,7 @@ cg_provider_headers(cg_provider_id_t id, const char *api_key)
 
     if (n > 0) {
         next = curl_slist_append(list, line);
-        explicit_bzero(line, sizeof(line));
+        explicit_bzero(line, (size_t) n + 1);
         if (next == NULL) {
             goto fail;
         }
@@ -264,7 +264,9 @@ cg_provider_headers(cg_provider_id_t id, const char *api_key)
 
 fail:
 
-    explicit_bzero(line, sizeof(line));
+    /* only the bytes snprintf() wrote can hold the key */
+    explicit_bzero(line, n > 0 && (size_t) n < sizeof(line) ? (size_t) n + 1
+                                                             : sizeof(line));
     curl_slist_free_all(list);
     return NULL;
 }
