@@ -19,6 +19,8 @@ typedef uint32_t  cg_pick_set_t;
 
 _Static_assert(CG_JSON_PICK_MAX <= sizeof(cg_pick_set_t) * CHAR_BIT,
                "CG_JSON_PICK_MAX must fit the bits of cg_pick_set_t");
+_Static_assert(sizeof(cg_pick_set_t) == sizeof(unsigned),
+               "cg_pick_set_t must be the unsigned int of __builtin_ctz()");
 
 /* A parsed pointer. */
 typedef struct {
@@ -28,7 +30,10 @@ typedef struct {
     size_t       ntokens;
 } cg_pick_path_t;
 
-/* An open array or object, at the level of its place in the stack. */
+/*
+ * An open array or object. stack[l] is the one whose value starts at level
+ * l, where level 0 is the document itself.
+ */
 typedef struct {
     size_t         count;    /* values read in it so far */
     int            is_object;
@@ -39,7 +44,10 @@ typedef struct {
      */
     cg_pick_set_t  inside;
 
-    /* Those whose next token matched one of its member names already. */
+    /*
+     * Of those, the ones whose next token matched one of its member names
+     * already, so that a repeated name matches only its first member.
+     */
     cg_pick_set_t  matched;
 } cg_pick_level_t;
 
@@ -477,9 +485,9 @@ cg_pick_parse_pointer(const char *pointer, cg_pick_path_t *path)
 
 
 /*
- * Handles the start of a value of any type: counts it for the pointers
- * that name its container, stores it where a pointer names it, and opens
- * it if it is a container. Returns 1 to go on or 0 to stop yajl.
+ * Handles the start of a value of any type. It counts the value for the
+ * pointers that name its container, stores it where a pointer names it,
+ * and opens it if it is a container. Returns 1 to go on or 0 to stop yajl.
  */
 static int
 cg_pick_value(cg_pick_reader_t *r, cg_json_type_t type, const char *s,
@@ -538,9 +546,10 @@ cg_pick_value(cg_pick_reader_t *r, cg_json_type_t type, const char *s,
 
 /*
  * Returns the pointers of alive whose token t names the value that starts
- * now in parent: in an object, the member of the name just read, and in
- * an array, the element at the index or any element for "*". parent->count
- * is the element's index, because it counts the values read before it.
+ * now in parent. In an object, that is the member of the name just read.
+ * In an array, it is the element at the index, or any element for "*",
+ * and parent->count is the element's index because it counts the values
+ * read before it.
  */
 static cg_pick_set_t
 cg_pick_follow(cg_pick_reader_t *r, cg_pick_level_t *parent,
@@ -1027,8 +1036,8 @@ cg_pick_map_key(void *ctx, const unsigned char *key, size_t len)
 
 
 /*
- * Returns the pointers of alive whose token t equals the member name. The
- * first byte tells most names apart without a call to memcmp().
+ * Returns the pointers of alive whose token t equals the member name.
+ * Comparing the first byte before the rest skips memcmp() for most names.
  */
 static cg_pick_set_t
 cg_pick_match_name(cg_pick_reader_t *r, cg_pick_set_t alive, size_t t,
@@ -1060,8 +1069,8 @@ cg_pick_match_name(cg_pick_reader_t *r, cg_pick_set_t alive, size_t t,
 
 
 /*
- * The pointers inside the closed container reach its parent as well, so
- * nothing moves back.
+ * The parent's set already contains every pointer of the closed
+ * container's set, so nothing moves back.
  */
 static int
 cg_pick_end(void *ctx)
