@@ -11,36 +11,56 @@
 #include "json_pick.h"
 
 
-/* The place of a value relative to a pointer's path. */
-typedef enum {
-    CG_PICK_OFF = 0,     /* not on the path */
-    CG_PICK_ON_PATH,     /* a container the path goes through */
-    CG_PICK_TARGET,      /* the value the pointer names */
-    CG_PICK_CHILD        /* a member or element of the target */
-} cg_pick_where_t;
+/*
+ * A set of pointers, bit i for picks[i]. The reader keeps one per open
+ * container, so an event costs work only for the pointers that reach it.
+ */
+typedef uint32_t  cg_pick_set_t;
 
-/* A parsed pointer and how far the open containers follow it. */
+_Static_assert(CG_JSON_PICK_MAX <= sizeof(cg_pick_set_t) * CHAR_BIT,
+               "CG_JSON_PICK_MAX must fit the bits of cg_pick_set_t");
+_Static_assert(sizeof(cg_pick_set_t) == sizeof(unsigned),
+               "cg_pick_set_t must be the unsigned int of __builtin_ctz()");
+
+/* A parsed pointer. */
 typedef struct {
     const char  *token[CG_JSON_POINTER_MAX_LEN];
     size_t       token_len[CG_JSON_POINTER_MAX_LEN];
     long         index[CG_JSON_POINTER_MAX_LEN];  /* array index, -1 or ANY */
     size_t       ntokens;
-
-    size_t       open;       /* open containers on the path, from the root */
-    unsigned     matched;    /* bit t: token t matched a member already */
-    int          key_match;  /* the last member name matched the next token */
 } cg_pick_path_t;
 
-/* An open array or object. */
+/*
+ * An open array or object. stack[l] is the one whose value starts at level
+ * l, where level 0 is the document itself.
+ */
 typedef struct {
-    size_t  count;           /* values read in it so far */
-    int     is_object;
+    size_t         count;    /* values read in it so far */
+    int            is_object;
+
+    /*
+     * The pointers whose path leads through this container or names it.
+     * Only they can match its member names and values.
+     */
+    cg_pick_set_t  inside;
+
+    /*
+     * Of those, the ones whose next token matched one of its member names
+     * already, so that a repeated name matches only its first member.
+     */
+    cg_pick_set_t  matched;
 } cg_pick_level_t;
 
 typedef struct {
     cg_json_pick_t   *picks;
     size_t            npicks;
     cg_pick_path_t    paths[CG_JSON_PICK_MAX];
+
+    cg_pick_set_t     all;
+    /* target[n]: the pointers of n tokens, which name a value at level n */
+    cg_pick_set_t     target[CG_JSON_POINTER_MAX_LEN + 1];
+    /* the pointers whose next token equals the last member name read */
+    cg_pick_set_t     key_match;
 
     cg_pick_level_t   stack[CG_JSON_MAX_DEPTH];
     size_t            depth;
@@ -84,10 +104,14 @@ static void *cg_pick_realloc(void *ctx, void *ptr, size_t size);
 static void cg_pick_free(void *ctx, void *ptr);
 static int cg_pick_in_arena(const cg_pick_arena_t *arena, const void *ptr);
 static int cg_pick_parse_pointer(const char *pointer, cg_pick_path_t *path);
-static cg_pick_where_t cg_pick_where(cg_pick_reader_t *r, cg_pick_path_t *p,
-    size_t level);
 static int cg_pick_value(cg_pick_reader_t *r, cg_json_type_t type,
     const char *s, size_t len);
+static cg_pick_set_t cg_pick_follow(cg_pick_reader_t *r,
+    cg_pick_level_t *parent, cg_pick_set_t alive, size_t t);
+static int cg_pick_visit(cg_pick_reader_t *r, cg_pick_set_t children,
+    cg_pick_set_t targets, cg_json_type_t type, const char *s, size_t len);
+static cg_pick_set_t cg_pick_match_name(cg_pick_reader_t *r,
+    cg_pick_set_t alive, size_t t, const unsigned char *name, size_t len);
 static int cg_pick_store(cg_pick_reader_t *r, cg_json_pick_t *pick,
     cg_json_type_t type, const char *s, size_t len);
 static int cg_pick_integer(const char *s, size_t len, long long *value);
@@ -187,6 +211,9 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
         return -1;
     }
 
+    r.all = 0;
+    memset(r.target, 0, sizeof(r.target));
+
     for (i = 0; i < npicks; i++) {
         picks[i].type = CG_JSON_ABSENT;
         picks[i].count = 0;
@@ -201,6 +228,9 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
                      "\"~\"", picks[i].pointer, CG_JSON_POINTER_MAX_LEN);
             return -1;
         }
+
+        r.all |= (cg_pick_set_t) 1 << i;
+        r.target[r.paths[i].ntokens] |= (cg_pick_set_t) 1 << i;
     }
 
     if (findings != NULL) {
@@ -223,6 +253,7 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
 
     r.picks = picks;
     r.npicks = npicks;
+    r.key_match = 0;
     r.depth = 0;
     r.findings = findings;
     r.names = r.names_inline;
@@ -414,9 +445,6 @@ cg_pick_parse_pointer(const char *pointer, cg_pick_path_t *path)
     long         index;
 
     path->ntokens = 0;
-    path->open = 0;
-    path->matched = 0;
-    path->key_match = 0;
 
     if (pointer == NULL || strchr(pointer, '~') != NULL) {
         return -1;
@@ -457,101 +485,123 @@ cg_pick_parse_pointer(const char *pointer, cg_pick_path_t *path)
 
 
 /*
- * Places the value that starts at level (0 is the document itself) against
- * the path of p. Only the first member of a given name in an object can be
- * on a path, because cg_pick_map_key() sets key_match for it alone.
- */
-static cg_pick_where_t
-cg_pick_where(cg_pick_reader_t *r, cg_pick_path_t *p, size_t level)
-{
-    cg_pick_level_t  *parent;
-
-    if (p->open != level) {
-        return CG_PICK_OFF;
-    }
-
-    if (level == p->ntokens + 1) {
-        return CG_PICK_CHILD;
-    }
-
-    if (level > 0) {
-        parent = &r->stack[level - 1];
-
-        if (parent->is_object
-            ? !p->key_match
-            : p->index[level - 1] != CG_PICK_ANY
-              && (long) parent->count != p->index[level - 1])
-        {
-            return CG_PICK_OFF;
-        }
-    }
-
-    return level == p->ntokens ? CG_PICK_TARGET : CG_PICK_ON_PATH;
-}
-
-
-/*
- * Handles the start of a value of any type: stores it where a pointer
- * names it, counts it in its container, and opens it if it is one.
- * Returns 1 to go on or 0 to stop yajl.
+ * Handles the start of a value of any type. It counts the value for the
+ * pointers that name its container, stores it where a pointer names it,
+ * and opens it if it is a container. Returns 1 to go on or 0 to stop yajl.
  */
 static int
 cg_pick_value(cg_pick_reader_t *r, cg_json_type_t type, const char *s,
     size_t len)
 {
-    size_t            i, level = r->depth;
-    int               container;
-    cg_pick_path_t   *p;
-    cg_pick_where_t   where;
+    size_t            level = r->depth;
+    cg_pick_level_t  *parent, *opened;
+    cg_pick_set_t     alive, children, on_path, targets;
 
-    container = type == CG_JSON_ARRAY || type == CG_JSON_OBJECT;
+    children = 0;
+    on_path = level == 0 ? r->all : 0;
 
-    for (i = 0; i < r->npicks; i++) {
-        p = &r->paths[i];
-        where = cg_pick_where(r, p, level);
-
-        if (where == CG_PICK_OFF) {
-            continue;
-        }
-
-        if (where == CG_PICK_CHILD) {
-            r->picks[i].count++;
-            continue;
-        }
-
-        /*
-         * A new value on the path starts its own objects, where each
-         * token may match again. That happens only after a "*".
-         */
-        p->matched &= (1u << level) - 1;
-
-        if (where == CG_PICK_TARGET
-            && cg_pick_store(r, &r->picks[i], type, s, len) != 0)
-        {
-            return 0;
-        }
-
-        /* The path, or the counting of the target's children, goes on. */
-        if (container) {
-            p->open = level + 1;
-        }
-    }
-
+    /*
+     * A pointer of level - 1 tokens that reaches the parent names the
+     * parent itself, so it only counts this value as one of its children.
+     */
     if (level > 0) {
-        r->stack[level - 1].count++;
-    }
+        parent = &r->stack[level - 1];
+        alive = parent->inside;
 
-    if (container) {
-        if (r->depth == CG_JSON_MAX_DEPTH) {
-            return 0;
+        if (alive != 0) {
+            children = alive & r->target[level - 1];
+            on_path = cg_pick_follow(r, parent, alive & ~children, level - 1);
         }
 
-        r->stack[r->depth].count = 0;
-        r->stack[r->depth].is_object = type == CG_JSON_OBJECT;
-        r->depth++;
+        parent->count++;
     }
+
+    targets = on_path != 0 ? on_path & r->target[level] : 0;
+
+    if ((children | targets) != 0
+        && cg_pick_visit(r, children, targets, type, s, len) != 0)
+    {
+        return 0;
+    }
+
+    if (type != CG_JSON_ARRAY && type != CG_JSON_OBJECT) {
+        return 1;
+    }
+
+    if (r->depth == CG_JSON_MAX_DEPTH) {
+        return 0;
+    }
+
+    /* The path, or the counting of a target's children, goes on inside. */
+    opened = &r->stack[r->depth];
+    opened->count = 0;
+    opened->is_object = type == CG_JSON_OBJECT;
+    opened->inside = on_path;
+    opened->matched = 0;
+    r->depth++;
 
     return 1;
+}
+
+
+/*
+ * Returns the pointers of alive whose token t names the value that starts
+ * now in parent. In an object, that is the member of the name just read.
+ * In an array, it is the element at the index, or any element for "*",
+ * and parent->count is the element's index because it counts the values
+ * read before it.
+ */
+static cg_pick_set_t
+cg_pick_follow(cg_pick_reader_t *r, cg_pick_level_t *parent,
+    cg_pick_set_t alive, size_t t)
+{
+    cg_pick_set_t  next = 0;
+    unsigned       i;
+    long           index;
+
+    if (parent->is_object) {
+        return alive & r->key_match;
+    }
+
+    while (alive != 0) {
+        i = (unsigned) __builtin_ctz(alive);
+        alive &= alive - 1;
+
+        index = r->paths[i].index[t];
+        if (index == CG_PICK_ANY || index == (long) parent->count) {
+            next |= (cg_pick_set_t) 1 << i;
+        }
+    }
+
+    return next;
+}
+
+
+/*
+ * Counts the value in the picks of children and stores it in the picks of
+ * targets, in the order of picks, so handlers run in that order. Returns
+ * 0, or -1 when out of memory.
+ */
+static int
+cg_pick_visit(cg_pick_reader_t *r, cg_pick_set_t children,
+    cg_pick_set_t targets, cg_json_type_t type, const char *s, size_t len)
+{
+    cg_pick_set_t  visit = children | targets;
+    unsigned       i;
+
+    while (visit != 0) {
+        i = (unsigned) __builtin_ctz(visit);
+        visit &= visit - 1;
+
+        if (children & ((cg_pick_set_t) 1 << i)) {
+            r->picks[i].count++;
+
+        } else if (cg_pick_store(r, &r->picks[i], type, s, len) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -945,16 +995,18 @@ cg_pick_start_array(void *ctx)
 
 
 /*
- * Matches a member name against the next token of each path whose open
- * containers end with this object. Names are compared up to a U+0000, as
+ * Matches a member name against the next token of the pointers that reach
+ * this object and have not matched that token yet, so only the first
+ * member of a name can be on a path. Names are compared up to a U+0000, as
  * strcmp() compares the names in a yajl tree.
  */
 static int
 cg_pick_map_key(void *ctx, const unsigned char *key, size_t len)
 {
     cg_pick_reader_t  *r = ctx;
-    cg_pick_path_t    *p;
-    size_t             i, n, t, level = r->depth;
+    cg_pick_level_t   *object;
+    cg_pick_set_t      alive;
+    size_t             n, level = r->depth;
 
     n = cg_pick_name_len(key, len);
 
@@ -962,20 +1014,14 @@ cg_pick_map_key(void *ctx, const unsigned char *key, size_t len)
         r->findings->nul = 1;
     }
 
-    for (i = 0; i < r->npicks; i++) {
-        p = &r->paths[i];
+    /* The pointers that end at the object only count its members. */
+    object = &r->stack[level - 1];
+    r->key_match = 0;
 
-        if (p->open != level || level > p->ntokens) {
-            continue;
-        }
-
-        t = level - 1;
-        p->key_match = !(p->matched & (1u << t))
-                       && p->token_len[t] == n
-                       && memcmp(p->token[t], key, n) == 0;
-        if (p->key_match) {
-            p->matched |= 1u << t;
-        }
+    if (object->inside != 0) {
+        alive = object->inside & ~(r->target[level - 1] | object->matched);
+        r->key_match = cg_pick_match_name(r, alive, level - 1, key, n);
+        object->matched |= r->key_match;
     }
 
     if (level == 1 && r->findings != NULL
@@ -989,19 +1035,49 @@ cg_pick_map_key(void *ctx, const unsigned char *key, size_t len)
 }
 
 
+/*
+ * Returns the pointers of alive whose token t equals the member name.
+ * Comparing the first byte before the rest skips memcmp() for most names.
+ */
+static cg_pick_set_t
+cg_pick_match_name(cg_pick_reader_t *r, cg_pick_set_t alive, size_t t,
+    const unsigned char *name, size_t len)
+{
+    cg_pick_set_t    match = 0;
+    cg_pick_path_t  *p;
+    unsigned         i;
+
+    while (alive != 0) {
+        i = (unsigned) __builtin_ctz(alive);
+        alive &= alive - 1;
+
+        p = &r->paths[i];
+        if (p->token_len[t] != len) {
+            continue;
+        }
+
+        if (len == 0
+            || (p->token[t][0] == (char) name[0]
+                && memcmp(p->token[t] + 1, name + 1, len - 1) == 0))
+        {
+            match |= (cg_pick_set_t) 1 << i;
+        }
+    }
+
+    return match;
+}
+
+
+/*
+ * The parent's set already contains every pointer of the closed
+ * container's set, so nothing moves back.
+ */
 static int
 cg_pick_end(void *ctx)
 {
     cg_pick_reader_t  *r = ctx;
-    size_t             i;
 
     r->depth--;
-
-    for (i = 0; i < r->npicks; i++) {
-        if (r->paths[i].open == r->depth + 1) {
-            r->paths[i].open = r->depth;
-        }
-    }
 
     return 1;
 }

@@ -22,7 +22,11 @@
  * the member of that name, as the RFC has it.
  */
 
-/* Maximum pointers per call, and maximum reference tokens per pointer. */
+/*
+ * Maximum pointers per call, and maximum reference tokens per pointer. The
+ * reader keeps sets of pointers as 32-bit masks, so CG_JSON_PICK_MAX can
+ * grow to 32 at most.
+ */
 #define CG_JSON_PICK_MAX         16
 #define CG_JSON_POINTER_MAX_LEN  8
 

@@ -129,11 +129,16 @@ cg_pg_array_add_text(cg_buf_t *buf, const char *text)
 }
 
 
+/*
+ * Writes the digits from the last one back. Under callgrind, glibc 2.36's
+ * snprintf() cost about 700 instructions per number, and each log row has
+ * nine numbers.
+ */
 int
 cg_pg_array_add_int(cg_buf_t *buf, long long value)
 {
-    char  num[24];
-    int   n;
+    char                num[20], *p;   /* LLONG_MAX has 19 digits */
+    unsigned long long  v;
 
     if (cg_pg_array_separate(buf) != 0) {
         return -1;
@@ -143,9 +148,15 @@ cg_pg_array_add_int(cg_buf_t *buf, long long value)
         return cg_buf_append(buf, "NULL", 4);
     }
 
-    n = snprintf(num, sizeof(num), "%lld", value);
+    p = num + sizeof(num);
+    v = (unsigned long long) value;
 
-    return cg_buf_append(buf, num, n);
+    do {
+        *--p = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+
+    return cg_buf_append(buf, p, (size_t) (num + sizeof(num) - p));
 }
 
 

@@ -423,6 +423,198 @@ test_pick_wildcard(void)
 }
 
 
+/* Pointers that share leading tokens each find their own value. */
+static void
+test_pick_shared_prefix(void)
+{
+    const char      *text;
+    cg_json_pick_t   p[6];
+    char             err[256];
+
+    text = "{\"usage\":{\"prompt\":3,\"completion\":5,\"total\":8},"
+           "\"user\":\"u\",\"use\":{\"prompt\":9}}";
+
+    memset(p, 0, sizeof(p));
+    p[0].pointer = "/usage/prompt";
+    p[1].pointer = "/usage/completion";
+    p[2].pointer = "/use/prompt";
+    p[3].pointer = "/usage/total";
+    p[4].pointer = "/user";
+    p[5].pointer = "/usage/prompt";
+
+    is_int(cg_json_pick(text, strlen(text), p, 6, NULL, err, sizeof(err)), 0,
+           "shared prefix accepted");
+    is_int(p[0].integer, 3, "shared prefix first member");
+    is_int(p[1].integer, 5, "shared prefix second member");
+    is_int(p[2].integer, 9, "shared prefix other object");
+    is_int(p[3].integer, 8, "shared prefix after another pointer");
+    is_int(p[4].type, CG_JSON_STRING, "shared prefix name prefix");
+    is_int(p[4].len, 1, "shared prefix name prefix length");
+    is_int(p[5].integer, 3, "shared prefix same pointer twice");
+}
+
+
+/* A pointer to a container counts its children while others go inside. */
+static void
+test_pick_prefix_pointer(void)
+{
+    const char      *text;
+    cg_json_pick_t   p[5];
+    char             err[256];
+
+    text = "{\"a\":{\"b\":{\"c\":[1,2,{\"d\":\"x\"}]},\"e\":[]},\"f\":0}";
+
+    memset(p, 0, sizeof(p));
+    p[0].pointer = "/a/b/c/2/d";
+    p[1].pointer = "/a/b/c";
+    p[2].pointer = "/a";
+    p[3].pointer = "/a/b";
+    p[4].pointer = "/a/b/c/2";
+
+    is_int(cg_json_pick(text, strlen(text), p, 5, NULL, err, sizeof(err)), 0,
+           "prefix pointer accepted");
+    is_int(p[0].type, CG_JSON_STRING, "prefix pointer deepest found");
+    is_int(p[1].type, CG_JSON_ARRAY, "prefix pointer array type");
+    is_int(p[1].count, 3, "prefix pointer array count");
+    is_int(p[2].type, CG_JSON_OBJECT, "prefix pointer outer type");
+    is_int(p[2].count, 2, "prefix pointer outer count");
+    is_int(p[3].count, 1, "prefix pointer middle count");
+    is_int(p[4].type, CG_JSON_OBJECT, "prefix pointer element type");
+    is_int(p[4].count, 1, "prefix pointer element count");
+
+    /* A scalar where the deeper pointers expect an object ends their paths. */
+    text = "{\"a\":{\"b\":1}}";
+    is_int(cg_json_pick(text, strlen(text), p, 5, NULL, err, sizeof(err)), 0,
+           "prefix pointer scalar accepted");
+    is_int(p[3].type, CG_JSON_NUMBER, "prefix pointer scalar found");
+    is_int(p[3].count, 0, "prefix pointer scalar no count");
+    is_int(p[1].type, CG_JSON_ABSENT, "prefix pointer past scalar absent");
+    is_int(p[0].type, CG_JSON_ABSENT, "prefix pointer deepest absent");
+    is_int(p[2].count, 1, "prefix pointer outer count again");
+}
+
+
+/* "*" and an index or a member name of the same array or object. */
+static void
+test_pick_wildcard_beside_name(void)
+{
+    const char      *text;
+    cg_json_pick_t   p[6];
+    handler_log_t    any, star_member;
+    char             err[256];
+
+    text = "{\"list\":[{\"x\":\"a\"},{\"x\":\"b\",\"y\":1},{\"x\":\"c\"}],"
+           "\"obj\":{\"x\":\"d\",\"*\":\"e\"}}";
+
+    memset(p, 0, sizeof(p));
+    memset(&any, 0, sizeof(any));
+    memset(&star_member, 0, sizeof(star_member));
+
+    p[0].pointer = "/list/*/x";
+    p[0].handler = log_value;
+    p[0].data = &any;
+    p[1].pointer = "/list/1/x";
+    p[1].flags = CG_JSON_PICK_COPY;
+    p[2].pointer = "/list/1/y";
+    p[3].pointer = "/obj/*";
+    p[3].handler = log_value;
+    p[3].data = &star_member;
+    p[4].pointer = "/obj/x";
+    p[4].flags = CG_JSON_PICK_COPY;
+    p[5].pointer = "/list/*";
+
+    is_int(cg_json_pick(text, strlen(text), p, 6, NULL, err, sizeof(err)), 0,
+           "wildcard beside name accepted");
+    is_str(any.seen, "a;b;c;", "wildcard beside index every element");
+    is_str(p[1].string, "b", "index beside wildcard one element");
+    is_int(p[2].integer, 1, "index beside wildcard other member");
+    is_str(star_member.seen, "e;", "star member beside a name");
+    is_str(p[4].string, "d", "name beside star member");
+    is_int(p[5].count, 1, "wildcard element last count");
+
+    cg_json_pick_free(p, 6);
+}
+
+
+/* Each of the maximum number of pointers gets its own value. */
+static void
+test_pick_max_distinct(void)
+{
+    cg_buf_t        text;
+    cg_json_pick_t  p[CG_JSON_PICK_MAX + 1];
+    char            pointers[CG_JSON_PICK_MAX + 1][16], member[32];
+    char            err[256], expected[64];
+    size_t          i;
+
+    memset(&text, 0, sizeof(text));
+    memset(p, 0, sizeof(p));
+
+    cg_buf_append_str(&text, "{");
+    for (i = 0; i < CG_JSON_PICK_MAX + 1; i++) {
+        snprintf(member, sizeof(member), "%s\"m%zu\":%zu", i ? "," : "", i,
+                 i * 10);
+        cg_buf_append_str(&text, member);
+
+        snprintf(pointers[i], sizeof(pointers[i]), "/m%zu", i);
+        p[i].pointer = pointers[i];
+    }
+    cg_buf_append_str(&text, "}");
+
+    is_int(cg_json_pick(text.data, text.len, p, CG_JSON_PICK_MAX, NULL, err,
+                        sizeof(err)), 0, "max distinct pointers accepted");
+    for (i = 0; i < CG_JSON_PICK_MAX; i++) {
+        is_int(p[i].integer, (long long) (i * 10),
+               "max distinct pointer %zu value", i);
+    }
+
+    is_int(cg_json_pick(text.data, text.len, p, CG_JSON_PICK_MAX + 1, NULL,
+                        err, sizeof(err)), -1,
+           "max distinct pointers plus one rejected");
+    snprintf(expected, sizeof(expected), "too many pointers: %d, at most %d",
+             CG_JSON_PICK_MAX + 1, CG_JSON_PICK_MAX);
+    is_str(err, expected, "max distinct pointers plus one message");
+
+    cg_buf_free(&text);
+}
+
+
+/* Values that no pointer enters still count, nest and are validated. */
+static void
+test_pick_skipped_subtree(void)
+{
+    const char      *text;
+    cg_json_pick_t   p[3];
+    char             err[256];
+    cg_json_findings_t  findings;
+
+    text = "{\"skip\":{\"a\":[1,{\"b\":[[],{}]}],\"c\":\"\\u0000\"},"
+           "\"list\":[[{\"x\":1}],{\"x\":2}],\"skip\":0}";
+
+    memset(p, 0, sizeof(p));
+    p[0].pointer = "/list/1/x";
+    p[1].pointer = "/list";
+    p[2].pointer = "/skip/a/1/b/1/z";
+
+    is_int(cg_json_pick(text, strlen(text), p, 3, &findings, err,
+                        sizeof(err)), 0, "skipped subtree accepted");
+    is_int(p[0].integer, 2, "skipped element index counted");
+    is_int(p[1].count, 2, "skipped element still a child");
+    is_int(p[2].type, CG_JSON_ABSENT, "skipped subtree pointer absent");
+    is_int(findings.nul, 1, "skipped subtree nul found");
+    is_int(findings.repeated, 1, "skipped subtree repeat found");
+    is_str(findings.repeated_name, "skip", "skipped subtree repeat name");
+
+    /* A pointer of the maximum length below the depth it names. */
+    text = "[[[[[[[[[[[\"deep\"]]]]]]]]]]]";
+    memset(p, 0, sizeof(p));
+    p[0].pointer = "/0/0/0/0/0/0/0/0";
+    is_int(cg_json_pick(text, strlen(text), p, 1, NULL, err, sizeof(err)), 0,
+           "max length pointer deep accepted");
+    is_int(p[0].type, CG_JSON_ARRAY, "max length pointer deep type");
+    is_int(p[0].count, 1, "max length pointer deep count");
+}
+
+
 /* Many top-level names outgrow the reader's inline list. */
 static void
 test_pick_many_names(void)
@@ -672,6 +864,11 @@ main(void)
     test_pick_utf8();
     test_pick_repeated();
     test_pick_wildcard();
+    test_pick_shared_prefix();
+    test_pick_prefix_pointer();
+    test_pick_wildcard_beside_name();
+    test_pick_max_distinct();
+    test_pick_skipped_subtree();
     test_pick_many_names();
     test_pick_depth();
     test_pick_depth_comment();

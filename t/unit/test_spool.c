@@ -174,6 +174,40 @@ test_arrays(void)
 }
 
 
+/* Numbers in arrays read as snprintf("%lld") writes them. */
+static void
+test_arrays_int(void)
+{
+    static const long long  values[] = {
+        0, 1, 9, 10, 99, 100, 101, 1000000, 1234567890, 4294967296LL,
+        999999999999999999LL, 1000000000000000000LL, 9223372036854775806LL,
+        9223372036854775807LL,
+    };
+    cg_buf_t  buf = { 0 };
+    char      expected[32];
+    size_t    i;
+
+    for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        cg_buf_reset(&buf);
+        cg_pg_array_begin(&buf);
+        cg_pg_array_add_int(&buf, values[i]);
+        cg_pg_array_end(&buf);
+
+        snprintf(expected, sizeof(expected), "{%lld}", values[i]);
+        is_str(buf.data, expected, "array int %lld", values[i]);
+    }
+
+    cg_buf_reset(&buf);
+    cg_pg_array_begin(&buf);
+    cg_pg_array_add_int(&buf, -9223372036854775807LL - 1);
+    cg_pg_array_add_int(&buf, 7);
+    cg_pg_array_end(&buf);
+    is_str(buf.data, "{NULL,7}", "array int min is null");
+
+    cg_buf_free(&buf);
+}
+
+
 static void
 test_utf8(void)
 {
@@ -260,6 +294,7 @@ main(void)
     test_full_fields();
     test_decode_rejects();
     test_arrays();
+    test_arrays_int();
     test_utf8();
     test_file();
 
