@@ -13,6 +13,14 @@
  * chunk does not wait for the rest of such a read to be translated. It is
  * sent, and the transfer pauses until evhttp has written it. When curl
  * delivers the piece again, the translation goes on after that chunk.
+ *
+ * After the first content chunk, a burst from the provider is kept as it
+ * comes and translated at the loop's bulk priority (CG_LOOP_PRIORITY_BULK),
+ * when no other event is ready. A stream's tail then waits for other
+ * requests and their first chunks, instead of the other way round. A timer
+ * at the default priority translates what waited longer than
+ * CG_CHAT_STREAM_BULK_WAIT_MS, so a loop that is never idle slows the tail
+ * down but cannot stall it.
  */
 
 #include <stdio.h>
@@ -32,6 +40,35 @@
 /* Bytes per translator feed until the first content chunk has gone out. */
 #define CG_CHAT_STREAM_FIRST_SLICE  512
 
+/*
+ * Untranslated bytes kept per stream after the first content chunk. More
+ * pause the transfer until they are translated. curl hands over at most
+ * its 4 KB receive buffer at a time.
+ */
+#define CG_CHAT_STREAM_PENDING_MAX  (16 * 1024)
+
+/* The maximum wait of a stream's untranslated bytes for an idle loop. */
+#define CG_CHAT_STREAM_BULK_WAIT_MS  10
+
+/*
+ * Bytes translated per bulk callback, about 20 OpenAI chunks: the longest
+ * that a new request waits for one stream's tail.
+ */
+#define CG_CHAT_STREAM_BULK_SLICE  4096
+
+/*
+ * A piece up to this size, with nothing pending before it, is translated
+ * at once. A provider that sends each token as it comes hands over one or
+ * two chunks at a time, and they cost less to translate than to schedule.
+ */
+#define CG_CHAT_STREAM_SMALL_PIECE  512
+
+/*
+ * Translated frames held back while more pending bytes follow, so that a
+ * burst goes out in a few large writes instead of one per slice.
+ */
+#define CG_CHAT_STREAM_FLUSH_MIN  (16 * 1024)
+
 /* chunk arrival times kept per stream for the timeline */
 #define CG_CHAT_STREAM_TIMELINE_MAX  100000
 
@@ -41,10 +78,16 @@ struct cg_chat_stream_s {
     cg_buf_t          frames;       /* translated frames not sent yet */
     cg_buf_t          form;         /* /chat: frames rewritten as form events */
     cg_buf_t          error_body;   /* a non-2xx answer's body, bounded */
+    cg_buf_t          pending;      /* provider bytes after the first content chunk */
+    size_t            pending_pos;  /* of pending, the bytes translated already */
     struct evbuffer  *chunk;        /* scratch for evhttp_send_reply_chunk */
+    struct event     *bulk;         /* translates pending at the bulk priority */
+    struct event     *bulk_timer;   /* translates pending that waited too long */
     long              status;       /* provider status of the current try */
     unsigned          started:1;    /* the reply's status line went out */
     unsigned          paused:1;     /* the provider transfer waits for the client */
+    unsigned          held:1;       /* the provider transfer waits for pending to shrink */
+    unsigned          bulk_waits:1; /* pending waits for the client's backlog to drain */
     size_t            skip;         /* bytes of the next piece already translated */
     int               ttft_ms;      /* -1 until the first content chunk is sent */
     int               last_ms;      /* when the last frame was sent */
@@ -65,6 +108,10 @@ static int cg_chat_stream_retryable(cg_chat_t *c, cg_upstream_call_t *call,
     cg_upstream_result_t result, const char *error);
 static void cg_chat_stream_record(cg_chat_t *c, unsigned long before);
 static size_t cg_chat_stream_feed(cg_chat_t *c, const char *data, size_t len);
+static int cg_chat_stream_defer(cg_chat_t *c, const char *data, size_t len);
+static void cg_chat_stream_schedule(cg_chat_stream_t *s);
+static void cg_chat_stream_bulk_cb(evutil_socket_t fd, short events, void *arg);
+static int cg_chat_stream_translate_pending(cg_chat_t *c);
 static int cg_chat_stream_flush(cg_chat_t *c);
 static int cg_chat_stream_start_reply(cg_chat_t *c);
 static int cg_chat_stream_form(cg_chat_t *c, const cg_buf_t *frames,
@@ -100,6 +147,14 @@ cg_chat_stream_call(cg_chat_t *c)
     c->stream->skip = 0;
     cg_buf_reset(&c->stream->error_body);
 
+    /* a retry starts before any content chunk, so nothing is pending */
+    cg_buf_free(&c->stream->pending);
+    c->stream->pending_pos = 0;
+    c->stream->held = 0;
+    c->stream->bulk_waits = 0;
+    event_del(c->stream->bulk);
+    event_del(c->stream->bulk_timer);
+
     return cg_upstream_start(c->srv->upstream, c->call.url, c->call.headers,
                              c->call.body, c->call.body_len, 0, &handler, c);
 }
@@ -126,16 +181,36 @@ cg_chat_stream_init(cg_chat_t *c)
     }
 
     s->chunk = evbuffer_new();
-    if (s->chunk == NULL) {
-        cg_stream_free(&s->translator);
-        free(s);
-        return -1;
+    s->bulk = event_new(c->srv->base, -1, 0, cg_chat_stream_bulk_cb, c);
+    s->bulk_timer = evtimer_new(c->srv->base, cg_chat_stream_bulk_cb, c);
+    if (s->chunk == NULL || s->bulk == NULL || s->bulk_timer == NULL) {
+        goto fail;
+    }
+
+    /* a loop without priorities, as in tests, runs it at the default */
+    if (event_base_get_npriorities(c->srv->base) > CG_LOOP_PRIORITY_BULK) {
+        event_priority_set(s->bulk, CG_LOOP_PRIORITY_BULK);
     }
 
     s->ttft_ms = -1;
     s->last_ms = -1;
     c->stream = s;
     return 0;
+
+fail:
+
+    if (s->bulk_timer != NULL) {
+        event_free(s->bulk_timer);
+    }
+    if (s->bulk != NULL) {
+        event_free(s->bulk);
+    }
+    if (s->chunk != NULL) {
+        evbuffer_free(s->chunk);
+    }
+    cg_stream_free(&s->translator);
+    free(s);
+    return -1;
 }
 
 
@@ -204,6 +279,12 @@ cg_chat_stream_on_data(cg_upstream_call_t *call, const char *data, size_t len,
         return CG_UPSTREAM_CONTINUE;
     }
 
+    if (s->translator.chunks > 0
+        && (len > CG_CHAT_STREAM_SMALL_PIECE || s->pending.len > 0))
+    {
+        return cg_chat_stream_defer(c, data, len);
+    }
+
     fed = cg_chat_stream_feed(c, data, len);
     cg_chat_stream_record(c, before);
 
@@ -269,6 +350,156 @@ cg_chat_stream_feed(cg_chat_t *c, const char *data, size_t len)
 }
 
 
+/*
+ * Keeps a piece that arrived after the first content chunk for the bulk
+ * translation, and schedules it. Pauses the transfer instead while
+ * CG_CHAT_STREAM_PENDING_MAX bytes wait already.
+ */
+static int
+cg_chat_stream_defer(cg_chat_t *c, const char *data, size_t len)
+{
+    cg_chat_stream_t  *s = c->stream;
+
+    if (s->pending.len - s->pending_pos >= CG_CHAT_STREAM_PENDING_MAX) {
+        s->held = 1;
+        return CG_UPSTREAM_PAUSE;
+    }
+
+    /* the translated front goes, so pending stays within its bound */
+    if (s->pending_pos > 0) {
+        memmove(s->pending.data, s->pending.data + s->pending_pos,
+                s->pending.len - s->pending_pos);
+        s->pending.len -= s->pending_pos;
+        s->pending_pos = 0;
+    }
+
+    if (cg_buf_append(&s->pending, data, len) != 0) {
+        return CG_UPSTREAM_ABORT;
+    }
+
+    if (!s->bulk_waits) {
+        cg_chat_stream_schedule(s);
+    }
+
+    return CG_UPSTREAM_CONTINUE;
+}
+
+
+/* Makes the bulk event ready, and starts the timer that bounds its wait. */
+static void
+cg_chat_stream_schedule(cg_chat_stream_t *s)
+{
+    struct timeval  tv;
+
+    if (evtimer_pending(s->bulk_timer, NULL)) {
+        return;
+    }
+
+    tv.tv_sec = 0;
+    tv.tv_usec = CG_CHAT_STREAM_BULK_WAIT_MS * 1000;
+    evtimer_add(s->bulk_timer, &tv);
+    event_active(s->bulk, EV_TIMEOUT, 0);
+}
+
+
+/*
+ * Runs from the bulk event when the loop is idle, or from the timer when
+ * the pending bytes waited too long, whichever comes first. A translation
+ * that fails ends the stream as an aborted transfer would.
+ */
+static void
+cg_chat_stream_bulk_cb(evutil_socket_t fd, short events, void *arg)
+{
+    cg_chat_t           *c = arg;
+    cg_chat_stream_t    *s = c->stream;
+    cg_upstream_call_t  *call;
+
+    (void) fd;
+    (void) events;
+
+    event_del(s->bulk);
+    event_del(s->bulk_timer);
+
+    if (cg_chat_stream_translate_pending(c) == 0) {
+        return;
+    }
+
+    call = c->upstream;
+    if (call != NULL) {
+        c->upstream = NULL;
+        cg_upstream_cancel(call);
+    }
+    cg_chat_stream_on_done(NULL, CG_UPSTREAM_ABORTED, "aborted", c);
+}
+
+
+/*
+ * Translates and sends up to CG_CHAT_STREAM_BULK_SLICE pending bytes, and
+ * schedules the rest, unless the client's backlog is over the bound: then
+ * the drained callback schedules them again. Once all are translated, a
+ * transfer held for room in pending resumes. Returns 0, or -1 when the
+ * stream cannot go on.
+ */
+static int
+cg_chat_stream_translate_pending(cg_chat_t *c)
+{
+    cg_chat_stream_t  *s = c->stream;
+    unsigned long      before = s->translator.chunks;
+    size_t             n;
+
+    if (s->pending.len == 0) {
+        return 0;
+    }
+
+    if (cg_chat_stream_backlog(c) >= c->srv->conf->stream_buffer) {
+        if (!s->bulk_waits) {
+            s->bulk_waits = 1;
+            s->pauses++;
+        }
+        return 0;
+    }
+    s->bulk_waits = 0;
+
+    n = s->pending.len - s->pending_pos;
+    if (n > CG_CHAT_STREAM_BULK_SLICE) {
+        n = CG_CHAT_STREAM_BULK_SLICE;
+    }
+
+    cg_stream_feed(&s->translator, s->pending.data + s->pending_pos, n,
+                   &s->frames);
+    cg_chat_stream_record(c, before);
+    s->pending_pos += n;
+
+    if (s->translator.failed) {
+        return -1;
+    }
+
+    if (s->pending_pos < s->pending.len) {
+        if (s->frames.len >= CG_CHAT_STREAM_FLUSH_MIN
+            && cg_chat_stream_flush(c) != 0)
+        {
+            return -1;
+        }
+        cg_chat_stream_schedule(s);
+        return 0;
+    }
+
+    if (cg_chat_stream_flush(c) != 0) {
+        return -1;
+    }
+
+    cg_buf_free(&s->pending);
+    s->pending_pos = 0;
+
+    if (s->held && c->upstream != NULL) {
+        s->held = 0;
+        cg_upstream_resume(c->upstream);
+    }
+
+    return 0;
+}
+
+
 static void
 cg_chat_stream_on_done(cg_upstream_call_t *call, cg_upstream_result_t result,
     const char *error, void *arg)
@@ -281,6 +512,20 @@ cg_chat_stream_on_done(cg_upstream_call_t *call, cg_upstream_result_t result,
 
     c->upstream = NULL;
     s->paused = 0;
+    s->held = 0;
+
+    /* what arrived goes out before the end or the error event */
+    if (s->pending.len > 0) {
+        event_del(s->bulk);
+        event_del(s->bulk_timer);
+        s->bulk_waits = 0;
+        before = tr->chunks;
+        cg_stream_feed(tr, s->pending.data + s->pending_pos,
+                       s->pending.len - s->pending_pos, &s->frames);
+        cg_chat_stream_record(c, before);
+        cg_buf_free(&s->pending);
+        s->pending_pos = 0;
+    }
 
     if (!s->started && cg_chat_stream_retryable(c, call, result, error)) {
         return;
@@ -594,6 +839,11 @@ cg_chat_stream_drained(struct evhttp_connection *evcon, void *arg)
         s->paused = 0;
         cg_upstream_resume(c->upstream);
     }
+
+    if (s->bulk_waits) {
+        s->bulk_waits = 0;
+        cg_chat_stream_schedule(s);
+    }
 }
 
 
@@ -787,6 +1037,9 @@ cg_chat_stream_free(cg_chat_t *c)
     cg_buf_free(&s->frames);
     cg_buf_free(&s->form);
     cg_buf_free(&s->error_body);
+    cg_buf_free(&s->pending);
+    event_free(s->bulk);
+    event_free(s->bulk_timer);
     evbuffer_free(s->chunk);
     free(s->offsets);
     free(s);

@@ -35,6 +35,16 @@ typedef struct {
 } cg_server_t;
 
 /*
+ * Event priorities of the worker's loop. Every event runs at libevent's
+ * default, the middle one, except the translation of a stream after its
+ * first content chunk: that runs at CG_LOOP_PRIORITY_BULK, only when no
+ * other event is ready, so that a stream's long tail does not delay other
+ * requests or their first chunks.
+ */
+#define CG_LOOP_PRIORITIES     3
+#define CG_LOOP_PRIORITY_BULK  2
+
+/*
  * Identity of one request, from the headers nginx sets, and the headers
  * that the handlers read, found in one pass over the list. The pointers
  * point into the request's header list: a handler that outlives its

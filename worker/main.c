@@ -209,7 +209,9 @@ done:
 /*
  * Creates the event loop. With epoll, changes to one descriptor within a
  * loop pass are merged into one epoll_ctl(): a request turns its
- * connection's watches off and on several times per pass.
+ * connection's watches off and on several times per pass. After each
+ * callback of the bulk priority the loop polls again, so a new request
+ * waits for one stream's bulk translation at most.
  */
 static struct event_base *
 cg_main_event_base(void)
@@ -223,8 +225,17 @@ cg_main_event_base(void)
     }
 
     event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    event_config_set_max_dispatch_interval(cfg, NULL, 1,
+                                           CG_LOOP_PRIORITY_BULK);
     base = event_base_new_with_config(cfg);
     event_config_free(cfg);
+
+    if (base != NULL
+        && event_base_priority_init(base, CG_LOOP_PRIORITIES) != 0)
+    {
+        event_base_free(base);
+        return NULL;
+    }
 
     return base;
 }
