@@ -25,8 +25,12 @@
  * largest cost of a call in flight, 16 KB of about 36 KB (massif, 256 calls).
  * A chat response is a few KB and a stream chunk a few hundred bytes, so
  * 4 KB costs one more recv() per 4 KB of a larger response.
+ *
+ * curl allocates one byte more than this size (Curl_preconnect() in curl
+ * 7.88). 4095 makes that exactly 4096 bytes. mimalloc 2.0 rounds a 4097-byte
+ * block up to its 5120-byte size class, which wasted 1 KB per call in flight.
  */
-#define CG_UPSTREAM_RECV_BUFFER  4096L
+#define CG_UPSTREAM_RECV_BUFFER  4095L
 
 /*
  * Calls in flight past which cg_heap_trim() runs CG_UPSTREAM_TRIM_DELAY_MS
