@@ -155,10 +155,10 @@ cg_chat_model_allowed(cg_chat_t *c, cg_error_t *err)
 
 /*
  * Checks the body size against CHATGATE_MAX_BODY_SIZE and moves the body
- * into c->body. evhttp's input buffer would hold it in a buffer chain of at
- * least 1 KB (libevent 2.1 rounds chains up to a power of two of 1 KB or
- * more) until the response is sent. A copy of the body's own size frees
- * that chain while the provider call is in flight.
+ * into c->body. evhttp's input buffer keeps it in a buffer chain of at least
+ * 1 KB until the response is sent, because libevent 2.1 sizes chains to a
+ * power of two from 1 KB. A copy of the body's own size frees that chain
+ * while the provider call is in flight.
  */
 static int
 cg_chat_read_body(cg_chat_t *c, const char **body, size_t *len,
@@ -228,7 +228,7 @@ cg_chat_drop_headers(cg_chat_t *c)
             explicit_bzero(h->value, strlen(h->value));
         }
 
-        /* removes the first header of that name, which is h: earlier ones are gone */
+        /* the first header of that name is h, because earlier ones are removed */
         evhttp_remove_header(headers, h->key);
     }
 }
