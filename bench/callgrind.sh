@@ -409,7 +409,9 @@ ENV
     bench_psql -d chatgate_cg -c "UPDATE rate_limits SET per_minute = 1000000000, per_hour = NULL, burst = NULL, per_day = NULL WHERE scope = 'global'"
 
     CG_OUT=$dir/callgrind.out
-    cg_start_valgrind "$dir/valgrind.log" "$bin" serve --env-file "$env"
+    # With the variable set, the worker does not run itself again
+    # (cg_main_skip_gnutls_init()), which would leave valgrind.
+    GNUTLS_NO_IMPLICIT_INIT=1 cg_start_valgrind "$dir/valgrind.log" "$bin" serve --env-file "$env"
     bench_wait_for 120 curl -sf --unix-socket "$WORKER_SOCKET" http://worker/healthz ||
         bench_die "worker under callgrind did not respond to /healthz within 120 s: $(tail -n 3 "$dir/valgrind.log")"
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <strings.h>
 #include <time.h>
@@ -27,6 +28,7 @@ static int cg_chat_read_body(cg_chat_t *c, const char **body, size_t *len,
     cg_error_t *err);
 static int cg_chat_credential(cg_chat_t *c, const char *form_key_id,
     cg_error_t *err, const char **error_class);
+static void cg_chat_drop_headers(cg_chat_t *c);
 static void cg_chat_start_call(cg_chat_t *c);
 static void cg_chat_attempt(cg_chat_t *c);
 static void cg_chat_retry_timer(evutil_socket_t fd, short events, void *arg);
@@ -106,6 +108,7 @@ cg_chat_handle(cg_server_t *srv, struct evhttp_request *req,
         return;
     }
 
+    cg_chat_drop_headers(c);
     cg_chat_start_call(c);
 }
 
@@ -149,7 +152,13 @@ cg_chat_model_allowed(cg_chat_t *c, cg_error_t *err)
 }
 
 
-/* Checks the body size against CHATGATE_MAX_BODY_SIZE and makes it contiguous. */
+/*
+ * Checks the body size against CHATGATE_MAX_BODY_SIZE and moves the body
+ * into c->body. evhttp's input buffer keeps it in a buffer chain of at least
+ * 1 KB until the response is sent, because libevent 2.1 sizes chains to a
+ * power of two from 1 KB. A copy of the body's own size frees that chain
+ * while the provider call is in flight.
+ */
 static int
 cg_chat_read_body(cg_chat_t *c, const char **body, size_t *len,
     cg_error_t *err)
@@ -172,13 +181,55 @@ cg_chat_read_body(cg_chat_t *c, const char **body, size_t *len,
         return -1;
     }
 
-    *body = (const char *) evbuffer_pullup(in, -1);
-    if (*body == NULL) {
+    c->body = malloc(*len);
+    if (c->body == NULL) {
         cg_error_set(err, 500, "server_error", "out of memory");
         return -1;
     }
 
+    if (evbuffer_remove(in, c->body, *len) != (int) *len) {
+        cg_error_set(err, 500, "server_error",
+                     "cannot read the request body from the input buffer");
+        return -1;
+    }
+
+    *body = c->body;
     return 0;
+}
+
+
+/*
+ * Frees the request headers once the chat has read them, about 120 bytes
+ * each (evhttp's entry and copies of the name and value) for the whole
+ * provider call. The client's key is wiped first, because evhttp frees
+ * headers without clearing them. Connection and Proxy-Connection stay:
+ * evhttp reads them when it sends the response, to decide whether the
+ * connection stays open.
+ */
+static void
+cg_chat_drop_headers(cg_chat_t *c)
+{
+    struct evkeyvalq  *headers;
+    struct evkeyval   *h, *next;
+
+    headers = evhttp_request_get_input_headers(c->req);
+
+    for (h = TAILQ_FIRST(headers); h != NULL; h = next) {
+        next = TAILQ_NEXT(h, next);
+
+        if (strcasecmp(h->key, "Connection") == 0
+            || strcasecmp(h->key, "Proxy-Connection") == 0)
+        {
+            continue;
+        }
+
+        if (strcasecmp(h->key, "Authorization") == 0) {
+            explicit_bzero(h->value, strlen(h->value));
+        }
+
+        /* the first header of that name is h, because earlier ones are removed */
+        evhttp_remove_header(headers, h->key);
+    }
 }
 
 
@@ -935,6 +986,7 @@ cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
     if (c->chat_parsed) {
         cg_chat_request_free(&c->chat);
     }
+    free(c->body);
     if (c->api_key != NULL) {
         explicit_bzero(c->api_key, c->api_key_len);
         free(c->api_key);

@@ -45,6 +45,7 @@ typedef struct {
     struct evhttp_request   *req;
     cg_chat_kind_t           kind;
     cg_request_info_t        info;
+    char                    *body;          /* the request body, owned */
     char                    *api_key;       /* BYOK or stored key: wiped before free */
     size_t                   api_key_len;
     char                    *base_url;      /* a stored key's own base URL, or NULL */

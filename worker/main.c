@@ -57,6 +57,7 @@ static void cg_main_idle(void *arg);
 static void cg_main_drained(void *arg);
 static void cg_main_arm_deadline(cg_main_t *m, long ms);
 static void cg_main_usage(FILE *out);
+static void cg_main_skip_gnutls_init(char **argv);
 static int cg_main_rekey(cg_main_t *m, const char *new_kms_file);
 
 
@@ -109,6 +110,10 @@ main(int argc, char **argv)
         return 2;
     }
 
+    if (strcmp(command, "serve") == 0) {
+        cg_main_skip_gnutls_init(argv);
+    }
+
     memset(&m, 0, sizeof(m));
 
     if (cg_conf_load(&m.conf, env_file, err, sizeof(err)) != 0) {
@@ -136,6 +141,41 @@ main(int argc, char **argv)
 
     cg_conf_free(&m.conf);
     return rc;
+}
+
+
+/*
+ * Runs the worker again with GNUTLS_NO_IMPLICIT_INIT=1, unless that variable
+ * is set already. libcurl links librtmp, which links GnuTLS 3.7, and GnuTLS
+ * initializes itself from a library constructor unless the variable is 1.
+ * That initialization cost the worker about 0.9 MB of resident memory
+ * (VmRSS at idle, with and without the variable) for a library that it
+ * never uses: the TLS of the worker, curl and libpq is OpenSSL's, and curl
+ * may only speak http and https. The constructor runs before main(), so only
+ * a new program image sees the variable. The PID and the arguments stay the
+ * same. Code that does use GnuTLS, such as OpenLDAP's TLS, calls
+ * gnutls_global_init() itself.
+ *
+ * NOTE: under valgrind the new image runs outside valgrind unless
+ * GNUTLS_NO_IMPLICIT_INIT is set before the start or valgrind is given
+ * --trace-children=yes.
+ */
+static void
+cg_main_skip_gnutls_init(char **argv)
+{
+    if (getenv("GNUTLS_NO_IMPLICIT_INIT") != NULL) {
+        return;
+    }
+
+    if (setenv("GNUTLS_NO_IMPLICIT_INIT", "1", 1) != 0) {
+        return;
+    }
+
+    execv("/proc/self/exe", argv);
+
+    cg_log_warn(NULL, "execv() of /proc/self/exe with "
+                "GNUTLS_NO_IMPLICIT_INIT=1 failed (%s), so GnuTLS stays "
+                "initialized", strerror(errno));
 }
 
 

@@ -23,10 +23,18 @@
  * curl's receive buffer (CURLOPT_BUFFERSIZE), allocated once per easy handle
  * and held while the handle lives. curl 7.88's default of 16 KB made it the
  * largest cost of a call in flight, 16 KB of about 36 KB (massif, 256 calls).
- * A chat response is a few KB and a stream chunk a few hundred bytes, so
- * 4 KB costs one more recv() per 4 KB of a larger response.
+ * A chat response is a few KB and a stream chunk a few hundred bytes.
+ *
+ * 2 KB costs one more read per 2 KB of a larger response. Over plain HTTP
+ * that is a recv() each. Over TLS, OpenSSL decrypts a whole record of up to
+ * 16 KB into its own buffer, so curl's further reads of the same record
+ * make no system call.
+ *
+ * curl allocates one byte more than this size (Curl_preconnect() in curl
+ * 7.88). 2047 makes that exactly 2048 bytes, where mimalloc 2.0 has a size
+ * class: a 2049-byte block would take 2560.
  */
-#define CG_UPSTREAM_RECV_BUFFER  4096L
+#define CG_UPSTREAM_RECV_BUFFER  2047L
 
 /*
  * Calls in flight past which cg_heap_trim() runs CG_UPSTREAM_TRIM_DELAY_MS
