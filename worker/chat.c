@@ -202,34 +202,57 @@ cg_chat_read_body(cg_chat_t *c, const char **body, size_t *len,
  * Frees the request headers once the chat has read them, about 120 bytes
  * each (evhttp's entry and copies of the name and value) for the whole
  * provider call. The client's key is wiped first, because evhttp frees
- * headers without clearing them. Connection and Proxy-Connection stay:
- * evhttp reads them when it sends the response, to decide whether the
- * connection stays open.
+ * headers without clearing them. Connection and Proxy-Connection are added
+ * again: evhttp reads them when it sends the response, to decide whether
+ * the connection stays open.
  */
 static void
 cg_chat_drop_headers(cg_chat_t *c)
 {
     struct evkeyvalq  *headers;
-    struct evkeyval   *h, *next;
+    struct evkeyval   *h;
+    const char        *found[2] = { NULL, NULL };
+    char              *copy[2] = { NULL, NULL };
+    static const char *names[2] = { "Connection", "Proxy-Connection" };
+    int                i;
 
     headers = evhttp_request_get_input_headers(c->req);
 
-    for (h = TAILQ_FIRST(headers); h != NULL; h = next) {
-        next = TAILQ_NEXT(h, next);
-
-        if (strcasecmp(h->key, "Connection") == 0
-            || strcasecmp(h->key, "Proxy-Connection") == 0)
-        {
-            continue;
+    /* the first of each, as evhttp_find_header() would read it */
+    TAILQ_FOREACH(h, headers, next) {
+        for (i = 0; i < 2; i++) {
+            if (found[i] == NULL && strcasecmp(h->key, names[i]) == 0) {
+                found[i] = h->value;
+            }
         }
-
-        if (strcasecmp(h->key, "Authorization") == 0) {
-            explicit_bzero(h->value, strlen(h->value));
-        }
-
-        /* the first header of that name is h, because earlier ones are removed */
-        evhttp_remove_header(headers, h->key);
     }
+
+    for (i = 0; i < 2; i++) {
+        if (found[i] != NULL && (copy[i] = strdup(found[i])) == NULL) {
+            /* out of memory: the headers stay, cg_chat_detach() wipes the key */
+            free(copy[0]);
+            return;
+        }
+    }
+
+    if (c->info.authorization != NULL) {
+        explicit_bzero((char *) c->info.authorization,
+                       strlen(c->info.authorization));
+    }
+
+    evhttp_clear_headers(headers);
+
+    for (i = 0; i < 2; i++) {
+        if (copy[i] != NULL) {
+            evhttp_add_header(headers, names[i], copy[i]);
+            free(copy[i]);
+        }
+    }
+
+    /* They pointed into the list just freed. */
+    c->info.jti = NULL;
+    c->info.models = NULL;
+    c->info.authorization = NULL;
 }
 
 
