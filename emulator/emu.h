@@ -68,6 +68,7 @@ typedef struct {
     int               words;
     int               error_at;
     int               drop_at;
+    int               bad_at;
     bool              crlf;
     bool              comments;
     emu_usage_mode_t  usage;

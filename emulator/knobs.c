@@ -38,6 +38,7 @@ emu_knobs_init(emu_knobs_t *knobs)
     knobs->words = -1;
     knobs->error_at = -1;
     knobs->drop_at = -1;
+    knobs->bad_at = -1;
     knobs->usage = EMU_USAGE_DEFAULT;
 }
 
@@ -109,6 +110,8 @@ emu_knobs_set(emu_knobs_t *k, const char *key, size_t klen, const char *value,
         emu_knob_set_int(&k->error_at, value, vlen, 0, EMU_INT_MAX);
     } else if (emu_key_is(key, klen, "drop_at")) {
         emu_knob_set_int(&k->drop_at, value, vlen, 0, EMU_INT_MAX);
+    } else if (emu_key_is(key, klen, "bad_at")) {
+        emu_knob_set_int(&k->bad_at, value, vlen, 0, EMU_INT_MAX);
     } else if (emu_key_is(key, klen, "crlf")) {
         k->crlf = (vlen == 1 && value[0] == '1');
     } else if (emu_key_is(key, klen, "comments")) {
@@ -319,6 +322,7 @@ emu_knobs_render(emu_knobs_t *k)
     emu_render_int(buf, size, &len, "words", k->words);
     emu_render_int(buf, size, &len, "error_at", k->error_at);
     emu_render_int(buf, size, &len, "drop_at", k->drop_at);
+    emu_render_int(buf, size, &len, "bad_at", k->bad_at);
     emu_render_int(buf, size, &len, "crlf", k->crlf ? 1 : -1);
     emu_render_int(buf, size, &len, "comments", k->comments ? 1 : -1);
 

@@ -341,26 +341,60 @@ emu_write_stream_error(const emu_stream_state_t *st, struct evbuffer *out)
 
 
 /*
- * Decides what follows the preamble or a chunk. error_at and drop_at count
- * content chunks already sent; a value past the last chunk acts after it.
+ * Writes an event for bad_at whose data is cut off in the middle of a JSON
+ * object, so that a client's parser fails on it. The stream goes on after
+ * it as if nothing happened.
+ */
+static void
+emu_write_bad_event(const emu_stream_state_t *st, struct evbuffer *out)
+{
+    switch (st->call->format) {
+    case EMU_FORMAT_ANTHROPIC:
+        emu_anthropic_event(st, out, "content_block_delta");
+        evbuffer_add_printf(out, "{\"type\":\"content_block_delta\",\"delta\":");
+        emu_sse_end(st, out);
+        break;
+
+    case EMU_FORMAT_OLLAMA:
+        evbuffer_add_printf(out, "{\"message\":{\"content\":");
+        emu_eol(st, out);
+        break;
+
+    default:
+        evbuffer_add_printf(out, "data: {\"choices\":[{\"delta\":");
+        emu_sse_end(st, out);
+        break;
+    }
+}
+
+
+/*
+ * Decides what follows the preamble or a chunk. error_at, drop_at and
+ * bad_at count content chunks already sent; a value past the last chunk
+ * acts after it.
  */
 static int
-emu_check(const emu_stream_state_t *st, bool *error, bool *drop)
+emu_check(const emu_stream_state_t *st, bool *error, bool *drop, bool *bad)
 {
     const emu_knobs_t *k = &st->call->knobs;
-    unsigned           error_at, drop_at;
+    unsigned           error_at, drop_at, bad_at;
 
     error_at = (unsigned) k->error_at;
     drop_at = (unsigned) k->drop_at;
+    bad_at = (unsigned) k->bad_at;
     if (error_at > st->chunk_count) {
         error_at = st->chunk_count;
     }
     if (drop_at > st->chunk_count) {
         drop_at = st->chunk_count;
     }
+    if (bad_at > st->chunk_count) {
+        bad_at = st->chunk_count;
+    }
 
     *error = k->error_at >= 0 && error_at == st->chunk_index;
     *drop = k->drop_at >= 0 && drop_at == st->chunk_index;
+    *bad = k->bad_at >= 0 && bad_at == st->chunk_index;
 
     return st->chunk_index < st->chunk_count ? EMU_PHASE_CONTENT
                                              : EMU_PHASE_FINISH;
@@ -371,7 +405,7 @@ emu_check(const emu_stream_state_t *st, bool *error, bool *drop)
 emu_event_t
 emu_stream_next(emu_stream_state_t *st, struct evbuffer *out)
 {
-    bool  error, drop;
+    bool  error, drop, bad;
 
     switch (st->phase) {
     case EMU_PHASE_PREAMBLE:
@@ -380,7 +414,7 @@ emu_stream_next(emu_stream_state_t *st, struct evbuffer *out)
         return EMU_EVENT_OTHER;
 
     case EMU_PHASE_CHECK:
-        st->phase = emu_check(st, &error, &drop);
+        st->phase = emu_check(st, &error, &drop, &bad);
         if (error) {
             emu_write_stream_error(st, out);
             st->phase = EMU_PHASE_END;
@@ -389,6 +423,10 @@ emu_stream_next(emu_stream_state_t *st, struct evbuffer *out)
         if (drop) {
             st->phase = EMU_PHASE_END;
             return EMU_EVENT_DROP;
+        }
+        if (bad) {
+            emu_write_bad_event(st, out);
+            return EMU_EVENT_OTHER;
         }
         return emu_stream_next(st, out);
 

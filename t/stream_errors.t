@@ -99,4 +99,29 @@ my @words = split ' ', stream_content($r);
 is(scalar @words, 20000, 'long stream word count');
 is($words[-1], 'w20000', 'long stream last word');
 
+# A malformed provider event in the middle of a burst, after the first
+# content chunk, where the worker translates at its lowest loop priority:
+# the chunks before it arrive in order, then an error event, no [DONE].
+
+for my $model ('openai/gpt-4o-mini', 'anthropic/claude-3-5-haiku',
+    'ollama/llama3')
+{
+    $r = stream_chat($t, model => $model,
+        content => '[emu words=3000 bad_at=2000] break in a burst',
+        timeout => 30);
+    is($r->{status}, 200, "bad event $model status");
+    @json = stream_json($r);
+    like($json[-1]{error}{message} // '', qr/invalid stream event/,
+        "bad event $model error event");
+    is($json[-1]{error}{type}, 'upstream_error', "bad event $model error type");
+    ok(!(grep { $_ eq '[DONE]' } @{ $r->{events} }), "bad event $model no done");
+    is(stream_content($r), join(' ', map { "w$_" } 1 .. 2000),
+        "bad event $model content before it");
+    $row = stream_log_row($t, $r) // {};
+    is($row->{status}, 200, "bad event $model log status");
+    ok(defined $row->{ok} && !$row->{ok}, "bad event $model log not ok");
+    is($row->{error_class}, 'upstream_stream', "bad event $model log class");
+    is($row->{chunks}, 2000, "bad event $model log chunks");
+}
+
 $t->finish;

@@ -72,13 +72,13 @@ void cg_http_stop_accepting(cg_server_t *srv);
 /* Frees the evhttp, closing idle keep-alive connections. */
 void cg_http_free(cg_server_t *srv);
 
+/* Adds the Date header of a response, as evhttp would. */
+void cg_http_add_date(struct evkeyvalq *headers);
+
 /*
  * Sends a JSON response with X-Request-Id. body is copied; len may be -1 for
  * a NUL-terminated body.
  */
-/* Adds the Date header of a response, as evhttp would. */
-void cg_http_add_date(struct evkeyvalq *headers);
-
 void cg_http_send_json(struct evhttp_request *req, const char *request_id,
     int status, const char *body, ssize_t len);
 
