@@ -201,8 +201,8 @@ cg_chat_read_body(cg_chat_t *c, const char **body, size_t *len,
 /*
  * Frees the request headers once the chat has read them, about 120 bytes
  * each (evhttp's entry and copies of the name and value) for the whole
- * provider call. The client's key is wiped first, because evhttp frees
- * headers without clearing them. Connection and Proxy-Connection are added
+ * provider call. Every Authorization value is wiped first, because evhttp
+ * frees headers without clearing them. Connection and Proxy-Connection are added
  * again: evhttp reads them when it sends the response, to decide whether
  * the connection stays open.
  */
@@ -218,8 +218,14 @@ cg_chat_drop_headers(cg_chat_t *c)
 
     headers = evhttp_request_get_input_headers(c->req);
 
-    /* the first of each, as evhttp_find_header() would read it */
     TAILQ_FOREACH(h, headers, next) {
+        /* every copy: a client on the socket itself may send the key twice */
+        if (strcasecmp(h->key, "Authorization") == 0) {
+            explicit_bzero(h->value, strlen(h->value));
+            continue;
+        }
+
+        /* the first of each, as evhttp_find_header() would read it */
         for (i = 0; i < 2; i++) {
             if (found[i] == NULL && strcasecmp(h->key, names[i]) == 0) {
                 found[i] = h->value;
@@ -229,15 +235,10 @@ cg_chat_drop_headers(cg_chat_t *c)
 
     for (i = 0; i < 2; i++) {
         if (found[i] != NULL && (copy[i] = strdup(found[i])) == NULL) {
-            /* out of memory: the headers stay, cg_chat_detach() wipes the key */
+            /* out of memory: the headers stay, with the keys wiped */
             free(copy[0]);
             return;
         }
-    }
-
-    if (c->info.authorization != NULL) {
-        explicit_bzero((char *) c->info.authorization,
-                       strlen(c->info.authorization));
     }
 
     evhttp_clear_headers(headers);
