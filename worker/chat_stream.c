@@ -43,7 +43,7 @@
 /*
  * Untranslated bytes kept per stream after the first content chunk. More
  * pause the transfer until they are translated. curl hands over at most
- * its 4 KB receive buffer at a time.
+ * its receive buffer at a time, about 2 KB (upstream.c).
  */
 #define CG_CHAT_STREAM_PENDING_MAX  (16 * 1024)
 
