@@ -108,6 +108,15 @@ is($r->{status}, 401, 'chat no authorization status');
 like($r->{json}{error}{message} // '', qr/\S/, 'chat no authorization error message');
 is(scalar $t->emulator_requests(), $forwarded, 'chat no authorization not forwarded');
 
+# The log copy of that message goes through the secret redaction, which
+# must leave the worker's own wording whole.
+$rid = $t->request_id($r->{tag});
+$row = $rid ? $t->log_row($rid) : undef;
+is($row && $row->{error_message}, $r->{json}{error}{message},
+    'chat no authorization logged message whole');
+unlike($row ? $row->{error_message} // '' : '', qr/redacted/,
+    'chat no authorization logged message not redacted');
+
 # Health.
 
 $r = $t->request('GET', '/healthz');

@@ -309,7 +309,7 @@ cg_chat_credential(cg_chat_t *c, const char *form_key_id, cg_error_t *err,
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
         cg_error_set(err, 401, "authentication_error",
                      "missing provider key: send it in the Authorization "
-                     "header as a bearer token");
+                     "header, with the scheme \"Bearer\"");
         return -1;
     }
 
