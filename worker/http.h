@@ -37,8 +37,8 @@ typedef struct {
 /*
  * Event priorities of the worker's loop. Every event runs at libevent's
  * default, the middle one, except the translation of a stream after its
- * first content chunk: that runs at CG_LOOP_PRIORITY_BULK, only when no
- * other event is ready, so that a stream's long tail does not delay other
+ * first content chunk. That runs at CG_LOOP_PRIORITY_BULK, only when no
+ * other event is ready, so a stream's long tail does not delay other
  * requests or their first chunks.
  */
 #define CG_LOOP_PRIORITIES     3
