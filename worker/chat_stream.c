@@ -51,8 +51,8 @@
 #define CG_CHAT_STREAM_BULK_WAIT_MS  10
 
 /*
- * Bytes translated per bulk callback, about 20 OpenAI chunks: the longest
- * that a new request waits for one stream's tail.
+ * Bytes translated per bulk callback, about 20 OpenAI chunks. A new request
+ * waits for at most one such slice of another stream's tail.
  */
 #define CG_CHAT_STREAM_BULK_SLICE  4096
 
@@ -187,7 +187,7 @@ cg_chat_stream_init(cg_chat_t *c)
         goto fail;
     }
 
-    /* a loop without priorities, as in tests, runs it at the default */
+    /* a loop created without priorities runs it at the default */
     if (event_base_get_npriorities(c->srv->base) > CG_LOOP_PRIORITY_BULK) {
         event_priority_set(s->bulk, CG_LOOP_PRIORITY_BULK);
     }
@@ -434,10 +434,10 @@ cg_chat_stream_bulk_cb(evutil_socket_t fd, short events, void *arg)
 
 
 /*
- * Translates and sends up to CG_CHAT_STREAM_BULK_SLICE pending bytes, and
- * schedules the rest, unless the client's backlog is over the bound: then
- * the drained callback schedules them again. Once all are translated, a
- * transfer held for room in pending resumes. Returns 0, or -1 when the
+ * Translates and sends up to CG_CHAT_STREAM_BULK_SLICE pending bytes and
+ * schedules the rest. While the client's backlog is over the bound it
+ * translates nothing, and the drained callback schedules the bytes again.
+ * Once all are translated, a transfer held for room in pending resumes. Returns 0, or -1 when the
  * stream cannot go on.
  */
 static int

@@ -150,7 +150,7 @@ main(int argc, char **argv)
  * initializes itself from a library constructor unless the variable is 1.
  * That initialization cost the worker about 0.9 MB of resident memory
  * (VmRSS at idle, with and without the variable) for a library that it
- * never uses: the TLS of the worker, curl and libpq is OpenSSL's, and curl
+ * never uses. The TLS of the worker, curl and libpq is OpenSSL's, and curl
  * may only speak http and https. The constructor runs before main(), so only
  * a new program image sees the variable. The PID and the arguments stay the
  * same. Code that does use GnuTLS, such as OpenLDAP's TLS, calls
