@@ -328,8 +328,8 @@ cg_part_nginx() {
 
 # Functions of the worker's request path reported on their own, with a label.
 WORKER_PIECES=(
-    "evhttp_parse_firstline_	libevent: parse the request line"
-    "evhttp_parse_headers_	libevent: parse the request headers"
+    "cg_http_read_cb	server: read the request, parse it, run its handler"
+    "cg_http_parse_head	server: parse the request line and headers"
     "cg_http_route	route the request and run its handler"
     "cg_chat_handle	chat handler: checks, body, credential, start of the call"
     "cg_chat_request_parse	parse and check the chat JSON"
@@ -342,13 +342,13 @@ WORKER_PIECES=(
     "cg_provider_parse_completion	parse the provider answer and translate it"
     "cg_json_parse	all JSON parsing (request and answer, yajl tree)"
     "cg_http_send_json	send the answer to the client"
-    "evhttp_send_reply	libevent: send the reply"
+    "cg_http_reply	server: write the response"
     "cg_chat_finish	finish: log line, request log row, free"
     "cg_log	the worker's log line (level info)"
     "cg_logwriter_add	queue the request log row"
     "cg_lw_timer	log writer flush timer: encode a batch, send the INSERT"
     "cg_db_conn_io	PostgreSQL connection events (libpq)"
-    "evhttp_request_free	libevent: free the request"
+    "cg_http_release_cb	server: done callbacks, free the requests"
 )
 if [ "$CG_STREAM_CHUNKS" -gt 0 ]; then
     WORKER_PIECES+=(

@@ -1,8 +1,8 @@
 #!/usr/bin/perl
 
-# The worker frees a chat's request headers once it has read them, but keeps
-# Connection: evhttp reads it when it sends the response, to decide whether
-# the connection stays open. These chats go straight to the worker's socket,
+# The worker wipes a chat's key in the request headers once it has read it,
+# and the Connection header still decides whether the connection stays open
+# after the response. These chats go straight to the worker's socket,
 # because nginx does not pass the client's Connection header on.
 
 use strict;

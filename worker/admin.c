@@ -1,8 +1,6 @@
 #include <string.h>
 #include <openssl/crypto.h>
-#include <event2/buffer.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "admin.h"
 #include "log.h"
@@ -19,13 +17,13 @@ static const cg_admin_route_t *const  cg_admin_tables[] = {
 static const char  *cg_role_names[] = { "none", "viewer", "operator", "admin" };
 
 static cg_role_t cg_admin_caller(const cg_server_t *srv,
-    struct evhttp_request *req, cg_admin_match_t *match);
+    cg_http_req_t *req, cg_admin_match_t *match);
 static int cg_admin_match(const char *pattern, const char *path,
     cg_admin_match_t *match);
 
 
 void
-cg_admin_handle(cg_server_t *srv, struct evhttp_request *req,
+cg_admin_handle(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const char *path)
 {
     const cg_admin_route_t  *route, *found = NULL;
@@ -46,7 +44,7 @@ cg_admin_handle(cg_server_t *srv, struct evhttp_request *req,
             path_known = 1;
 
             if (cg_http_method_matches(route->method,
-                                       evhttp_request_get_command(req)))
+                                       cg_http_method(req)))
             {
                 found = route;
                 goto matched;
@@ -91,15 +89,14 @@ matched:
 
 
 const char *
-cg_admin_body(struct evhttp_request *req, const cg_request_info_t *info,
+cg_admin_body(cg_http_req_t *req, const cg_request_info_t *info,
     size_t max, size_t *len)
 {
-    struct evbuffer  *in;
-    cg_error_t        err;
-    size_t            n;
+    const char  *body;
+    cg_error_t   err;
+    size_t       n;
 
-    in = evhttp_request_get_input_buffer(req);
-    n = evbuffer_get_length(in);
+    body = cg_http_body(req, &n);
 
     if (n > max) {
         cg_error_set(&err, 413, "invalid_request_error",
@@ -109,11 +106,10 @@ cg_admin_body(struct evhttp_request *req, const cg_request_info_t *info,
         return NULL;
     }
 
-    /* A trailing NUL, not counted, lets handlers treat the body as text. */
-    evbuffer_add(in, "", 1);
+    /* The server ends the body with a NUL, so handlers may treat it as text. */
     *len = n;
 
-    return (const char *) evbuffer_pullup(in, -1);
+    return body;
 }
 
 
@@ -145,17 +141,14 @@ cg_role_by_name(const char *name, cg_role_t *role)
  * nginx vouched for in X-Chatgate-Role, else none.
  */
 static cg_role_t
-cg_admin_caller(const cg_server_t *srv, struct evhttp_request *req,
+cg_admin_caller(const cg_server_t *srv, cg_http_req_t *req,
     cg_admin_match_t *match)
 {
-    struct evkeyvalq  *headers;
-    const char        *token, *role_name, *subject;
-    cg_role_t          role;
-    size_t             len;
+    const char  *token, *role_name, *subject;
+    cg_role_t    role;
+    size_t       len;
 
-    headers = evhttp_request_get_input_headers(req);
-
-    token = evhttp_find_header(headers, "X-Admin-Token");
+    token = cg_http_header(req, "X-Admin-Token");
     if (token != NULL && srv->conf->admin_token != NULL) {
         len = strlen(srv->conf->admin_token);
 
@@ -167,12 +160,12 @@ cg_admin_caller(const cg_server_t *srv, struct evhttp_request *req,
         }
     }
 
-    role_name = evhttp_find_header(headers, "X-Chatgate-Role");
+    role_name = cg_http_header(req, "X-Chatgate-Role");
     if (role_name == NULL || cg_role_by_name(role_name, &role) != 0) {
         return CG_ROLE_NONE;
     }
 
-    subject = evhttp_find_header(headers, "X-Chatgate-Subject");
+    subject = cg_http_header(req, "X-Chatgate-Subject");
     snprintf(match->subject, sizeof(match->subject), "%s",
              subject ? subject : "jwt");
 

@@ -33,7 +33,7 @@ typedef struct {
 } cg_admin_match_t;
 
 typedef void (*cg_admin_handler_pt)(cg_server_t *srv,
-    struct evhttp_request *req, const cg_request_info_t *info,
+    cg_http_req_t *req, const cg_request_info_t *info,
     const cg_admin_match_t *match);
 
 /*
@@ -42,7 +42,7 @@ typedef void (*cg_admin_handler_pt)(cg_server_t *srv,
  * arrives as ip:10.0.0.0%2F8).
  */
 typedef struct {
-    enum evhttp_cmd_type   method;
+    cg_http_method_t   method;
     const char            *pattern;
     cg_role_t              role;      /* minimum role allowed */
     cg_admin_handler_pt    handler;
@@ -53,7 +53,7 @@ extern const cg_admin_route_t  cg_admin_keys_routes[];
 extern const cg_admin_route_t  cg_admin_users_routes[];
 
 /* Routes a request whose path starts with /admin/api/. */
-void cg_admin_handle(cg_server_t *srv, struct evhttp_request *req,
+void cg_admin_handle(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const char *path);
 
 /*
@@ -61,7 +61,7 @@ void cg_admin_handle(cg_server_t *srv, struct evhttp_request *req,
  * request ends) and its length, or NULL after sending 413 when it is over
  * max bytes.
  */
-const char *cg_admin_body(struct evhttp_request *req,
+const char *cg_admin_body(cg_http_req_t *req,
     const cg_request_info_t *info, size_t max, size_t *len);
 
 const char *cg_role_name(cg_role_t role);

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <event2/http.h>
 
 #include "admin.h"
 #include "json.h"
@@ -38,20 +37,20 @@ typedef struct {
     uint32_t          version;
 } cg_key_op_t;
 
-static void cg_keys_create(cg_server_t *srv, struct evhttp_request *req,
+static void cg_keys_create(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
-static void cg_keys_list(cg_server_t *srv, struct evhttp_request *req,
+static void cg_keys_list(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
-static void cg_keys_revoke(cg_server_t *srv, struct evhttp_request *req,
+static void cg_keys_revoke(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
-static void cg_keys_rotate(cg_server_t *srv, struct evhttp_request *req,
+static void cg_keys_rotate(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
 
 const cg_admin_route_t  cg_admin_keys_routes[] = {
-    { EVHTTP_REQ_POST,   "/keys",             CG_ROLE_ADMIN, cg_keys_create },
-    { EVHTTP_REQ_GET,    "/keys",             CG_ROLE_ADMIN, cg_keys_list },
-    { EVHTTP_REQ_DELETE, "/keys/{}",          CG_ROLE_ADMIN, cg_keys_revoke },
-    { EVHTTP_REQ_POST,   "/keys/{}/rotate",   CG_ROLE_ADMIN, cg_keys_rotate },
+    { CG_HTTP_POST,   "/keys",             CG_ROLE_ADMIN, cg_keys_create },
+    { CG_HTTP_GET,    "/keys",             CG_ROLE_ADMIN, cg_keys_list },
+    { CG_HTTP_DELETE, "/keys/{}",          CG_ROLE_ADMIN, cg_keys_revoke },
+    { CG_HTTP_POST,   "/keys/{}/rotate",   CG_ROLE_ADMIN, cg_keys_rotate },
     { 0, NULL, CG_ROLE_ADMIN, NULL }
 };
 
@@ -100,7 +99,7 @@ cg_keys_header_safe(const char *s, size_t len)
  * after answering 400 or 413.
  */
 static yajl_val
-cg_keys_parse_body(struct evhttp_request *req, const cg_request_info_t *info,
+cg_keys_parse_body(cg_http_req_t *req, const cg_request_info_t *info,
     cg_key_op_t *op, char *reasons, size_t size)
 {
     yajl_val     root, v;
@@ -293,7 +292,7 @@ cg_keys_created(PGresult *res, const char *error, void *arg)
 
 
 static void
-cg_keys_create(cg_server_t *srv, struct evhttp_request *req,
+cg_keys_create(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     cg_key_op_t  *op;
@@ -404,7 +403,7 @@ cg_keys_listed(PGresult *res, const char *error, void *arg)
 
 
 static void
-cg_keys_list(cg_server_t *srv, struct evhttp_request *req,
+cg_keys_list(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     cg_admin_async_t  *a;
@@ -432,7 +431,7 @@ cg_keys_list(cg_server_t *srv, struct evhttp_request *req,
 
 
 static void
-cg_keys_answer_not_found(struct evhttp_request *req,
+cg_keys_answer_not_found(cg_http_req_t *req,
     const cg_request_info_t *info, const char *id)
 {
     cg_error_t  err;
@@ -448,7 +447,7 @@ cg_keys_answer_not_found(struct evhttp_request *req,
  * NULL after sending 404 for an id that is no UUID, or 500 without memory.
  */
 static cg_key_op_t *
-cg_key_op_for_path(struct evhttp_request *req, const cg_request_info_t *info,
+cg_key_op_for_path(cg_http_req_t *req, const cg_request_info_t *info,
     const cg_admin_match_t *match)
 {
     cg_key_op_t  *op;
@@ -572,7 +571,7 @@ cg_keys_revoked(PGresult *res, const char *error, void *arg)
 
 /* Wipes the key from memory at once, then marks it revoked in the database. */
 static void
-cg_keys_revoke(cg_server_t *srv, struct evhttp_request *req,
+cg_keys_revoke(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     cg_key_op_t  *op;
@@ -676,7 +675,7 @@ cg_keys_rotate_read(PGresult *res, const char *error, void *arg)
 
 
 static void
-cg_keys_rotate(cg_server_t *srv, struct evhttp_request *req,
+cg_keys_rotate(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     cg_key_op_t  *op;

@@ -27,7 +27,7 @@
 /* One PUT or DELETE, from its database write until the answer. */
 typedef struct {
     cg_server_t             *srv;
-    struct evhttp_request   *req;
+    cg_http_req_t   *req;
     char                     request_id[48];
     char                     subject[128];
     cg_limits_rule_t         rule;       /* scope only, for a DELETE */
@@ -35,17 +35,17 @@ typedef struct {
     int                      created;
 } cg_admin_limits_op_t;
 
-static void cg_admin_limits_list(cg_server_t *srv, struct evhttp_request *req,
+static void cg_admin_limits_list(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
 static void cg_admin_limits_list_done(PGresult *res, const char *error,
     void *arg);
-static void cg_admin_limits_put(cg_server_t *srv, struct evhttp_request *req,
+static void cg_admin_limits_put(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
 static void cg_admin_limits_delete(cg_server_t *srv,
-    struct evhttp_request *req, const cg_request_info_t *info,
+    cg_http_req_t *req, const cg_request_info_t *info,
     const cg_admin_match_t *match);
 static cg_admin_limits_op_t *cg_admin_limits_op_new(cg_server_t *srv,
-    struct evhttp_request *req, const cg_request_info_t *info,
+    cg_http_req_t *req, const cg_request_info_t *info,
     const cg_admin_match_t *match);
 static void cg_admin_limits_written(PGresult *res, const char *error,
     void *arg);
@@ -54,16 +54,16 @@ static void cg_admin_limits_answer(cg_admin_limits_op_t *op,
     const char *push_error);
 static void cg_admin_limits_gen_rule(yajl_gen g, const cg_limits_rule_t *rule);
 static long cg_admin_limits_value(PGresult *res, int row, int col);
-static void cg_admin_limits_fail(struct evhttp_request *req,
+static void cg_admin_limits_fail(cg_http_req_t *req,
     const char *request_id, int status, const char *type, const char *message);
 static void cg_admin_limits_number_text(long value, char *buf, size_t size,
     const char **out);
 
 
 const cg_admin_route_t  cg_admin_limits_routes[] = {
-    { EVHTTP_REQ_GET, "/limits", CG_ROLE_VIEWER, cg_admin_limits_list },
-    { EVHTTP_REQ_PUT, "/limits/{}", CG_ROLE_OPERATOR, cg_admin_limits_put },
-    { EVHTTP_REQ_DELETE, "/limits/{}", CG_ROLE_OPERATOR,
+    { CG_HTTP_GET, "/limits", CG_ROLE_VIEWER, cg_admin_limits_list },
+    { CG_HTTP_PUT, "/limits/{}", CG_ROLE_OPERATOR, cg_admin_limits_put },
+    { CG_HTTP_DELETE, "/limits/{}", CG_ROLE_OPERATOR,
       cg_admin_limits_delete },
     { 0, NULL, CG_ROLE_ADMIN, NULL }
 };
@@ -71,14 +71,14 @@ const cg_admin_route_t  cg_admin_limits_routes[] = {
 
 /* The list request; arg of its query. */
 typedef struct {
-    struct evhttp_request   *req;
+    cg_http_req_t   *req;
     char                     request_id[48];
     char                     day[11];
 } cg_admin_limits_list_t;
 
 
 static void
-cg_admin_limits_list(cg_server_t *srv, struct evhttp_request *req,
+cg_admin_limits_list(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     static const char  *sql =
@@ -215,7 +215,7 @@ cg_admin_limits_list_done(PGresult *res, const char *error, void *arg)
 
 
 static void
-cg_admin_limits_put(cg_server_t *srv, struct evhttp_request *req,
+cg_admin_limits_put(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     static const char  *sql =
@@ -280,7 +280,7 @@ cg_admin_limits_put(cg_server_t *srv, struct evhttp_request *req,
 
 
 static void
-cg_admin_limits_delete(cg_server_t *srv, struct evhttp_request *req,
+cg_admin_limits_delete(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     static const char  *sql =
@@ -314,7 +314,7 @@ cg_admin_limits_delete(cg_server_t *srv, struct evhttp_request *req,
  * form. Returns NULL after sending 400 or 500.
  */
 static cg_admin_limits_op_t *
-cg_admin_limits_op_new(cg_server_t *srv, struct evhttp_request *req,
+cg_admin_limits_op_new(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     cg_admin_limits_op_t  *op;
@@ -503,7 +503,7 @@ cg_admin_limits_number_text(long value, char *buf, size_t size,
 
 
 static void
-cg_admin_limits_fail(struct evhttp_request *req, const char *request_id,
+cg_admin_limits_fail(cg_http_req_t *req, const char *request_id,
     int status, const char *type, const char *message)
 {
     cg_error_t  err;

@@ -9,8 +9,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "admin.h"
 #include "json.h"
@@ -57,42 +55,42 @@ typedef struct {
     long long         exp;
 } cg_logout_op_t;
 
-static void cg_users_login(cg_server_t *srv, struct evhttp_request *req,
+static void cg_users_login(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
-static void cg_users_logout(cg_server_t *srv, struct evhttp_request *req,
+static void cg_users_logout(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
 static void cg_users_revoke_pushed(const char *error, void *arg);
-static void cg_users_list(cg_server_t *srv, struct evhttp_request *req,
+static void cg_users_list(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
-static void cg_users_create(cg_server_t *srv, struct evhttp_request *req,
+static void cg_users_create(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
-static void cg_users_patch(cg_server_t *srv, struct evhttp_request *req,
+static void cg_users_patch(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
-static void cg_tokens_create(cg_server_t *srv, struct evhttp_request *req,
+static void cg_tokens_create(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
-static void cg_tokens_revoked(cg_server_t *srv, struct evhttp_request *req,
+static void cg_tokens_revoked(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
-static void cg_tokens_list(cg_server_t *srv, struct evhttp_request *req,
+static void cg_tokens_list(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
-static void cg_tokens_revoke(cg_server_t *srv, struct evhttp_request *req,
+static void cg_tokens_revoke(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
-static void cg_tokens_store(cg_server_t *srv, struct evhttp_request *req,
+static void cg_tokens_store(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_jwt_claims_t *claims,
     const char *jti, char *json, size_t json_size);
-static void cg_users_whoami(cg_server_t *srv, struct evhttp_request *req,
+static void cg_users_whoami(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
 
 const cg_admin_route_t  cg_admin_users_routes[] = {
-    { EVHTTP_REQ_POST,  "/login",          CG_ROLE_NONE,   cg_users_login },
-    { EVHTTP_REQ_POST,  "/logout",         CG_ROLE_NONE,   cg_users_logout },
-    { EVHTTP_REQ_GET,   "/users",          CG_ROLE_ADMIN,  cg_users_list },
-    { EVHTTP_REQ_POST,  "/users",          CG_ROLE_ADMIN,  cg_users_create },
-    { EVHTTP_REQ_PATCH, "/users/{}",       CG_ROLE_ADMIN,  cg_users_patch },
-    { EVHTTP_REQ_POST,  "/tokens",         CG_ROLE_ADMIN,  cg_tokens_create },
-    { EVHTTP_REQ_GET,   "/tokens",         CG_ROLE_ADMIN,  cg_tokens_list },
-    { EVHTTP_REQ_GET,   "/tokens/revoked", CG_ROLE_ADMIN,  cg_tokens_revoked },
-    { EVHTTP_REQ_POST,  "/tokens/{}/revoke", CG_ROLE_ADMIN, cg_tokens_revoke },
-    { EVHTTP_REQ_GET,   "/whoami",         CG_ROLE_VIEWER, cg_users_whoami },
+    { CG_HTTP_POST,  "/login",          CG_ROLE_NONE,   cg_users_login },
+    { CG_HTTP_POST,  "/logout",         CG_ROLE_NONE,   cg_users_logout },
+    { CG_HTTP_GET,   "/users",          CG_ROLE_ADMIN,  cg_users_list },
+    { CG_HTTP_POST,  "/users",          CG_ROLE_ADMIN,  cg_users_create },
+    { CG_HTTP_PATCH, "/users/{}",       CG_ROLE_ADMIN,  cg_users_patch },
+    { CG_HTTP_POST,  "/tokens",         CG_ROLE_ADMIN,  cg_tokens_create },
+    { CG_HTTP_GET,   "/tokens",         CG_ROLE_ADMIN,  cg_tokens_list },
+    { CG_HTTP_GET,   "/tokens/revoked", CG_ROLE_ADMIN,  cg_tokens_revoked },
+    { CG_HTTP_POST,  "/tokens/{}/revoke", CG_ROLE_ADMIN, cg_tokens_revoke },
+    { CG_HTTP_GET,   "/whoami",         CG_ROLE_VIEWER, cg_users_whoami },
     { 0, NULL, CG_ROLE_ADMIN, NULL }
 };
 
@@ -108,7 +106,7 @@ cg_user_op_free(cg_user_op_t *op)
 
 
 static void
-cg_users_error(struct evhttp_request *req, const cg_request_info_t *info,
+cg_users_error(cg_http_req_t *req, const cg_request_info_t *info,
     int status, const char *type, const char *message)
 {
     cg_error_t  err;
@@ -135,7 +133,7 @@ cg_users_async_error(cg_admin_async_t *a, int status, const char *type,
  * after answering.
  */
 static yajl_val
-cg_users_parse_body(struct evhttp_request *req, const cg_request_info_t *info,
+cg_users_parse_body(cg_http_req_t *req, const cg_request_info_t *info,
     cg_user_op_t *op)
 {
     yajl_val     root, v;
@@ -174,7 +172,7 @@ cg_users_parse_body(struct evhttp_request *req, const cg_request_info_t *info,
 
 /* The JWT secret, or NULL after sending 503 when JWT_SECRET is unset. */
 static const char *
-cg_users_jwt_secret(cg_server_t *srv, struct evhttp_request *req,
+cg_users_jwt_secret(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info)
 {
     if (srv->conf->jwt_secret == NULL) {
@@ -239,10 +237,8 @@ cg_users_login_ok(cg_user_op_t *op)
         snprintf(cookie, n, CG_USERS_COOKIE "=%s; HttpOnly; SameSite=Strict; "
                  "Path=/admin; Max-Age=%ld%s", token, srv->conf->jwt_ttl_s,
                  op->secure_cookie ? "; Secure" : "");
-        evhttp_add_header(evhttp_request_get_output_headers(op->a.req),
-                          "Set-Cookie", cookie);
-        evhttp_add_header(evhttp_request_get_output_headers(op->a.req),
-                          "Cache-Control", "no-store");
+        cg_http_add_header(op->a.req, "Set-Cookie", cookie);
+        cg_http_add_header(op->a.req, "Cache-Control", "no-store");
         cg_log_info(op->a.info.request_id, "user %s logged in as %s, token "
                     "id %s", op->user_id, op->role, jti);
         cg_admin_async_json(&op->a, 200, json);
@@ -315,7 +311,7 @@ cg_users_login_found(PGresult *res, const char *error, void *arg)
 
 
 static void
-cg_users_login(cg_server_t *srv, struct evhttp_request *req,
+cg_users_login(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     cg_user_op_t  *op;
@@ -355,8 +351,7 @@ cg_users_login(cg_server_t *srv, struct evhttp_request *req,
     }
     yajl_tree_free(root);
 
-    proto = evhttp_find_header(evhttp_request_get_input_headers(req),
-                               "X-Forwarded-Proto");
+    proto = cg_http_header(req, "X-Forwarded-Proto");
     secure = getenv("CHATGATE_COOKIE_SECURE");
     op->secure_cookie = (proto != NULL && strcasecmp(proto, "https") == 0)
                         || (secure != NULL && strcmp(secure, "1") == 0);
@@ -379,18 +374,17 @@ cg_users_login(cg_server_t *srv, struct evhttp_request *req,
 
 /* Finds the caller's session token: Authorization: Bearer, else the cookie. */
 static const char *
-cg_users_session_token(struct evhttp_request *req, size_t *len)
+cg_users_session_token(cg_http_req_t *req, size_t *len)
 {
-    struct evkeyvalq  *in = evhttp_request_get_input_headers(req);
-    const char        *v, *p;
+    const char  *v, *p;
 
-    v = evhttp_find_header(in, "Authorization");
+    v = cg_http_header(req, "Authorization");
     if (v != NULL && strncasecmp(v, "Bearer ", 7) == 0) {
         *len = strlen(v + 7);
         return v + 7;
     }
 
-    v = evhttp_find_header(in, "Cookie");
+    v = cg_http_header(req, "Cookie");
     for (p = v; p != NULL && (p = strstr(p, CG_USERS_COOKIE "=")) != NULL; p++) {
         if (p == v || p[-1] == ' ' || p[-1] == ';') {
             p += sizeof(CG_USERS_COOKIE);
@@ -451,8 +445,7 @@ cg_users_revoke_pushed(const char *error, void *arg)
     }
 
     if (a->srv->http != NULL) {
-        evhttp_add_header(evhttp_request_get_output_headers(a->req),
-                          "Set-Cookie", CG_USERS_COOKIE "=; HttpOnly; "
+        cg_http_add_header(a->req, "Set-Cookie", CG_USERS_COOKIE "=; HttpOnly; "
                           "SameSite=Strict; Path=/admin; Max-Age=0");
     }
     cg_admin_async_json(a, 200, "{\"logged_out\":true}");
@@ -465,7 +458,7 @@ cg_users_revoke_pushed(const char *error, void *arg)
  * revoked_tokens and in the nginx module (see cg_users_logged_out).
  */
 static void
-cg_users_logout(cg_server_t *srv, struct evhttp_request *req,
+cg_users_logout(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     cg_logout_op_t    *op;
@@ -559,7 +552,7 @@ cg_users_answer_rows(PGresult *res, const char *error, void *arg)
 
 /* Starts a query whose rows are the response body. */
 static void
-cg_users_query_rows(cg_server_t *srv, struct evhttp_request *req,
+cg_users_query_rows(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const char *sql)
 {
     cg_admin_async_t  *a;
@@ -581,7 +574,7 @@ cg_users_query_rows(cg_server_t *srv, struct evhttp_request *req,
 
 
 static void
-cg_users_list(cg_server_t *srv, struct evhttp_request *req,
+cg_users_list(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     (void) match;
@@ -592,7 +585,7 @@ cg_users_list(cg_server_t *srv, struct evhttp_request *req,
 
 
 static void
-cg_tokens_revoked(cg_server_t *srv, struct evhttp_request *req,
+cg_tokens_revoked(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     (void) match;
@@ -686,7 +679,7 @@ cg_users_hashed(int result, const char *hash, void *arg)
 
 
 static void
-cg_users_create(cg_server_t *srv, struct evhttp_request *req,
+cg_users_create(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     cg_user_op_t  *op;
@@ -758,7 +751,7 @@ cg_users_patched(PGresult *res, const char *error, void *arg)
 
 /* Changes role and/or disabled. NOTE: tokens issued before stay valid until they expire. */
 static void
-cg_users_patch(cg_server_t *srv, struct evhttp_request *req,
+cg_users_patch(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     cg_admin_async_t  *a;
@@ -868,7 +861,7 @@ cg_tokens_models(yajl_val v, cg_jwt_claims_t *claims, char **list)
 
 
 static void
-cg_tokens_create(cg_server_t *srv, struct evhttp_request *req,
+cg_tokens_create(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     cg_jwt_claims_t   claims;
@@ -983,7 +976,7 @@ cg_tokens_stored(PGresult *res, const char *error, void *arg)
  * is handed out only once its row exists, so every token can be revoked.
  */
 static void
-cg_tokens_store(cg_server_t *srv, struct evhttp_request *req,
+cg_tokens_store(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_jwt_claims_t *claims,
     const char *jti, char *json, size_t json_size)
 {
@@ -1043,7 +1036,7 @@ cg_tokens_store(cg_server_t *srv, struct evhttp_request *req,
 
 
 static void
-cg_tokens_list(cg_server_t *srv, struct evhttp_request *req,
+cg_tokens_list(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     (void) match;
@@ -1120,7 +1113,7 @@ cg_tokens_revoked_row(PGresult *res, const char *error, void *arg)
  * if any, is ignored.
  */
 static void
-cg_tokens_revoke(cg_server_t *srv, struct evhttp_request *req,
+cg_tokens_revoke(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     cg_logout_op_t  *op;
@@ -1153,7 +1146,7 @@ cg_tokens_revoke(cg_server_t *srv, struct evhttp_request *req,
 
 
 static void
-cg_users_whoami(cg_server_t *srv, struct evhttp_request *req,
+cg_users_whoami(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match)
 {
     yajl_gen   g;

@@ -12,7 +12,6 @@
 #include <strings.h>
 #include <time.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 #include <yajl/yajl_gen.h>
 
@@ -38,19 +37,17 @@ static void cg_chat_answer_ok(cg_chat_t *c, const char *body, size_t len);
 static char *cg_chat_form_json(cg_chat_t *c, const cg_completion_t *out,
     size_t *len);
 static void cg_chat_watch_client(cg_chat_t *c);
-static void cg_chat_client_readable(evutil_socket_t fd, short events,
-    void *arg);
+static void cg_chat_client_closed(cg_http_req_t *req, void *arg);
 static void cg_chat_wipe_headers(cg_chat_t *c);
 static int cg_chat_model_allowed(cg_chat_t *c, cg_error_t *err);
-static void cg_chat_watch_send(cg_chat_t *c, struct evhttp_request *req);
-static void cg_chat_sent(struct evhttp_request *req, void *arg);
-static void cg_chat_send_closed(struct evhttp_connection *evcon, void *arg);
+static void cg_chat_watch_send(cg_chat_t *c, cg_http_req_t *req);
+static void cg_chat_sent(cg_http_req_t *req, void *arg);
 static void cg_chat_leave(cg_server_t *srv);
 static void cg_chat_copy(char *dst, size_t size, const char *src);
 
 
 void
-cg_chat_handle(cg_server_t *srv, struct evhttp_request *req,
+cg_chat_handle(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, cg_chat_kind_t kind)
 {
     cg_chat_t    *c;
@@ -153,19 +150,15 @@ cg_chat_model_allowed(cg_chat_t *c, cg_error_t *err)
 
 
 /*
- * Checks the body size against CHATGATE_MAX_BODY_SIZE and moves the body
- * into c->body. evhttp's input buffer keeps it in a buffer chain of at least
- * 1 KB until the response is sent, because libevent 2.1 sizes chains to a
- * power of two from 1 KB. A copy of the body's own size frees that chain
- * while the provider call is in flight.
+ * Checks the body size against CHATGATE_MAX_BODY_SIZE and copies the body
+ * into c->body, which the parsed request may point into after the response
+ * has let the server's copy go.
  */
 static int
 cg_chat_read_body(cg_chat_t *c, const char **body, size_t *len,
     cg_error_t *err)
 {
-    struct evbuffer  *in = evhttp_request_get_input_buffer(c->req);
-
-    *len = evbuffer_get_length(in);
+    const char  *in = cg_http_body(c->req, len);
 
     if (*len > c->srv->conf->max_body_size) {
         cg_error_set(err, 413, "invalid_request_error",
@@ -187,72 +180,31 @@ cg_chat_read_body(cg_chat_t *c, const char **body, size_t *len,
         return -1;
     }
 
-    if (evbuffer_remove(in, c->body, *len) != (int) *len) {
-        cg_error_set(err, 500, "server_error",
-                     "cannot read the request body from the input buffer");
-        return -1;
-    }
-
+    memcpy(c->body, in, *len);
     *body = c->body;
     return 0;
 }
 
 
 /*
- * Frees the request headers once the chat has read them, about 120 bytes
- * each (evhttp's entry and copies of the name and value) for the whole
- * provider call. Every Authorization value is wiped first, because evhttp
- * frees headers without clearing them. Connection and Proxy-Connection are added
- * again: evhttp reads them when it sends the response, to decide whether
- * the connection stays open.
+ * Wipes every Authorization value in the request once the chat has read
+ * the key: the request's buffer stays until the response is out, and a
+ * client on the socket itself may send the key twice.
  */
 static void
 cg_chat_drop_headers(cg_chat_t *c)
 {
-    struct evkeyvalq  *headers;
-    struct evkeyval   *h;
-    const char        *found[2] = { NULL, NULL };
-    char              *copy[2] = { NULL, NULL };
-    static const char *names[2] = { "Connection", "Proxy-Connection" };
-    int                i;
+    cg_http_header_t  *h;
+    size_t             n, i;
 
-    headers = evhttp_request_get_input_headers(c->req);
+    h = cg_http_headers(c->req, &n);
 
-    TAILQ_FOREACH(h, headers, next) {
-        /* every copy: a client on the socket itself may send the key twice */
-        if (strcasecmp(h->key, "Authorization") == 0) {
-            explicit_bzero(h->value, strlen(h->value));
-            continue;
-        }
-
-        /* the first of each, as evhttp_find_header() would read it */
-        for (i = 0; i < 2; i++) {
-            if (found[i] == NULL && strcasecmp(h->key, names[i]) == 0) {
-                found[i] = h->value;
-            }
+    for (i = 0; i < n; i++) {
+        if (strcasecmp(h[i].name, "Authorization") == 0) {
+            explicit_bzero(h[i].value, strlen(h[i].value));
         }
     }
 
-    for (i = 0; i < 2; i++) {
-        if (found[i] != NULL && (copy[i] = strdup(found[i])) == NULL) {
-            /* out of memory: the headers stay, with the keys wiped */
-            free(copy[0]);
-            return;
-        }
-    }
-
-    evhttp_clear_headers(headers);
-
-    for (i = 0; i < 2; i++) {
-        if (copy[i] != NULL) {
-            evhttp_add_header(headers, names[i], copy[i]);
-            free(copy[i]);
-        }
-    }
-
-    /* They pointed into the list just freed. */
-    c->info.jti = NULL;
-    c->info.models = NULL;
     c->info.authorization = NULL;
 }
 
@@ -590,7 +542,7 @@ cg_chat_answer_ok(cg_chat_t *c, const char *body, size_t len)
 {
     cg_completion_t         out;
     cg_error_t              err;
-    struct evhttp_request  *req;
+    cg_http_req_t  *req;
     char                    id[64], *form = NULL;
     const char       *answer;
     size_t            answer_len;
@@ -696,55 +648,28 @@ cg_chat_form_json(cg_chat_t *c, const cg_completion_t *out, size_t *len)
 
 
 /*
- * Watches the client's connection while the provider works. evhttp (libevent
- * 2.1) does not read from a connection whose request it has handed to us,
- * so it would notice a closed connection only when the response is written.
+ * Watches the client's connection while the provider works, so that a
+ * client that hangs up stops the provider call.
  */
 static void
 cg_chat_watch_client(cg_chat_t *c)
 {
-    struct evhttp_connection  *evcon;
-    evutil_socket_t            fd;
-
-    evcon = evhttp_request_get_connection(c->req);
-    fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
-    if (fd == -1) {
-        return;
-    }
-
-    c->watch = event_new(c->srv->base, fd, EV_READ, cg_chat_client_readable, c);
-    if (c->watch == NULL || event_add(c->watch, NULL) != 0) {
-        cg_log_warn(c->info.request_id, "cannot watch the client connection, "
-                    "a disconnect will not stop the provider call");
-    }
+    cg_http_on_close(c->req, cg_chat_client_closed, c);
 }
 
 
 /*
- * Runs when the client's connection becomes readable. If the client closed
- * it, the provider call stops and the request is logged as 499, nginx's
- * status for a client that closed first. Bytes of a next request are left
- * for evhttp, which reads them after the response.
+ * Runs when the client closed its connection before the response was
+ * complete. The provider call stops and the request is logged as 499,
+ * nginx's status for a client that closed first.
  */
 static void
-cg_chat_client_readable(evutil_socket_t fd, short events, void *arg)
+cg_chat_client_closed(cg_http_req_t *req, void *arg)
 {
-    cg_chat_t              *c = arg;
-    cg_error_t              err;
-    struct evhttp_request  *req;
-    char                    byte;
-    ssize_t                 n;
+    cg_chat_t   *c = arg;
+    cg_error_t   err;
 
-    (void) events;
-
-    n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0) {
-        return;
-    }
-    if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
-        event_add(c->watch, NULL);
-        return;
-    }
+    (void) req;
 
     if (cg_chat_stream_started(c)) {
         cg_chat_stream_client_closed(c);
@@ -756,14 +681,10 @@ cg_chat_client_readable(evutil_socket_t fd, short events, void *arg)
         c->upstream = NULL;
     }
 
-    /*
-     * The write fails, and that makes evhttp free the connection. It does not
-     * run the on-complete callback then, so the chat counts itself out.
-     */
+    /* the server drops the response and releases the request */
     cg_error_set(&err, 499, "invalid_request_error",
                  "client closed the connection before the response");
     req = cg_chat_detach(c);
-    cg_chat_unwatch_send(c, req);
     cg_http_send_error(req, c->info.request_id, &err);
     cg_chat_finish(c, err.status, NULL, &err, "client_closed");
 }
@@ -772,18 +693,13 @@ cg_chat_client_readable(evutil_socket_t fd, short events, void *arg)
 /*
  * Takes the request out of c for sending; NULL when it was sent already.
  * The client's key in the Authorization header is wiped first, because
- * evhttp frees the headers without clearing them.
+ * the server frees the request's buffer without clearing it.
  */
-struct evhttp_request *
+cg_http_req_t *
 cg_chat_detach(cg_chat_t *c)
 {
-    struct evhttp_request  *req = c->req;
-    char                   *auth;
-
-    if (c->watch != NULL) {
-        event_free(c->watch);
-        c->watch = NULL;
-    }
+    cg_http_req_t  *req = c->req;
+    char           *auth;
 
     if (req != NULL) {
         auth = (char *) c->info.authorization;
@@ -791,10 +707,12 @@ cg_chat_detach(cg_chat_t *c)
             explicit_bzero(auth, strlen(auth));
         }
 
+        cg_http_on_close(req, NULL, NULL);
+        cg_http_on_drain(req, NULL, NULL);
         cg_chat_watch_send(c, req);
     }
 
-    /* These point into the request's headers, which go with the request. */
+    /* These point into the request's buffer, which goes with the request. */
     c->info.jti = NULL;
     c->info.models = NULL;
     c->info.authorization = NULL;
@@ -804,18 +722,14 @@ cg_chat_detach(cg_chat_t *c)
 
 
 /*
- * Keeps the request in flight until its response is written, so a shutdown
- * does not free the connection under it. evhttp calls the on-complete
- * callback after a full write. When the client goes away mid-write, evhttp
- * frees the connection without calling it, so the connection's close
- * callback counts the request out instead. Whichever runs first frees the
- * token.
+ * Keeps the request in flight until its response is written or the client
+ * is gone, so that a shutdown waits for it. The server runs the done
+ * callback in either case, from the loop after the chat has finished.
  */
 static void
-cg_chat_watch_send(cg_chat_t *c, struct evhttp_request *req)
+cg_chat_watch_send(cg_chat_t *c, cg_http_req_t *req)
 {
-    struct evhttp_connection  *evcon;
-    cg_chat_send_t            *send;
+    cg_chat_send_t  *send;
 
     send = malloc(sizeof(cg_chat_send_t));
     if (send == NULL) {
@@ -828,62 +742,17 @@ cg_chat_watch_send(cg_chat_t *c, struct evhttp_request *req)
     c->send = send;
     c->writing = 1;
 
-    evhttp_request_set_on_complete_cb(req, cg_chat_sent, send);
-
-    evcon = evhttp_request_get_connection(req);
-    if (evcon != NULL) {
-        evhttp_connection_set_closecb(evcon, cg_chat_send_closed, send);
-    }
+    cg_http_on_done(req, cg_chat_sent, send);
 }
 
 
-/*
- * Drops the send token of a request whose response evhttp will not report,
- * because the client has gone; the caller counts the request out itself.
- */
-void
-cg_chat_unwatch_send(cg_chat_t *c, struct evhttp_request *req)
-{
-    struct evhttp_connection  *evcon;
-
-    evhttp_request_set_on_complete_cb(req, NULL, NULL);
-
-    evcon = evhttp_request_get_connection(req);
-    if (evcon != NULL) {
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
-    }
-
-    free(c->send);
-    c->send = NULL;
-    c->writing = 0;
-}
-
-
-/* Runs when evhttp has written a response. */
+/* Runs when the server has written a response, or the client has gone. */
 static void
-cg_chat_sent(struct evhttp_request *req, void *arg)
-{
-    cg_chat_send_t            *send = arg;
-    struct evhttp_connection  *evcon;
-
-    /* a keep-alive connection outlives this request: forget the token */
-    evcon = evhttp_request_get_connection(req);
-    if (evcon != NULL) {
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
-    }
-
-    cg_chat_leave(send->srv);
-    free(send);
-}
-
-
-/* Runs when evhttp frees the connection before the response was written. */
-static void
-cg_chat_send_closed(struct evhttp_connection *evcon, void *arg)
+cg_chat_sent(cg_http_req_t *req, void *arg)
 {
     cg_chat_send_t  *send = arg;
 
-    (void) evcon;
+    (void) req;
 
     cg_chat_leave(send->srv);
     free(send);
@@ -917,12 +786,11 @@ cg_chat_wipe_headers(cg_chat_t *c)
 void
 cg_chat_fail(cg_chat_t *c, const cg_error_t *err, const char *error_class)
 {
-    struct evhttp_request  *req = cg_chat_detach(c);
+    cg_http_req_t  *req = cg_chat_detach(c);
 
     if (req != NULL) {
         if (c->retry_after[0] != '\0') {
-            evhttp_add_header(evhttp_request_get_output_headers(req),
-                              "Retry-After", c->retry_after);
+            cg_http_add_header(req, "Retry-After", c->retry_after);
         }
         cg_http_send_error(req, c->info.request_id, err);
     }

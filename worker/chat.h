@@ -20,7 +20,7 @@ typedef enum {
  * outcome, error or not, is written to the request log when the response
  * ends. The handler counts itself in srv->in_flight until then.
  */
-void cg_chat_handle(cg_server_t *srv, struct evhttp_request *req,
+void cg_chat_handle(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, cg_chat_kind_t kind);
 
 
@@ -31,18 +31,19 @@ void cg_chat_handle(cg_server_t *srv, struct evhttp_request *req,
 
 typedef struct cg_chat_stream_s  cg_chat_stream_t;
 
-/* A response being written: freed by whichever of evhttp's callbacks runs. */
+/* A response being written: freed by the request's done callback. */
 typedef struct {
     cg_server_t  *srv;
 } cg_chat_send_t;
 
 /*
  * One chat request. It owns everything it points to except srv and req;
- * req is set to NULL once the response is handed to evhttp, which frees it.
+ * req is set to NULL once the response is handed to the server, which
+ * frees it.
  */
 typedef struct {
     cg_server_t             *srv;
-    struct evhttp_request   *req;
+    cg_http_req_t           *req;
     cg_chat_kind_t           kind;
     cg_request_info_t        info;
     char                    *body;          /* the request body, owned */
@@ -52,13 +53,12 @@ typedef struct {
     cg_chat_request_t        chat;
     unsigned                 chat_parsed:1;
     unsigned                 call_built:1;
-    unsigned                 writing:1;     /* send's callbacks will count the request out */
-    cg_chat_send_t          *send;          /* owned by evhttp's callbacks once writing */
+    unsigned                 writing:1;     /* send's callback will count the request out */
+    cg_chat_send_t          *send;          /* owned by the done callback once writing */
     cg_provider_call_t       call;
     cg_upstream_call_t      *upstream;
     int                      attempt;       /* provider calls started, 1 for the first */
     struct event            *retry_timer;   /* pending retry, see cg_chat_retry */
-    struct event            *watch;         /* client connection, see cg_chat_watch_client */
     cg_chat_stream_t        *stream;        /* streams only, owned */
     int64_t                  start_us;      /* wall clock, for the log row */
     struct timespec          start;         /* monotonic, for latency */
@@ -70,8 +70,7 @@ void cg_chat_fail(cg_chat_t *c, const cg_error_t *err,
     const char *error_class);
 void cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
     const cg_error_t *err, const char *error_class);
-struct evhttp_request *cg_chat_detach(cg_chat_t *c);
-void cg_chat_unwatch_send(cg_chat_t *c, struct evhttp_request *req);
+cg_http_req_t *cg_chat_detach(cg_chat_t *c);
 int cg_chat_latency_ms(const cg_chat_t *c);
 
 /*

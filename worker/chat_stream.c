@@ -1,17 +1,17 @@
 /*
  * Streamed chats: the provider's stream, translated by stream.c, goes to the
- * client as server-sent events through evhttp's chunked replies. The reply
+ * client as server-sent events in a chunked response. The reply
  * starts with the first translated frame; until then a failure is answered
  * with an error status (and may be retried), after it with an error event.
  *
  * A slow client cannot make the worker buffer the whole answer: while the
  * connection's output holds more than CHATGATE_STREAM_BUFFER bytes, the
- * provider transfer is paused, and it resumes once evhttp has written the
- * output out.
+ * provider transfer is paused, and it resumes once the server has written
+ * the output out.
  *
  * A provider may also send many chunks in one read, and the first content
  * chunk does not wait for the rest of such a read to be translated. It is
- * sent, and the transfer pauses until evhttp has written it. When curl
+ * sent, and the transfer pauses until the server has written it. When curl
  * delivers the piece again, the translation goes on after that chunk.
  *
  * After the first content chunk, a burst from the provider is kept as it
@@ -26,9 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/http.h>
 
 #include "chat.h"
 #include "log.h"
@@ -80,7 +77,6 @@ struct cg_chat_stream_s {
     cg_buf_t          error_body;   /* a non-2xx answer's body, bounded */
     cg_buf_t          pending;      /* provider bytes after the first content chunk */
     size_t            pending_pos;  /* of pending, the bytes translated already */
-    struct evbuffer  *chunk;        /* scratch for evhttp_send_reply_chunk */
     struct event     *bulk;         /* translates pending at the bulk priority */
     struct event     *bulk_timer;   /* translates pending that waited too long */
     long              status;       /* provider status of the current try */
@@ -119,10 +115,7 @@ static int cg_chat_stream_form(cg_chat_t *c, const cg_buf_t *frames,
 static int cg_chat_stream_form_event(cg_chat_t *c, const char *data,
     size_t len, cg_buf_t *out);
 static size_t cg_chat_stream_backlog(cg_chat_t *c);
-static void cg_chat_stream_drained(struct evhttp_connection *evcon,
-    void *arg);
-static void cg_chat_stream_conn_closed(struct evhttp_connection *evcon,
-    void *arg);
+static void cg_chat_stream_drained(cg_http_req_t *req, void *arg);
 static void cg_chat_stream_error_frame(cg_chat_t *c, const cg_error_t *err);
 static void cg_chat_stream_end(cg_chat_t *c, int status,
     const cg_error_t *err, const char *error_class);
@@ -180,10 +173,9 @@ cg_chat_stream_init(cg_chat_t *c)
         return -1;
     }
 
-    s->chunk = evbuffer_new();
     s->bulk = event_new(c->srv->base, -1, 0, cg_chat_stream_bulk_cb, c);
     s->bulk_timer = evtimer_new(c->srv->base, cg_chat_stream_bulk_cb, c);
-    if (s->chunk == NULL || s->bulk == NULL || s->bulk_timer == NULL) {
+    if (s->bulk == NULL || s->bulk_timer == NULL) {
         goto fail;
     }
 
@@ -204,9 +196,6 @@ fail:
     }
     if (s->bulk != NULL) {
         event_free(s->bulk);
-    }
-    if (s->chunk != NULL) {
-        evbuffer_free(s->chunk);
     }
     cg_stream_free(&s->translator);
     free(s);
@@ -309,8 +298,8 @@ cg_chat_stream_on_data(cg_upstream_call_t *call, const char *data, size_t len,
 /*
  * Feeds the translator len bytes of the provider's body, or fewer when the
  * first content chunk is among them. Until that chunk, the bytes go in
- * slices. The slice that completes it is flushed at once, and when evhttp
- * then has output to write, the feed stops there, so that the caller can
+ * slices. The slice that completes it is flushed at once, and when the
+ * socket did not take all of it, the feed stops there, so that the caller can
  * pause the transfer until that output is written. Returns the bytes fed,
  * or (size_t) -1 when the flush failed.
  */
@@ -664,13 +653,8 @@ cg_chat_stream_flush(cg_chat_t *c)
         goto done;
     }
 
-    if (evbuffer_add(s->chunk, out->data, out->len) != 0) {
-        rc = -1;
-        goto done;
-    }
-    evhttp_send_reply_chunk_with_cb(c->req, s->chunk, cg_chat_stream_drained,
-                                    c);
-    evbuffer_drain(s->chunk, evbuffer_get_length(s->chunk));
+    /* a client that is gone shows in the close callback */
+    cg_http_reply_chunk(c->req, out->data, out->len);
 
     s->last_ms = cg_chat_latency_ms(c);
     if (s->ttft_ms < 0 && s->translator.chunks > 0) {
@@ -688,22 +672,22 @@ done:
 static int
 cg_chat_stream_start_reply(cg_chat_t *c)
 {
-    struct evkeyvalq          *h = evhttp_request_get_output_headers(c->req);
-    struct evhttp_connection  *evcon = evhttp_request_get_connection(c->req);
+    cg_http_req_t  *req = c->req;
 
-    if (evcon == NULL) {
+    if (!cg_http_connected(req)) {
         return -1;
     }
 
-    cg_http_add_date(h);
-    evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
-    evhttp_add_header(h, "Cache-Control", "no-cache");
+    cg_http_add_header(req, "Content-Type", "text/event-stream; charset=utf-8");
+    cg_http_add_header(req, "Cache-Control", "no-cache");
     /* tells nginx to pass each chunk on at once, whatever proxy_buffering says */
-    evhttp_add_header(h, "X-Accel-Buffering", "no");
-    evhttp_add_header(h, "X-Request-Id", c->info.request_id);
+    cg_http_add_header(req, "X-Accel-Buffering", "no");
+    cg_http_add_header(req, "X-Request-Id", c->info.request_id);
 
-    evhttp_connection_set_closecb(evcon, cg_chat_stream_conn_closed, c);
-    evhttp_send_reply_start(c->req, 200, "OK");
+    cg_http_on_drain(req, cg_chat_stream_drained, c);
+    if (cg_http_reply_start(req, 200) != 0) {
+        return -1;
+    }
     c->stream->started = 1;
 
     return 0;
@@ -816,24 +800,18 @@ frame:
 static size_t
 cg_chat_stream_backlog(cg_chat_t *c)
 {
-    struct evhttp_connection  *evcon;
-    struct bufferevent        *bev;
-
-    evcon = c->req ? evhttp_request_get_connection(c->req) : NULL;
-    bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-
-    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+    return c->req != NULL ? cg_http_backlog(c->req) : 0;
 }
 
 
-/* Runs when evhttp has written all output; resumes a paused provider. */
+/* Runs when the server has written all output; resumes a paused provider. */
 static void
-cg_chat_stream_drained(struct evhttp_connection *evcon, void *arg)
+cg_chat_stream_drained(cg_http_req_t *req, void *arg)
 {
     cg_chat_t         *c = arg;
     cg_chat_stream_t  *s = c->stream;
 
-    (void) evcon;
+    (void) req;
 
     if (s->paused && c->upstream != NULL) {
         s->paused = 0;
@@ -844,33 +822,6 @@ cg_chat_stream_drained(struct evhttp_connection *evcon, void *arg)
         s->bulk_waits = 0;
         cg_chat_stream_schedule(s);
     }
-}
-
-
-/*
- * Runs when evhttp frees the client connection while the stream is on,
- * after a write failed or timed out. evhttp has then taken the request off
- * the connection and left it to us.
- */
-static void
-cg_chat_stream_conn_closed(struct evhttp_connection *evcon, void *arg)
-{
-    cg_chat_t  *c = arg;
-
-    (void) evcon;
-
-    /* the socket is closed next, so stop watching it now */
-    if (c->watch != NULL) {
-        event_free(c->watch);
-        c->watch = NULL;
-    }
-
-    if (c->req != NULL && evhttp_request_get_connection(c->req) != NULL) {
-        /* still on the connection: evhttp frees it with the connection */
-        c->req = NULL;
-    }
-
-    cg_chat_stream_client_closed(c);
 }
 
 
@@ -921,28 +872,17 @@ static void
 cg_chat_stream_end(cg_chat_t *c, int status, const cg_error_t *err,
     const char *error_class)
 {
-    cg_chat_stream_t          *s = c->stream;
-    cg_usage_t                 usage = s->translator.usage;
-    struct evhttp_request     *req;
-    struct evhttp_connection  *evcon;
+    cg_chat_stream_t  *s = c->stream;
+    cg_usage_t         usage = s->translator.usage;
+    cg_http_req_t     *req;
 
     if (status == 200) {
         cg_chat_stream_flush(c);
     }
 
-    /* cg_chat_detach replaces the stream's close callback with its own */
     req = cg_chat_detach(c);
     if (req != NULL) {
-        evcon = evhttp_request_get_connection(req);
-
-        /*
-         * Without a connection, or after a disconnect, evhttp frees the
-         * request without calling the on-complete callback.
-         */
-        if (evcon == NULL || status == 499) {
-            cg_chat_unwatch_send(c, req);
-        }
-        evhttp_send_reply_end(req);
+        cg_http_reply_end(req);
     }
 
     cg_chat_finish(c, status, &usage, err, error_class);
@@ -1040,7 +980,6 @@ cg_chat_stream_free(cg_chat_t *c)
     cg_buf_free(&s->pending);
     event_free(s->bulk);
     event_free(s->bulk_timer);
-    evbuffer_free(s->chunk);
     free(s->offsets);
     free(s);
     c->stream = NULL;

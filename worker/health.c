@@ -7,7 +7,7 @@
 
 
 void
-cg_health_handle(cg_server_t *srv, struct evhttp_request *req,
+cg_health_handle(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info)
 {
     if (cg_db_is_up(srv->db)) {

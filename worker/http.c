@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/queue.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,8 +15,6 @@
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
-#include <event2/buffer.h>
-#include <event2/keyvalq_struct.h>
 
 #include "admin.h"
 #include "chat.h"
@@ -42,15 +39,15 @@ typedef enum {
 
 typedef struct {
     const char               *path;
-    enum evhttp_cmd_type      method;
+    cg_http_method_t      method;
     const char               *allow;       /* the Allow header of a 405 */
     cg_route_id_t             id;
 } cg_route_t;
 
 static const cg_route_t  cg_routes[] = {
-    { "/v1/chat/completions", EVHTTP_REQ_POST, "POST", CG_ROUTE_COMPLETIONS },
-    { "/chat", EVHTTP_REQ_POST, "POST", CG_ROUTE_FORM },
-    { "/healthz", EVHTTP_REQ_GET, "GET, HEAD", CG_ROUTE_HEALTH },
+    { "/v1/chat/completions", CG_HTTP_POST, "POST", CG_ROUTE_COMPLETIONS },
+    { "/chat", CG_HTTP_POST, "POST", CG_ROUTE_FORM },
+    { "/healthz", CG_HTTP_GET, "GET, HEAD", CG_ROUTE_HEALTH },
 };
 
 /* The inode of the socket file we created, so that we unlink only ours. */
@@ -58,15 +55,14 @@ static ino_t  cg_http_socket_ino;
 
 static int cg_http_listen(const cg_conf_t *conf);
 static int cg_http_remove_stale(const char *path);
-static void cg_http_route(struct evhttp_request *req, void *arg);
+static void cg_http_route(cg_http_req_t *req, void *arg);
 static void cg_http_first(const char **header, const char *value);
-static void cg_http_request_info(struct evhttp_request *req,
+static void cg_http_request_info(cg_http_req_t *req,
     cg_request_info_t *info);
 static void cg_http_new_request_id(char *id);
 static int cg_http_copy_token(const char *value, char *dst, size_t size);
-static const char *cg_http_reason(int status);
 static int cg_http_token_revoked(cg_server_t *srv,
-    struct evhttp_request *req, const cg_request_info_t *info,
+    cg_http_req_t *req, const cg_request_info_t *info,
     cg_route_id_t route_id);
 static void cg_http_log_refused_chat(cg_server_t *srv,
     const cg_request_info_t *info, const cg_error_t *err,
@@ -74,50 +70,38 @@ static void cg_http_log_refused_chat(cg_server_t *srv,
 
 
 int
-cg_http_method_matches(enum evhttp_cmd_type route, enum evhttp_cmd_type got)
+cg_http_method_matches(cg_http_method_t route, cg_http_method_t got)
 {
-    /* evhttp sends the headers of a HEAD response and drops its body. */
-    return got == route || (got == EVHTTP_REQ_HEAD && route == EVHTTP_REQ_GET);
+    /* the server sends the headers of a HEAD response and drops its body */
+    return got == route || (got == CG_HTTP_HEAD && route == CG_HTTP_GET);
 }
 
 
 int
 cg_http_start(cg_server_t *srv)
 {
-    int  fd;
-
-    srv->http = evhttp_new(srv->base);
-    if (srv->http == NULL) {
-        cg_log_error(NULL, "cannot create the HTTP server: out of memory");
-        return -1;
-    }
+    cg_http_limits_t  limits;
+    int               fd;
 
     /*
-     * evhttp's own 413 has an HTML body, so its limit stays well above ours
-     * and the chat handler sends the JSON 413.
+     * The chat handler answers bodies above max_body_size with its own 413.
+     * The server's limit only stops a body that is far too large from being
+     * read at all.
      */
-    evhttp_set_max_body_size(srv->http,
-                             (ev_ssize_t) (srv->conf->max_body_size * 2 + 65536));
-    evhttp_set_max_headers_size(srv->http, 64 * 1024);
+    limits.max_head_size = 64 * 1024;
+    limits.max_body_size = srv->conf->max_body_size * 2 + 65536;
 
     /* longer than any provider call, so that a slow response is not cut */
-    evhttp_set_timeout(srv->http, (int) (srv->conf->request_timeout_ms / 1000) + 30);
-
-    evhttp_set_allowed_methods(srv->http,
-        EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT
-        | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-    evhttp_set_default_content_type(srv->http, "application/json");
-    evhttp_set_gencb(srv->http, cg_http_route, srv);
+    limits.timeout_s = (int) (srv->conf->request_timeout_ms / 1000) + 30;
 
     fd = cg_http_listen(srv->conf);
     if (fd == -1) {
         return -1;
     }
 
-    srv->bound = evhttp_accept_socket_with_handle(srv->http, fd);
-    if (srv->bound == NULL) {
-        cg_log_error(NULL, "cannot accept on socket \"%s\"",
-                     srv->conf->socket_path);
+    srv->http = cg_http_listener_new(srv->base, fd, &limits, cg_http_route,
+                                     srv);
+    if (srv->http == NULL) {
         close(fd);
         unlink(srv->conf->socket_path);
         return -1;
@@ -132,13 +116,12 @@ cg_http_stop_accepting(cg_server_t *srv)
 {
     struct stat  st;
 
-    if (srv->bound == NULL) {
+    if (srv->http == NULL || srv->stopped_accepting) {
         return;
     }
 
-    /* frees the listener, which closes the socket */
-    evhttp_del_accept_socket(srv->http, srv->bound);
-    srv->bound = NULL;
+    srv->stopped_accepting = 1;
+    cg_http_listener_stop(srv->http);
 
     if (lstat(srv->conf->socket_path, &st) == 0
         && st.st_ino == cg_http_socket_ino)
@@ -154,76 +137,26 @@ cg_http_free(cg_server_t *srv)
     cg_http_stop_accepting(srv);
 
     if (srv->http != NULL) {
-        evhttp_free(srv->http);
+        cg_http_listener_free(srv->http);
         srv->http = NULL;
     }
 }
 
 
-/*
- * Adds the Date header from a copy made once a second. evhttp formats its
- * own for every response that has none, about 2 % of the worker's
- * instructions per chat under callgrind. The day and month names are
- * spelled out because strftime() would follow the locale.
- */
 void
-cg_http_add_date(struct evkeyvalq *headers)
-{
-    static const char  *days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri",
-                                   "Sat" };
-    static const char  *months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                     "Jul", "Aug", "Sep", "Oct", "Nov",
-                                     "Dec" };
-    static time_t       cached = (time_t) -1;
-    static char         date[40];
-    struct tm           tm;
-    time_t              now;
-
-    now = time(NULL);
-
-    if (now != cached && gmtime_r(&now, &tm) != NULL) {
-        snprintf(date, sizeof(date), "%s, %02d %s %04d %02d:%02d:%02d GMT",
-                 days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
-                 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-        cached = now;
-    }
-
-    if (cached != (time_t) -1) {
-        evhttp_add_header(headers, "Date", date);
-    }
-}
-
-
-void
-cg_http_send_json(struct evhttp_request *req, const char *request_id,
+cg_http_send_json(cg_http_req_t *req, const char *request_id,
     int status, const char *body, ssize_t len)
 {
-    struct evkeyvalq  *out;
-    size_t             size;
-    char               length[24];
+    cg_http_add_header(req, "Content-Type", "application/json");
+    cg_http_add_header(req, "Cache-Control", "no-store");
+    cg_http_add_header(req, "X-Request-Id", request_id);
 
-    out = evhttp_request_get_output_headers(req);
-    cg_http_add_date(out);
-    evhttp_add_header(out, "Content-Type", "application/json");
-    evhttp_add_header(out, "Cache-Control", "no-store");
-    evhttp_add_header(out, "X-Request-Id", request_id);
-
-    size = len < 0 ? strlen(body) : (size_t) len;
-
-    /* evhttp 2.1 sends a HEAD response's body too: send only its length. */
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
-        snprintf(length, sizeof(length), "%zu", size);
-        evhttp_add_header(out, "Content-Length", length);
-    } else {
-        evbuffer_add(evhttp_request_get_output_buffer(req), body, size);
-    }
-
-    evhttp_send_reply(req, status, cg_http_reason(status), NULL);
+    cg_http_reply(req, status, body, len < 0 ? strlen(body) : (size_t) len);
 }
 
 
 void
-cg_http_send_error(struct evhttp_request *req, const char *request_id,
+cg_http_send_error(cg_http_req_t *req, const char *request_id,
     const cg_error_t *err)
 {
     char    *body;
@@ -364,7 +297,7 @@ cg_http_remove_stale(const char *path)
 
 
 static void
-cg_http_route(struct evhttp_request *req, void *arg)
+cg_http_route(cg_http_req_t *req, void *arg)
 {
     cg_server_t        *srv = arg;
     cg_request_info_t   info;
@@ -375,10 +308,7 @@ cg_http_route(struct evhttp_request *req, void *arg)
 
     cg_http_request_info(req, &info);
 
-    path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-    if (path == NULL) {
-        path = "";
-    }
+    path = cg_http_path(req);
 
     for (i = 0; i < sizeof(cg_routes) / sizeof(cg_routes[0]); i++) {
         if (strcmp(path, cg_routes[i].path) == 0) {
@@ -413,9 +343,9 @@ cg_http_route(struct evhttp_request *req, void *arg)
     }
 
     if (!cg_http_method_matches(route->method,
-                                evhttp_request_get_command(req)))
+                                cg_http_method(req)))
     {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+        cg_http_add_header(req, "Allow",
                           route->allow);
         cg_error_set(&err, 405, "invalid_request_error",
                      "method not allowed on %s, use %s", route->path,
@@ -425,8 +355,7 @@ cg_http_route(struct evhttp_request *req, void *arg)
     }
 
     if (srv->stopping) {
-        evhttp_add_header(evhttp_request_get_output_headers(req),
-                          "Connection", "close");
+        cg_http_add_header(req, "Connection", "close");
         cg_error_set(&err, 503, "server_error", "the worker is shutting down");
         cg_http_send_error(req, info.request_id, &err);
 
@@ -459,7 +388,7 @@ cg_http_route(struct evhttp_request *req, void *arg)
  * nginx restart until the next limits sync; this check covers that window.
  */
 static int
-cg_http_token_revoked(cg_server_t *srv, struct evhttp_request *req,
+cg_http_token_revoked(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, cg_route_id_t route_id)
 {
     const char  *jti;
@@ -528,22 +457,25 @@ cg_http_log_refused_chat(cg_server_t *srv, const cg_request_info_t *info,
 /*
  * Fills info from the X-Chatgate-* headers that nginx sets, in one pass
  * over the header list. Of a repeated header the first counts, as with
- * evhttp_find_header(). A missing or malformed request id is replaced by a
+ * cg_http_header(). A missing or malformed request id is replaced by a
  * fresh random one, so that direct use of the socket still yields
  * traceable responses.
  */
 static void
-cg_http_request_info(struct evhttp_request *req, cg_request_info_t *info)
+cg_http_request_info(cg_http_req_t *req, cg_request_info_t *info)
 {
-    struct evkeyvalq  *in = evhttp_request_get_input_headers(req);
-    struct evkeyval   *h;
+    cg_http_header_t  *headers, *h;
     const char        *name, *request_id = NULL, *client_addr = NULL;
     const char        *key_id = NULL;
+    size_t             n, i;
 
     memset(info, 0, sizeof(*info));
 
-    TAILQ_FOREACH(h, in, next) {
-        name = h->key;
+    headers = cg_http_headers(req, &n);
+
+    for (i = 0; i < n; i++) {
+        h = &headers[i];
+        name = h->name;
 
         if (strncasecmp(name, "X-Chatgate-", 11) != 0) {
             if (info->authorization == NULL
@@ -650,29 +582,4 @@ cg_http_copy_token(const char *value, char *dst, size_t size)
 
     memcpy(dst, value, len + 1);
     return 0;
-}
-
-
-static const char *
-cg_http_reason(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default:  return status < 400 ? "OK" : "Error";
-    }
 }

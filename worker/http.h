@@ -3,11 +3,11 @@
 
 #include <stddef.h>
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "conf.h"
 #include "db.h"
 #include "error.h"
+#include "http_conn.h"
 #include "logwriter.h"
 #include "upstream.h"
 
@@ -26,8 +26,8 @@ typedef struct {
     struct cg_hasher_s         *hasher;       /* password hashing threads (users.h) */
     struct cg_limits_s         *limits;       /* the rule sync (ratelimit.h) */
     struct cg_revoked_s        *revoked;      /* revoked token ids (revoked.h) */
-    struct evhttp              *http;
-    struct evhttp_bound_socket *bound;
+    cg_http_listener_t         *http;         /* NULL once freed */
+    int                         stopped_accepting;
     unsigned                    in_flight;    /* chat and async admin requests without a response yet */
     int                         stopping;
     void                      (*idle)(void *arg);  /* called when stopping and in_flight drops to 0 */
@@ -69,32 +69,29 @@ int cg_http_start(cg_server_t *srv);
 /* Closes the listening socket and removes its file. Idempotent. */
 void cg_http_stop_accepting(cg_server_t *srv);
 
-/* Frees the evhttp, closing idle keep-alive connections. */
+/* Closes every connection and frees the server's requests. */
 void cg_http_free(cg_server_t *srv);
-
-/* Adds the Date header of a response, as evhttp would. */
-void cg_http_add_date(struct evkeyvalq *headers);
 
 /*
  * Sends a JSON response with X-Request-Id. body is copied; len may be -1 for
  * a NUL-terminated body.
  */
-void cg_http_send_json(struct evhttp_request *req, const char *request_id,
+void cg_http_send_json(cg_http_req_t *req, const char *request_id,
     int status, const char *body, ssize_t len);
 
 /*
  * Returns 1 when a request with method got may use a route for method
  * route: the same method, or HEAD on a GET route.
  */
-int cg_http_method_matches(enum evhttp_cmd_type route,
-    enum evhttp_cmd_type got);
+int cg_http_method_matches(cg_http_method_t route,
+    cg_http_method_t got);
 
 /* Sends err as an OpenAI-style error body. */
-void cg_http_send_error(struct evhttp_request *req, const char *request_id,
+void cg_http_send_error(cg_http_req_t *req, const char *request_id,
     const cg_error_t *err);
 
 /* Handles GET /healthz (health.c). */
-void cg_health_handle(cg_server_t *srv, struct evhttp_request *req,
+void cg_health_handle(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info);
 
 #endif

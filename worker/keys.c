@@ -478,7 +478,7 @@ cg_keys_exec_ok(PGconn *pg, const char *sql)
 
 void
 cg_admin_async_begin(cg_admin_async_t *a, cg_server_t *srv,
-    struct evhttp_request *req, const cg_request_info_t *info)
+    cg_http_req_t *req, const cg_request_info_t *info)
 {
     a->srv = srv;
     a->req = req;
@@ -530,7 +530,7 @@ cg_admin_async_error(cg_admin_async_t *a, const cg_error_t *err)
 
 
 int
-cg_admin_bad_request(struct evhttp_request *req,
+cg_admin_bad_request(cg_http_req_t *req,
     const cg_request_info_t *info, const char *reasons)
 {
     cg_error_t  err;

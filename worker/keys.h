@@ -76,12 +76,12 @@ int cg_keys_rekey(const char *conninfo, const char *old_kms_text,
  */
 typedef struct {
     cg_server_t             *srv;
-    struct evhttp_request   *req;
+    cg_http_req_t   *req;
     cg_request_info_t        info;
 } cg_admin_async_t;
 
 void cg_admin_async_begin(cg_admin_async_t *a, cg_server_t *srv,
-    struct evhttp_request *req, const cg_request_info_t *info);
+    cg_http_req_t *req, const cg_request_info_t *info);
 
 /* Sends body (NUL-terminated JSON) with status and ends the request. */
 void cg_admin_async_json(cg_admin_async_t *a, int status, const char *body);
@@ -93,7 +93,7 @@ void cg_admin_async_error(cg_admin_async_t *a, const cg_error_t *err);
  * Sends a 400 whose message is reasons (every invalid field, joined by
  * "; "). Returns -1.
  */
-int cg_admin_bad_request(struct evhttp_request *req,
+int cg_admin_bad_request(cg_http_req_t *req,
     const cg_request_info_t *info, const char *reasons);
 
 /*
