@@ -67,6 +67,7 @@ cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
         { "CHATGATE_STREAM_BUFFER", 256 << 10, 16 << 10, 64 << 20, CG_CONF_BYTES },
         { "CHATGATE_STREAM_TIMELINE", 0, 0, 1, CG_CONF_COUNT },
         { "CHATGATE_LIMITS_SYNC_MS", 1000, 50, 3600000, CG_CONF_MS },
+        { "CHATGATE_PROVIDER_CONNECTIONS", 256, 1, 65536, CG_CONF_COUNT },
     };
     static const char  *url_names[CG_PROVIDER_COUNT] = {
         "OPENAI_BASE_URL", "OPENROUTER_BASE_URL", "ANTHROPIC_BASE_URL",
@@ -111,6 +112,7 @@ cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
         conf->retry_deadline_ms = conf->request_timeout_ms;
     }
     conf->limits_sync_ms = (int) value[12];
+    conf->provider_connections = (long) value[13];
 
     s = getenv("CHATGATE_LOG_LEVEL");
     if (s != NULL && *s != '\0' && cg_log_level_parse(s, &conf->log_level) != 0) {

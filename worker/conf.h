@@ -22,6 +22,7 @@ typedef struct {
     char              *proxy;              /* NULL: no proxy, even if http_proxy and the like are set */
     long               connect_timeout_ms;
     long               request_timeout_ms;
+    long               provider_connections;  /* provider connections kept open for reuse */
     size_t             max_body_size;      /* bytes */
     int                log_batch;
     int                log_flush_ms;

@@ -151,6 +151,7 @@ cg_limits_new(struct event_base *base, cg_db_t *db, const cg_conf_t *conf)
     uc.connect_timeout_ms = CG_LIMITS_CONNECT_MS;
     uc.request_timeout_ms = CG_LIMITS_REQUEST_MS;
     uc.proxy = NULL;
+    uc.max_connections = 1;
 
     l->upstream = cg_upstream_new(base, &uc);
     l->timer = evtimer_new(base, cg_limits_timer_cb, l);

@@ -329,6 +329,7 @@ cg_main_setup(cg_main_t *m, cg_vault_kms_key_t *kms)
     uc.connect_timeout_ms = m->conf.connect_timeout_ms;
     uc.request_timeout_ms = m->conf.request_timeout_ms;
     uc.proxy = m->conf.proxy;
+    uc.max_connections = m->conf.provider_connections;
 
     m->upstream = cg_upstream_new(m->base, &uc);
     if (m->upstream == NULL) {

@@ -140,6 +140,15 @@ cg_upstream_new(struct event_base *base, const cg_upstream_conf_t *conf)
     curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
     curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX);
 
+    /*
+     * Without a cap of its own, curl 7.88 (conncache.c) keeps at most four
+     * connections per call in flight at the moment a call ends, and closes
+     * the oldest above that. Each time the load dips, it would close
+     * connections that the next burst has to open again, with a TLS
+     * handshake at a real provider.
+     */
+    curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, conf->max_connections);
+
     return up;
 
 fail:

@@ -18,6 +18,7 @@ typedef struct {
     long         connect_timeout_ms;
     long         request_timeout_ms;   /* whole call, connect included */
     const char  *proxy;                /* NULL: none, even if the environment names one */
+    long         max_connections;      /* kept open for reuse, busy ones included */
 } cg_upstream_conf_t;
 
 /* How a call ended, from the transport's point of view. */
