@@ -133,6 +133,7 @@ static void cg_http_conn_leave(cg_http_conn_t *c);
 static int cg_http_conn_read(cg_http_conn_t *c);
 static void cg_http_req_rebase(cg_http_req_t *req, char *from, char *to);
 static void cg_http_conn_process(cg_http_conn_t *c);
+static const char *cg_http_find_head_end(const char *p, const char *last);
 static int cg_http_conn_body(cg_http_conn_t *c, cg_http_req_t *req);
 static ssize_t cg_http_chunked(char *p, size_t avail, size_t max,
     size_t *body_len, int decode);
@@ -592,7 +593,7 @@ cg_http_conn_process(cg_http_conn_t *c)
 
     if (req == NULL) {
         from = c->scanned > 3 ? c->scanned - 3 : 0;
-        end = memmem(c->in + from, c->in_len - from, "\r\n\r\n", 4);
+        end = cg_http_find_head_end(c->in + from, c->in + c->in_len);
 
         if (end == NULL) {
             c->scanned = c->in_len;
@@ -627,6 +628,29 @@ cg_http_conn_process(cg_http_conn_t *c)
     c->parsed = NULL;
     c->req = req;
     ls->handler(req, ls->arg);
+}
+
+
+/*
+ * Returns the "\r\n\r\n" that ends a request head in [p, last), or NULL.
+ * memchr() for the line feeds costs less than memmem() for the whole
+ * sequence, because a head has only a dozen lines.
+ */
+static const char *
+cg_http_find_head_end(const char *p, const char *last)
+{
+    const char  *lf;
+
+    while ((lf = memchr(p, '\n', (size_t) (last - p))) != NULL) {
+        if (last - lf >= 3 && lf[1] == '\r' && lf[2] == '\n'
+            && lf > p && lf[-1] == '\r')
+        {
+            return lf - 1;
+        }
+        p = lf + 1;
+    }
+
+    return NULL;
 }
 
 
@@ -787,8 +811,10 @@ cg_http_parse_head(cg_http_conn_t *c, size_t head_len, int *status,
         return NULL;
     }
 
-    for (p = c->in; p < c->in + head_len; p++) {
-        lines += *p == '\n';
+    for (p = c->in; (p = memchr(p, '\n', (size_t) (c->in + head_len - p)))
+                    != NULL; p++)
+    {
+        lines++;
     }
 
     if (lines > CG_HTTP_MAX_HEADERS + 2) {
@@ -812,7 +838,11 @@ cg_http_parse_head(cg_http_conn_t *c, size_t head_len, int *status,
     end = c->in + head_len - 2;        /* the empty line */
 
     for (p = c->in; p < end; p = eol + 2) {
-        eol = memmem(p, (size_t) (end - p), "\r\n", 2);
+        eol = (char *) memchr(p, '\n', (size_t) (end + 1 - p)) - 1;
+        if (eol < p || *eol != '\r') {
+            *error = "a line of the request head ends without CR";
+            goto fail;
+        }
         *eol = '\0';
 
         if (p == c->in) {
@@ -911,50 +941,59 @@ cg_http_parse_request_line(cg_http_req_t *req, char *line, int *status,
 static int
 cg_http_parse_header(cg_http_req_t *req, char *line, const char **error)
 {
-    static const char   tchar[] = "!#$%&'*+-.^_`|~";
-    cg_http_header_t   *h;
-    char               *colon, *value, *end, *p;
-    unsigned long long  n;
+    /* RFC 9110 tchar: letters, digits and !#$%&'*+-.^_`|~, one bit each */
+    static const uint32_t  tchar[8] = { 0x00000000, 0x03ff6cfa, 0xc7fffffe,
+                                        0x57ffffff, 0, 0, 0, 0 };
+    cg_http_header_t      *h;
+    char                  *value, *end, *p;
+    unsigned char          ch;
+    size_t                 name_len;
+    unsigned long long     n;
 
-    colon = strchr(line, ':');
-    if (colon == NULL || colon == line) {
-        *error = "a header line is malformed";
-        return -1;
-    }
-
-    for (p = line; p < colon; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-              || (*p >= '0' && *p <= '9') || strchr(tchar, *p) != NULL))
-        {
-            *error = "a header name contains an invalid character";
+    for (p = line; *p != ':'; p++) {
+        ch = (unsigned char) *p;
+        if (!(tchar[ch >> 5] & (1u << (ch & 31)))) {
+            *error = ch == '\0' ? "a header line has no colon"
+                                 : "a header name contains an invalid character";
             return -1;
         }
     }
-    *colon = '\0';
 
-    value = colon + 1;
+    name_len = (size_t) (p - line);
+    if (name_len == 0) {
+        *error = "a header line has no name";
+        return -1;
+    }
+    *p = '\0';
+
+    value = p + 1;
     while (*value == ' ' || *value == '\t') {
         value++;
     }
 
-    end = value + strlen(value);
-    while (end > value && (end[-1] == ' ' || end[-1] == '\t')) {
-        end--;
-    }
-    *end = '\0';
-
-    for (p = value; p < end; p++) {
-        if (((unsigned char) *p < 0x20 && *p != '\t') || *p == 0x7f) {
+    end = value;
+    for (p = value; *p != '\0'; p++) {
+        ch = (unsigned char) *p;
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
             *error = "a header value contains a control character";
             return -1;
         }
+        if (ch != ' ' && ch != '\t') {
+            end = p + 1;
+        }
     }
+    *end = '\0';
 
     h = &req->headers[req->nheaders++];
     h->name = line;
     h->value = value;
 
-    if (strcasecmp(line, "Content-Length") == 0) {
+    switch (name_len) {
+
+    case 14:
+        if (strcasecmp(line, "Content-Length") != 0) {
+            break;
+        }
         if (*value == '\0' || strspn(value, "0123456789") != strlen(value)
             || strlen(value) > 18)
         {
@@ -968,25 +1007,40 @@ cg_http_parse_header(cg_http_req_t *req, char *line, const char **error)
         }
         req->has_length = 1;
         req->content_length = (size_t) n;
+        break;
 
-    } else if (strcasecmp(line, "Transfer-Encoding") == 0) {
+    case 17:
+        if (strcasecmp(line, "Transfer-Encoding") != 0) {
+            break;
+        }
         if (strcasecmp(value, "chunked") != 0 || req->http10) {
             *error = "the Transfer-Encoding is not supported, send chunked "
                      "or a Content-Length";
             return -1;
         }
         req->chunked_in = 1;
+        break;
 
-    } else if (strcasecmp(line, "Connection") == 0) {
+    case 10:
+        if (strcasecmp(line, "Connection") != 0) {
+            break;
+        }
         if (cg_http_has_token(value, "close")) {
             req->keepalive = 0;
         }
         if (cg_http_has_token(value, "keep-alive")) {
             req->keepalive_token = 1;
         }
+        break;
 
-    } else if (strcasecmp(line, "Expect") == 0) {
-        req->expect_continue = strcasecmp(value, "100-continue") == 0;
+    case 6:
+        if (strcasecmp(line, "Expect") == 0) {
+            req->expect_continue = strcasecmp(value, "100-continue") == 0;
+        }
+        break;
+
+    default:
+        break;
     }
 
     if (req->chunked_in && req->has_length) {

@@ -266,7 +266,12 @@ cg_upstream_start_method(cg_upstream_t *up, const char *method,
     /* no CURLOPT_PIPEWAIT: it makes a call wait for another call's connection */
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+
+    /*
+     * No Accept-Encoding: chat answers are a few kilobytes and streams are
+     * sent as they come, so compression saves little on the wire. It costs
+     * curl an extra header to format and the worker inflating, per call.
+     */
 
     /* "" turns off curl's reading of http_proxy and friends */
     curl_easy_setopt(e, CURLOPT_PROXY, up->proxy ? up->proxy : "");
