@@ -35,6 +35,9 @@
 /* Header lines per request. */
 #define CG_HTTP_MAX_HEADERS    100
 
+/* A chunk-size line with its extensions, without the CRLF. */
+#define CG_HTTP_MAX_CHUNK_LINE  64
+
 /* Connections accepted per accept event, so a burst cannot starve the loop. */
 #define CG_HTTP_ACCEPT_BATCH   64
 
@@ -706,9 +709,17 @@ cg_http_chunked(char *p, size_t avail, size_t max, size_t *body_len,
     int     d;
 
     for ( ;; ) {
+        /*
+         * The same bound on a complete and an incomplete line, so that the
+         * verdict does not depend on where the reads cut the body. The
+         * incomplete line may end in the CR of its CRLF.
+         */
         eol = memmem(p + pos, avail - pos, "\r\n", 2);
         if (eol == NULL) {
-            return avail - pos > 64 ? -1 : 0;
+            return avail - pos > CG_HTTP_MAX_CHUNK_LINE + 1 ? -1 : 0;
+        }
+        if ((size_t) (eol - (p + pos)) > CG_HTTP_MAX_CHUNK_LINE) {
+            return -1;
         }
 
         size = 0;
