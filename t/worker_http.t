@@ -238,6 +238,28 @@ for my $case ([ 'short chunk extension', 50, 200 ],
     close $s;
 }
 
+# A chunked body under the body limit whose one-byte chunks make it take
+# more than the largest read buffer gets a 413, not a silent close.
+{
+    my $data = '{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", '
+        . '"content": "' . ('x' x 800000) . '"}]}';
+    my $bytes = chat_request(no_length => 1, head_only => 1,
+                             headers => ['Transfer-Encoding: chunked'])
+        . join('', map { "1\r\n$_\r\n" } split //, $data) . "0\r\n\r\n";
+
+    # the worker closes before the whole body is sent
+    local $SIG{PIPE} = 'IGNORE';
+    my $s = connect_worker();
+    while (length $bytes) {
+        last unless defined syswrite($s, substr($bytes, 0, 65536, ''));
+    }
+    my ($out) = read_responses($s, 1);
+    is($out->[0]{status} // 0, 413, 'one-byte chunks over buffer status');
+    like($out->[0]{json}{error}{message} // '', qr/Content-Length/,
+         'one-byte chunks over buffer message');
+    close $s;
+}
+
 # Expect: 100-continue gets the interim response before the body is sent.
 {
     my $s = connect_worker();

@@ -436,7 +436,15 @@ cg_http_read_cb(evutil_socket_t fd, short events, void *arg)
         goto done;
     }
 
-    if (cg_http_conn_read(c) != 0) {
+    switch (cg_http_conn_read(c)) {
+    case 0:
+        break;
+    case -2:
+        cg_http_conn_fail(c, 413, "the chunked request body takes more "
+                          "bytes with its chunk framing than the server's "
+                          "limit; send it with a Content-Length");
+        goto done;
+    default:
         cg_http_conn_close(c);
         goto done;
     }
@@ -493,7 +501,10 @@ cg_http_conn_leave(cg_http_conn_t *c)
 }
 
 
-/* Reads what the socket has. Returns 0, or -1 when the client is gone. */
+/*
+ * Reads what the socket has. Returns 0, -1 when the client is gone, or -2
+ * when the request outgrows the largest read buffer.
+ */
 static int
 cg_http_conn_read(cg_http_conn_t *c)
 {
@@ -506,8 +517,12 @@ cg_http_conn_read(cg_http_conn_t *c)
     if (c->in_cap - c->in_len < 2) {
         cap = c->in_cap ? c->in_cap * 2 : CG_HTTP_IN_SIZE;
         if (c->in_cap > max + 64 * 1024) {
-            /* the parser rejects the request before it gets this far */
-            return -1;
+            /*
+             * The parser rejects a head or a Content-Length over the limits
+             * before this. A chunked body gets here when its framing is
+             * large, as with one-byte chunks, although its data is not.
+             */
+            return -2;
         }
         if (c->parsed != NULL) {
             cg_http_req_rebase(c->parsed, c->in, NULL);
