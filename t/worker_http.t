@@ -211,6 +211,55 @@ sub health_ok {
     close $s;
 }
 
+# A chunk-size line gets the same verdict whether it arrives in one piece or
+# is cut in the middle of its extension: up to 64 bytes it is served, a longer
+# one is malformed.
+for my $case ([ 'short chunk extension', 50, 200 ],
+              [ 'long chunk extension', 80, 400 ])
+{
+    my ($name, $ext_len, $status) = @$case;
+    my $bytes = chat_request(no_length => 1,
+                             headers => ['Transfer-Encoding: chunked'],
+                             body => sprintf("%x;%s\r\n%s\r\n0\r\n\r\n",
+                                             length $chat, 'e' x $ext_len,
+                                             $chat));
+    my ($r) = one($bytes);
+    is($r->{status}, $status, "$name in one piece");
+
+    # the worker may close before the second piece is sent
+    local $SIG{PIPE} = 'IGNORE';
+    my $s = connect_worker();
+    my $cut = index($bytes, 'e' x $ext_len) + $ext_len - 5;
+    print $s substr($bytes, 0, $cut);
+    select(undef, undef, undef, 0.2);
+    print $s substr($bytes, $cut);
+    my ($out) = read_responses($s, 1);
+    is($out->[0]{status} // 0, $status, "$name cut in two");
+    close $s;
+}
+
+# A chunked body under the body limit whose one-byte chunks make it take
+# more than the largest read buffer gets a 413, not a silent close.
+{
+    my $data = '{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", '
+        . '"content": "' . ('x' x 800000) . '"}]}';
+    my $bytes = chat_request(no_length => 1, head_only => 1,
+                             headers => ['Transfer-Encoding: chunked'])
+        . join('', map { "1\r\n$_\r\n" } split //, $data) . "0\r\n\r\n";
+
+    # the worker closes before the whole body is sent
+    local $SIG{PIPE} = 'IGNORE';
+    my $s = connect_worker();
+    while (length $bytes) {
+        last unless defined syswrite($s, substr($bytes, 0, 65536, ''));
+    }
+    my ($out) = read_responses($s, 1);
+    is($out->[0]{status} // 0, 413, 'one-byte chunks over buffer status');
+    like($out->[0]{json}{error}{message} // '', qr/Content-Length/,
+         'one-byte chunks over buffer message');
+    close $s;
+}
+
 # Expect: 100-continue gets the interim response before the body is sent.
 {
     my $s = connect_worker();

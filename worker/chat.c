@@ -724,25 +724,15 @@ cg_chat_detach(cg_chat_t *c)
 /*
  * Keeps the request in flight until its response is written or the client
  * is gone, so that a shutdown waits for it. The server runs the done
- * callback in either case, from the loop after the chat has finished.
+ * callback in either case, from the loop after the chat has finished. The
+ * callback gets the server itself, not an allocation of the chat's, so a
+ * forced stop that frees the request without the callback leaks nothing.
  */
 static void
 cg_chat_watch_send(cg_chat_t *c, cg_http_req_t *req)
 {
-    cg_chat_send_t  *send;
-
-    send = malloc(sizeof(cg_chat_send_t));
-    if (send == NULL) {
-        /* without a token only the shutdown deadline ends the wait */
-        cg_log_error(c->info.request_id, "out of memory tracking a response");
-        return;
-    }
-
-    send->srv = c->srv;
-    c->send = send;
     c->writing = 1;
-
-    cg_http_on_done(req, cg_chat_sent, send);
+    cg_http_on_done(req, cg_chat_sent, c->srv);
 }
 
 
@@ -750,12 +740,9 @@ cg_chat_watch_send(cg_chat_t *c, cg_http_req_t *req)
 static void
 cg_chat_sent(cg_http_req_t *req, void *arg)
 {
-    cg_chat_send_t  *send = arg;
-
     (void) req;
 
-    cg_chat_leave(send->srv);
-    free(send);
+    cg_chat_leave(arg);
 }
 
 

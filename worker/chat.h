@@ -31,11 +31,6 @@ void cg_chat_handle(cg_server_t *srv, cg_http_req_t *req,
 
 typedef struct cg_chat_stream_s  cg_chat_stream_t;
 
-/* A response being written: freed by the request's done callback. */
-typedef struct {
-    cg_server_t  *srv;
-} cg_chat_send_t;
-
 /*
  * One chat request. It owns everything it points to except srv and req;
  * req is set to NULL once the response is handed to the server, which
@@ -53,8 +48,7 @@ typedef struct {
     cg_chat_request_t        chat;
     unsigned                 chat_parsed:1;
     unsigned                 call_built:1;
-    unsigned                 writing:1;     /* send's callback will count the request out */
-    cg_chat_send_t          *send;          /* owned by the done callback once writing */
+    unsigned                 writing:1;     /* the done callback will count the request out */
     cg_provider_call_t       call;
     cg_upstream_call_t      *upstream;
     int                      attempt;       /* provider calls started, 1 for the first */

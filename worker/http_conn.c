@@ -35,6 +35,9 @@
 /* Header lines per request. */
 #define CG_HTTP_MAX_HEADERS    100
 
+/* A chunk-size line with its extensions, without the CRLF. */
+#define CG_HTTP_MAX_CHUNK_LINE  64
+
 /* Connections accepted per accept event, so a burst cannot starve the loop. */
 #define CG_HTTP_ACCEPT_BATCH   64
 
@@ -434,7 +437,15 @@ cg_http_read_cb(evutil_socket_t fd, short events, void *arg)
         goto done;
     }
 
-    if (cg_http_conn_read(c) != 0) {
+    switch (cg_http_conn_read(c)) {
+    case 0:
+        break;
+    case -2:
+        cg_http_conn_fail(c, 413, "the chunked request body takes more "
+                          "bytes with its chunk framing than the server's "
+                          "limit; send it with a Content-Length");
+        goto done;
+    default:
         cg_http_conn_close(c);
         goto done;
     }
@@ -491,7 +502,10 @@ cg_http_conn_leave(cg_http_conn_t *c)
 }
 
 
-/* Reads what the socket has. Returns 0, or -1 when the client is gone. */
+/*
+ * Reads what the socket has. Returns 0, -1 when the client is gone, or -2
+ * when the request outgrows the largest read buffer.
+ */
 static int
 cg_http_conn_read(cg_http_conn_t *c)
 {
@@ -504,8 +518,12 @@ cg_http_conn_read(cg_http_conn_t *c)
     if (c->in_cap - c->in_len < 2) {
         cap = c->in_cap ? c->in_cap * 2 : CG_HTTP_IN_SIZE;
         if (c->in_cap > max + 64 * 1024) {
-            /* the parser rejects the request before it gets this far */
-            return -1;
+            /*
+             * The parser rejects a head or a Content-Length over the limits
+             * before this. A chunked body gets here when its framing is
+             * large, as with one-byte chunks, although its data is not.
+             */
+            return -2;
         }
         if (c->parsed != NULL) {
             cg_http_req_rebase(c->parsed, c->in, NULL);
@@ -730,9 +748,17 @@ cg_http_chunked(char *p, size_t avail, size_t max, size_t *body_len,
     int     d;
 
     for ( ;; ) {
+        /*
+         * The same bound on a complete and an incomplete line, so that the
+         * verdict does not depend on where the reads cut the body. The
+         * incomplete line may end in the CR of its CRLF.
+         */
         eol = memmem(p + pos, avail - pos, "\r\n", 2);
         if (eol == NULL) {
-            return avail - pos > 64 ? -1 : 0;
+            return avail - pos > CG_HTTP_MAX_CHUNK_LINE + 1 ? -1 : 0;
+        }
+        if ((size_t) (eol - (p + pos)) > CG_HTTP_MAX_CHUNK_LINE) {
+            return -1;
         }
 
         size = 0;
