@@ -30,6 +30,9 @@
  */
 #define CG_HTTP_BACKLOG  4096
 
+/* The shortest idle timeout of a connection from nginx, in seconds. */
+#define CG_HTTP_IDLE_MIN_S  120
+
 typedef enum {
     CG_ROUTE_COMPLETIONS,
     CG_ROUTE_FORM,
@@ -91,8 +94,16 @@ cg_http_start(cg_server_t *srv)
     limits.max_head_size = 64 * 1024;
     limits.max_body_size = srv->conf->max_body_size * 2 + 65536;
 
-    /* longer than any provider call, so that a slow response is not cut */
+    /*
+     * Longer than any provider call, so that a slow response is not cut,
+     * and than nginx's keepalive_timeout (60 s in conf.d), so that nginx
+     * closes an idle connection before the worker does and never sends a
+     * request on one that the worker is closing.
+     */
     limits.timeout_s = (int) (srv->conf->request_timeout_ms / 1000) + 30;
+    if (limits.timeout_s < CG_HTTP_IDLE_MIN_S) {
+        limits.timeout_s = CG_HTTP_IDLE_MIN_S;
+    }
 
     fd = cg_http_listen(srv->conf);
     if (fd == -1) {

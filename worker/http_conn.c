@@ -942,6 +942,12 @@ cg_http_parse_request_line(cg_http_req_t *req, char *line, int *status,
         req->http10 = 0;
     } else if (strcmp(version, "HTTP/1.0") == 0) {
         req->http10 = 1;
+    } else if (strlen(version) != 8 || strncmp(version, "HTTP/", 5) != 0
+               || version[5] < '0' || version[5] > '9' || version[6] != '.'
+               || version[7] < '0' || version[7] > '9')
+    {
+        *error = "the request line is malformed";
+        return -1;
     } else {
         *status = 505;
         *error = "the HTTP version is not supported, use HTTP/1.1";

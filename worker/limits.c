@@ -786,8 +786,12 @@ cg_limits_push_done(cg_upstream_call_t *call, cg_upstream_result_t result,
     status = cg_upstream_status(call);
 
     if (result != CG_UPSTREAM_OK) {
-        snprintf(msg, sizeof(msg), "pushing the rules to %s failed: %s",
-                 l->conf->control_url, error ? error : "no answer");
+        /* curl names "localhost port 80" for a unix socket: add the socket */
+        snprintf(msg, sizeof(msg), "pushing the rules to %s%s%s failed: %s",
+                 l->conf->control_url,
+                 l->conf->control_socket ? " over unix socket " : "",
+                 l->conf->control_socket ? l->conf->control_socket : "",
+                 error ? error : "no answer");
         cg_limits_finish(l, msg);
         return;
     }
