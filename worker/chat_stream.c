@@ -658,6 +658,8 @@ cg_chat_stream_flush(cg_chat_t *c)
 
     s->last_ms = cg_chat_latency_ms(c);
     if (s->ttft_ms < 0 && s->translator.chunks > 0) {
+        /* the first content chunk does not wait for the rest of the pass */
+        cg_http_flush(c->req);
         s->ttft_ms = s->last_ms;
     }
 

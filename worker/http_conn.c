@@ -81,6 +81,7 @@ struct cg_http_conn_s {
     time_t               active;      /* last read or write progress */
     unsigned             busy;        /* callbacks of this connection on the stack */
     unsigned             writing:1;   /* the write event is added */
+    unsigned             flush_soon:1; /* the write event is activated */
     unsigned             read_off:1;  /* the read event is removed */
     unsigned             closed:1;
     unsigned             close_soon:1;
@@ -155,6 +156,7 @@ static void cg_http_out_status(cg_http_conn_t *c, int status);
 static int cg_http_out_head(cg_http_req_t *req, int status, int chunked,
     size_t length);
 static int cg_http_conn_flush(cg_http_conn_t *c);
+static void cg_http_conn_flush_soon(cg_http_conn_t *c);
 static void cg_http_conn_written(cg_http_conn_t *c);
 static void cg_http_req_finish(cg_http_req_t *req);
 static void cg_http_req_release(cg_http_req_t *req);
@@ -469,6 +471,7 @@ cg_http_write_cb(evutil_socket_t fd, short events, void *arg)
     (void) events;
 
     c->busy++;
+    c->flush_soon = 0;
 
     rc = cg_http_conn_flush(c);
 
@@ -1339,11 +1342,7 @@ cg_http_reply_start(cg_http_req_t *req, int status)
     }
 
     req->started = 1;
-
-    if (!c->writing && cg_http_conn_flush(c) == -1) {
-        cg_http_conn_close_soon(c);
-        return -1;
-    }
+    cg_http_conn_flush_soon(c);
 
     return 0;
 }
@@ -1383,12 +1382,24 @@ cg_http_reply_chunk(cg_http_req_t *req, const char *data, size_t len)
         cg_http_out_add(c, "\r\n", 2);
     }
 
-    if (!c->writing && cg_http_conn_flush(c) == -1) {
-        cg_http_conn_close_soon(c);
-        return -1;
-    }
+    cg_http_conn_flush_soon(c);
 
     return 0;
+}
+
+
+void
+cg_http_flush(cg_http_req_t *req)
+{
+    cg_http_conn_t  *c = req->conn;
+
+    if (c == NULL || c->close_soon || c->writing) {
+        return;
+    }
+
+    if (cg_http_conn_flush(c) == -1) {
+        cg_http_conn_close_soon(c);
+    }
 }
 
 
@@ -1417,15 +1428,10 @@ cg_http_reply_end(cg_http_req_t *req)
         cg_http_out_add(c, "0\r\n\r\n", 5);
     }
 
-    switch (c->writing ? 0 : cg_http_conn_flush(c)) {
-    case 1:
+    if (c->out_len > c->out_pos || c->writing) {
+        cg_http_conn_flush_soon(c);
+    } else {
         cg_http_conn_written(c);
-        break;
-    case -1:
-        cg_http_conn_close_soon(c);
-        break;
-    default:
-        break;
     }
 }
 
@@ -1617,6 +1623,23 @@ cg_http_conn_flush(cg_http_conn_t *c)
     }
 
     return 1;
+}
+
+
+/*
+ * Writes the output from the loop, once the callbacks now ready have run.
+ * The chunks that a stream adds in one loop pass then go out in one
+ * send(), and nginx reads them in one pass as well.
+ */
+static void
+cg_http_conn_flush_soon(cg_http_conn_t *c)
+{
+    if (c->writing || c->flush_soon) {
+        return;
+    }
+
+    c->flush_soon = 1;
+    event_active(c->write, EV_WRITE, 0);
 }
 
 

@@ -108,8 +108,15 @@ void cg_http_reply(cg_http_req_t *req, int status, const char *body,
 /* Starts a chunked response (HTTP/1.0: a body up to the close). */
 int cg_http_reply_start(cg_http_req_t *req, int status);
 
-/* Sends len bytes as one chunk. Returns 0, or -1 when the client is gone. */
+/*
+ * Adds len bytes as one chunk. The chunks added in one loop pass are
+ * written together once the pass's ready callbacks have run. Returns 0, or
+ * -1 when the client is gone.
+ */
 int cg_http_reply_chunk(cg_http_req_t *req, const char *data, size_t len);
+
+/* Writes what the response has so far now, for a chunk that must not wait. */
+void cg_http_flush(cg_http_req_t *req);
 
 /* Ends the chunked response and lets the request go. */
 void cg_http_reply_end(cg_http_req_t *req);
