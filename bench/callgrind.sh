@@ -329,7 +329,6 @@ cg_part_nginx() {
 # Functions of the worker's request path reported on their own, with a label.
 WORKER_PIECES=(
     "cg_http_read_cb	server: read the request, parse it, run its handler"
-    "cg_http_parse_head	server: parse the request line and headers"
     "cg_http_route	route the request and run its handler"
     "cg_chat_handle	chat handler: checks, body, credential, start of the call"
     "cg_chat_request_parse	parse and check the chat JSON"
