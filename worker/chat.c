@@ -188,8 +188,8 @@ cg_chat_read_body(cg_chat_t *c, const char **body, size_t *len,
 
 /*
  * Wipes every Authorization value in the request once the chat has read
- * the key: the request's buffer stays until the response is out, and a
- * client on the socket itself may send the key twice.
+ * the key, because the request's buffer stays until the response is out.
+ * A client on the socket itself may send the key twice.
  */
 static void
 cg_chat_drop_headers(cg_chat_t *c)

@@ -87,7 +87,7 @@ cg_http_start(cg_server_t *srv)
     int               fd;
 
     /*
-     * The chat handler answers bodies above max_body_size with its own 413.
+     * The chat handler rejects bodies above max_body_size with its own 413.
      * The server's limit only stops a body that is far too large from being
      * read at all.
      */
@@ -95,10 +95,10 @@ cg_http_start(cg_server_t *srv)
     limits.max_body_size = srv->conf->max_body_size * 2 + 65536;
 
     /*
-     * Longer than any provider call, so that a slow response is not cut,
-     * and than nginx's keepalive_timeout (60 s in conf.d), so that nginx
-     * closes an idle connection before the worker does and never sends a
-     * request on one that the worker is closing.
+     * Longer than any provider call, so that a slow response is not cut.
+     * Also longer than nginx's keepalive_timeout (60 s in conf.d), so that
+     * nginx closes an idle connection first and never sends a request on
+     * one that the worker is closing.
      */
     limits.timeout_s = (int) (srv->conf->request_timeout_ms / 1000) + 30;
     if (limits.timeout_s < CG_HTTP_IDLE_MIN_S) {

@@ -25,7 +25,7 @@
 
 /*
  * Read buffer of a new connection. nginx's head of a chat request is about
- * 500 bytes; a larger request doubles the buffer as it comes in.
+ * 500 bytes, and a larger request doubles the buffer as it comes in.
  */
 #define CG_HTTP_IN_SIZE        1024
 
@@ -1733,7 +1733,7 @@ cg_http_req_free(cg_http_req_t *req)
 
 /*
  * Closes the connection now. A request still with its handler learns it
- * from its close callback; it keeps the input buffer that its headers and
+ * from its close callback, and keeps the input buffer that its headers and
  * body point into.
  */
 static void
@@ -1867,7 +1867,7 @@ cg_http_date_line(size_t *len)
 }
 
 
-/* Writes n in base 10 or 16 without a NUL; returns the digits written. */
+/* Writes n in base 10 or 16 without a NUL and returns the digits written. */
 static size_t
 cg_http_format_size(char *dst, size_t n, int base)
 {

@@ -46,13 +46,13 @@ typedef struct {
 
 /*
  * Serves the listening socket fd (non-blocking) on base and calls handler
- * for every complete request. Returns NULL (logged) on failure; fd is then
- * still the caller's.
+ * for every complete request. Returns NULL (logged) on failure, and fd then
+ * stays the caller's.
  */
 cg_http_listener_t *cg_http_listener_new(struct event_base *base, int fd,
     const cg_http_limits_t *limits, cg_http_handler_pt handler, void *arg);
 
-/* Closes the listening socket; open connections go on. Idempotent. */
+/* Closes the listening socket. Open connections go on. Idempotent. */
 void cg_http_listener_stop(cg_http_listener_t *ls);
 
 /*
@@ -70,7 +70,7 @@ const char *cg_http_path(const cg_http_req_t *req);
 /* The first header of that name (case-insensitive), or NULL. */
 const char *cg_http_header(const cg_http_req_t *req, const char *name);
 
-/* All headers in the order sent; *n receives their count. */
+/* Returns all headers in the order sent, and their count in *n. */
 cg_http_header_t *cg_http_headers(cg_http_req_t *req, size_t *n);
 
 /* The body, NUL-terminated (the NUL is not counted in len). */
@@ -84,16 +84,17 @@ int cg_http_connected(const cg_http_req_t *req);
  * response is complete. drain runs when output that had to wait for the
  * socket is all written. done runs once the response is written out, or
  * the connection is gone, never from inside the call that ends the
- * response. Each replaces the previous one; cb NULL removes it.
+ * response. Each replaces the previous one, and cb NULL removes it.
  */
 void cg_http_on_close(cg_http_req_t *req, cg_http_req_cb_pt cb, void *arg);
 void cg_http_on_drain(cg_http_req_t *req, cg_http_req_cb_pt cb, void *arg);
 void cg_http_on_done(cg_http_req_t *req, cg_http_req_cb_pt cb, void *arg);
 
 /*
- * Adds a response header. Date and Content-Length are added by the
- * server; "Connection: close" closes the connection after the response.
- * Returns 0, or -1 when out of memory.
+ * Adds a response header. The server adds Date and Content-Length itself,
+ * and "Connection: close" closes the connection after the response.
+ * Returns 0, or -1 when out of memory or when the name or value contains a
+ * line break (logged).
  */
 int cg_http_add_header(cg_http_req_t *req, const char *name,
     const char *value);

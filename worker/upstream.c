@@ -268,9 +268,10 @@ cg_upstream_start_method(cg_upstream_t *up, const char *method,
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 
     /*
-     * No Accept-Encoding: chat answers are a few kilobytes and streams are
-     * sent as they come, so compression saves little on the wire. It costs
-     * curl an extra header to format and the worker inflating, per call.
+     * No Accept-Encoding, because chat responses are a few kilobytes and
+     * streams are sent as they come, so compression saves little on the
+     * wire. It would cost curl a header line to format and the worker an
+     * inflate, per call.
      */
 
     /* "" turns off curl's reading of http_proxy and friends */
