@@ -979,6 +979,10 @@ cg_http_parse_header(cg_http_req_t *req, char *line, const char **error)
     /* RFC 9110 tchar: letters, digits and !#$%&'*+-.^_`|~, one bit each */
     static const uint32_t  tchar[8] = { 0x00000000, 0x03ff6cfa, 0xc7fffffe,
                                         0x57ffffff, 0, 0, 0, 0 };
+    /* bytes of a field value: HTAB, SP, VCHAR and obs-text, not DEL */
+    static const uint32_t  vchar[8] = { 0x00000200, 0xffffffff, 0xffffffff,
+                                        0x7fffffff, 0xffffffff, 0xffffffff,
+                                        0xffffffff, 0xffffffff };
     cg_http_header_t      *h;
     char                  *value, *end, *p;
     unsigned char          ch;
@@ -1006,16 +1010,20 @@ cg_http_parse_header(cg_http_req_t *req, char *line, const char **error)
         value++;
     }
 
-    end = value;
-    for (p = value; *p != '\0'; p++) {
+    for (p = value; ; p++) {
         ch = (unsigned char) *p;
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
-            *error = "a header value contains a control character";
-            return -1;
+        if (!(vchar[ch >> 5] & (1u << (ch & 31)))) {
+            break;
         }
-        if (ch != ' ' && ch != '\t') {
-            end = p + 1;
-        }
+    }
+
+    if (ch != '\0') {
+        *error = "a header value contains a control character";
+        return -1;
+    }
+
+    for (end = p; end > value && (end[-1] == ' ' || end[-1] == '\t'); end--) {
+        /* void */
     }
     *end = '\0';
 
