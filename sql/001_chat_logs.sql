@@ -36,9 +36,9 @@ CREATE INDEX IF NOT EXISTS chat_logs_created_at_idx
 CREATE INDEX IF NOT EXISTS chat_logs_provider_created_at_idx
     ON chat_logs (provider, created_at DESC);
 
--- The log writer inserts with ON CONFLICT DO NOTHING, so a batch written
--- twice (its result lost with the connection, then replayed from the spool)
--- stores each row once. A NULL request_id never conflicts.
+-- Replays of the log writer's spool insert with ON CONFLICT DO NOTHING, so
+-- a batch written twice (its result lost with the connection, then replayed
+-- from the spool) stores each row once. A NULL request_id never conflicts.
 CREATE UNIQUE INDEX IF NOT EXISTS chat_logs_request_id_key
     ON chat_logs (created_at, request_id);
 
