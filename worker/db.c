@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,12 +33,17 @@
 
 typedef struct cg_db_query_s  cg_db_query_t;
 
-/* A queued or running query; owns its copies of the SQL and the values. */
+/*
+ * A queued or running query; owns its copies of the SQL, the values and the
+ * rows of a COPY ... FROM STDIN.
+ */
 struct cg_db_query_s {
     cg_db_query_t    *next;
     char             *sql;
     char            **values;
     int               nparams;
+    char             *copy;        /* NULL unless the query is a COPY */
+    size_t            copy_len;
     int64_t           queued_ms;
     cg_db_result_pt   cb;
     void             *arg;
@@ -115,6 +121,7 @@ cg_db_query_free(cg_db_query_t *q)
     }
 
     free(q->values);
+    free(q->copy);
     free(q->sql);
     free(q);
 }
@@ -451,6 +458,37 @@ cg_db_conn_complete(cg_db_conn_t *c)
 }
 
 
+/*
+ * Sends the rows of a COPY ... FROM STDIN once the server is ready for them.
+ * libpq grows its output buffer for the whole payload, so only a lack of
+ * memory stops PQputCopyData(); the socket is flushed from the loop.
+ */
+static int
+cg_db_conn_put_copy(cg_db_conn_t *c)
+{
+    cg_db_query_t  *q = c->query;
+    int             rc;
+
+    if (q->copy_len > 0
+        && PQputCopyData(c->pg, q->copy, (int) q->copy_len) != 1)
+    {
+        return -1;
+    }
+
+    if (PQputCopyEnd(c->pg, NULL) != 1) {
+        return -1;
+    }
+
+    rc = PQflush(c->pg);
+    if (rc == -1) {
+        return -1;
+    }
+
+    return cg_db_conn_watch(c, rc ? EV_READ | EV_WRITE : EV_READ,
+                            cg_db_conn_io);
+}
+
+
 /* Collects results; keeps the first error, or else the last result. */
 static void
 cg_db_conn_read_results(cg_db_conn_t *c)
@@ -463,6 +501,18 @@ cg_db_conn_read_results(cg_db_conn_t *c)
         if (res == NULL) {
             cg_db_conn_complete(c);
             return;
+        }
+
+        if (PQresultStatus(res) == PGRES_COPY_IN) {
+            PQclear(res);
+
+            if (c->query->copy == NULL || cg_db_conn_put_copy(c) != 0) {
+                cg_db_conn_fail(c, c->query->copy == NULL
+                                   ? "unexpected COPY FROM STDIN"
+                                   : PQerrorMessage(c->pg));
+                return;
+            }
+            continue;
         }
 
         if (c->result != NULL) {
@@ -527,8 +577,9 @@ cg_db_conn_send(cg_db_conn_t *c, cg_db_query_t *q)
     cg_db_t  *db = c->db;
     int       rc;
 
-    if (!PQsendQueryParams(c->pg, q->sql, q->nparams, NULL,
-                           (const char *const *) q->values, NULL, NULL, 0))
+    if (q->copy != NULL ? !PQsendQuery(c->pg, q->sql)
+                        : !PQsendQueryParams(c->pg, q->sql, q->nparams, NULL,
+                              (const char *const *) q->values, NULL, NULL, 0))
     {
         q->next = db->head;
         db->head = q;
@@ -695,6 +746,25 @@ fail:
 }
 
 
+/* Appends q to the queue, to be sent from the loop. */
+static void
+cg_db_enqueue(cg_db_t *db, cg_db_query_t *q)
+{
+    q->queued_ms = cg_db_now_ms();
+
+    if (db->tail != NULL) {
+        db->tail->next = q;
+    } else {
+        db->head = q;
+    }
+    db->tail = q;
+    db->queued++;
+
+    /* Sending from the loop keeps callbacks from running inside this call. */
+    event_active(db->kick, EV_TIMEOUT, 1);
+}
+
+
 int
 cg_db_query(cg_db_t *db, const char *sql, int nparams,
     const char *const *values, cg_db_result_pt cb, void *arg)
@@ -724,20 +794,9 @@ cg_db_query(cg_db_t *db, const char *sql, int nparams,
         }
     }
 
-    q->queued_ms = cg_db_now_ms();
     q->cb = cb;
     q->arg = arg;
-
-    if (db->tail != NULL) {
-        db->tail->next = q;
-    } else {
-        db->head = q;
-    }
-    db->tail = q;
-    db->queued++;
-
-    /* Sending from the loop keeps callbacks from running inside this call. */
-    event_active(db->kick, EV_TIMEOUT, 1);
+    cg_db_enqueue(db, q);
 
     return 0;
 
@@ -745,6 +804,40 @@ fail:
 
     cg_db_query_free(q);
     return -1;
+}
+
+
+int
+cg_db_copy(cg_db_t *db, const char *sql, const char *rows, size_t len,
+    cg_db_result_pt cb, void *arg)
+{
+    cg_db_query_t  *q;
+
+    if (db->closing || db->queued >= CG_DB_QUEUE_MAX || len > INT_MAX) {
+        return -1;
+    }
+
+    q = calloc(1, sizeof(cg_db_query_t));
+    if (q == NULL) {
+        return -1;
+    }
+
+    q->sql = strdup(sql);
+    q->copy = malloc(len > 0 ? len : 1);
+    if (q->sql == NULL || q->copy == NULL) {
+        cg_db_query_free(q);
+        return -1;
+    }
+
+    if (len > 0) {
+        memcpy(q->copy, rows, len);
+    }
+    q->copy_len = len;
+    q->cb = cb;
+    q->arg = arg;
+    cg_db_enqueue(db, q);
+
+    return 0;
 }
 
 

@@ -34,6 +34,15 @@ cg_db_t *cg_db_new(struct event_base *base, const char *conninfo,
 int cg_db_query(cg_db_t *db, const char *sql, int nparams,
     const char *const *values, cg_db_result_pt cb, void *arg);
 
+/*
+ * Queues sql, a COPY ... FROM STDIN, with len bytes of rows in COPY's text
+ * format to send once the server is ready for them. The rows are copied.
+ * Returns 0, or -1 when the queue is full or memory is short (the callback
+ * is then not called).
+ */
+int cg_db_copy(cg_db_t *db, const char *sql, const char *rows, size_t len,
+    cg_db_result_pt cb, void *arg);
+
 /* 1 while at least one connection is up, 0 after the last attempt failed. */
 int cg_db_is_up(cg_db_t *db);
 

@@ -68,14 +68,22 @@
  * Rows from the queue are sent once, because a batch that fails goes to the
  * spool. So only a replayed batch can contain rows already stored, when its
  * first INSERT committed but the result was lost. ON CONFLICT DO NOTHING
- * skips those (same created_at and request_id). The clause adds an index
- * probe and a second WAL record per row, measured at about 3 us per row on
- * PostgreSQL 15, so batches from the queue are sent without it.
+ * skips those (same created_at and request_id), and a replay inserts with
+ * it. A batch from the queue is sent with COPY, which cannot skip rows.
+ * COPY spares PostgreSQL the clause (an index probe and a second WAL record
+ * per row), the parse of 18 text arrays and unnest()'s tuplestore, and it
+ * stores the rows in bulk. See "The request log in PostgreSQL" in
+ * docs/performance.md for the measurements.
  * NOTE: rows with an empty request_id (stored as NULL) are not protected.
  */
-static const char  cg_lw_insert_sql[] = CG_LW_INSERT_SQL;
 static const char  cg_lw_replay_sql[] = CG_LW_INSERT_SQL
                                         " ON CONFLICT DO NOTHING";
+
+static const char  cg_lw_copy_sql[] =
+    "COPY chat_logs (created_at, request_id, client_addr, key_id, provider,"
+    " model, ok, status, latency_ms, prompt_tokens, completion_tokens,"
+    " total_tokens, error_class, error_message, stream, ttft_ms, stream_ms,"
+    " chunks) FROM STDIN";
 
 /*
  * The argument of an INSERT in flight. It outlives the writer when the
@@ -149,7 +157,8 @@ struct cg_logwriter_s {
     int                  batch_from_spool;
     off_t                batch_next;   /* spool offset after the batch */
     cg_lw_ticket_t      *ticket;       /* non-NULL while a batch is in flight */
-    cg_buf_t             arrays[CG_LW_COLUMNS];
+    cg_buf_t             arrays[CG_LW_COLUMNS];  /* a replayed batch */
+    cg_buf_t             copy;         /* a batch from the queue, COPY rows */
 
     int                  spooling;     /* rows were spooled since it was empty */
     long                 spooled;      /* rows spooled since it was empty */
@@ -493,6 +502,13 @@ cg_logwriter_add(cg_logwriter_t *lw, const cg_log_row_t *row)
 }
 
 
+static const char *
+cg_lw_null_if_empty(const char *s)
+{
+    return s[0] != '\0' ? s : NULL;
+}
+
+
 static long
 cg_lw_clamp(long value)
 {
@@ -537,6 +553,49 @@ cg_lw_encode_batch(cg_logwriter_t *lw)
 
     for (c = 0; c < CG_LW_COLUMNS; c++) {
         rc |= cg_pg_array_end(&a[c]);
+    }
+
+    return rc ? -1 : 0;
+}
+
+
+/*
+ * Encodes lw->batch as COPY rows, with the INSERT's NULLIF and COALESCE
+ * applied here: an empty request_id, error_class or error_message is NULL,
+ * and an unknown (-1) status or latency_ms is 0. Returns 0 or -1.
+ */
+static int
+cg_lw_encode_copy(cg_logwriter_t *lw)
+{
+    const cg_log_row_t  *r;
+    cg_buf_t            *b = &lw->copy;
+    int                  i, rc = 0;
+
+    b->len = 0;
+
+    for (i = 0; i < lw->batch_n; i++) {
+        r = &lw->batch[i];
+
+        rc |= cg_pg_copy_add_time(b, r->time_us);
+        rc |= cg_pg_copy_add_text(b, cg_lw_null_if_empty(r->request_id));
+        rc |= cg_pg_copy_add_text(b, r->client_addr);
+        rc |= cg_pg_copy_add_text(b, r->key_id);
+        rc |= cg_pg_copy_add_text(b, r->provider);
+        rc |= cg_pg_copy_add_text(b, r->model);
+        rc |= cg_pg_copy_add_bool(b, r->ok > 0);
+        rc |= cg_pg_copy_add_int(b, r->status < 0 ? 0 : r->status);
+        rc |= cg_pg_copy_add_int(b, r->latency_ms < 0 ? 0 : r->latency_ms);
+        rc |= cg_pg_copy_add_int(b, cg_lw_clamp(r->prompt_tokens));
+        rc |= cg_pg_copy_add_int(b, cg_lw_clamp(r->completion_tokens));
+        rc |= cg_pg_copy_add_int(b, cg_lw_clamp(r->total_tokens));
+        rc |= cg_pg_copy_add_text(b, cg_lw_null_if_empty(r->error_class));
+        rc |= cg_pg_copy_add_text(b, cg_lw_null_if_empty(r->error_message));
+        rc |= cg_pg_copy_add_bool(b, r->stream > 0);
+        rc |= cg_pg_copy_add_int(b, r->ttft_ms);
+        rc |= cg_pg_copy_add_int(b, r->stream_ms);
+        rc |= cg_pg_copy_add_int(b, r->chunks);
+
+        cg_pg_copy_end_row(b);
     }
 
     return rc ? -1 : 0;
@@ -655,17 +714,15 @@ cg_lw_inserted(PGresult *res, const char *error, void *arg)
 static int
 cg_lw_send(cg_logwriter_t *lw)
 {
-    const char  *values[CG_LW_COLUMNS], *sql;
-    int          c;
+    const char  *values[CG_LW_COLUMNS];
+    int          c, rc;
 
-    if (cg_lw_encode_batch(lw) != 0) {
+    if ((lw->batch_from_spool ? cg_lw_encode_batch(lw)
+                              : cg_lw_encode_copy(lw)) != 0)
+    {
         cg_log_error(NULL, "encode of %d log rows failed: out of memory",
                      lw->batch_n);
         return -1;
-    }
-
-    for (c = 0; c < CG_LW_COLUMNS; c++) {
-        values[c] = lw->arrays[c].data;
     }
 
     lw->ticket = malloc(sizeof(cg_lw_ticket_t));
@@ -674,11 +731,20 @@ cg_lw_send(cg_logwriter_t *lw)
     }
     lw->ticket->lw = lw;
 
-    sql = lw->batch_from_spool ? cg_lw_replay_sql : cg_lw_insert_sql;
+    if (lw->batch_from_spool) {
+        for (c = 0; c < CG_LW_COLUMNS; c++) {
+            values[c] = lw->arrays[c].data;
+        }
 
-    if (cg_db_query(lw->db, sql, CG_LW_COLUMNS, values, cg_lw_inserted,
-                    lw->ticket) != 0)
-    {
+        rc = cg_db_query(lw->db, cg_lw_replay_sql, CG_LW_COLUMNS, values,
+                         cg_lw_inserted, lw->ticket);
+
+    } else {
+        rc = cg_db_copy(lw->db, cg_lw_copy_sql, lw->copy.data, lw->copy.len,
+                        cg_lw_inserted, lw->ticket);
+    }
+
+    if (rc != 0) {
         free(lw->ticket);
         lw->ticket = NULL;
         return -1;
@@ -971,6 +1037,7 @@ cg_logwriter_free(cg_logwriter_t *lw)
     for (c = 0; c < CG_LW_COLUMNS; c++) {
         cg_buf_free(&lw->arrays[c]);
     }
+    cg_buf_free(&lw->copy);
 
     cg_spool_close(lw->spool);
     free(lw->spare);

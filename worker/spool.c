@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -175,6 +176,133 @@ int
 cg_pg_array_end(cg_buf_t *buf)
 {
     return cg_buf_append(buf, "}", 1);
+}
+
+
+/* Appends text with COPY's escapes for the bytes that end a field or a row. */
+int
+cg_pg_copy_add_text(cg_buf_t *buf, const char *text)
+{
+    const char  *p, *run;
+    const char  *esc;
+
+    if (text == NULL) {
+        return cg_buf_append(buf, "\\N\t", 3);
+    }
+
+    for (p = run = text; *p; p++) {
+        switch (*p) {
+        case '\\': esc = "\\\\"; break;
+        case '\t': esc = "\\t"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        default:
+            continue;
+        }
+
+        if (cg_buf_append(buf, run, p - run) != 0
+            || cg_buf_append(buf, esc, 2) != 0)
+        {
+            return -1;
+        }
+
+        run = p + 1;
+    }
+
+    if (cg_buf_append(buf, run, p - run) != 0) {
+        return -1;
+    }
+
+    return cg_buf_append(buf, "\t", 1);
+}
+
+
+int
+cg_pg_copy_add_int(cg_buf_t *buf, long long value)
+{
+    char                num[21], *p;   /* LLONG_MAX has 19 digits, then a tab */
+    unsigned long long  v;
+
+    if (value < 0) {
+        return cg_buf_append(buf, "\\N\t", 3);
+    }
+
+    p = num + sizeof(num);
+    *--p = '\t';
+    v = (unsigned long long) value;
+
+    do {
+        *--p = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+
+    return cg_buf_append(buf, p, (size_t) (num + sizeof(num) - p));
+}
+
+
+int
+cg_pg_copy_add_bool(cg_buf_t *buf, int value)
+{
+    return cg_buf_append(buf, value ? "t\t" : "f\t", 2);
+}
+
+
+/*
+ * Appends "YYYY-MM-DD HH:MM:SS.ffffff+00". The part up to the seconds comes
+ * from gmtime_r() and snprintf() and is kept for the next row of the same
+ * second, because the rows of a batch span a few seconds at most.
+ */
+int
+cg_pg_copy_add_time(cg_buf_t *buf, int64_t us)
+{
+    static __thread time_t  last = -1;
+    static __thread char    prefix[32];
+    char                    frac[12];
+    time_t                  sec;
+    struct tm               tm;
+    int                     i, n;
+    int64_t                 f;
+
+    if (us < 0) {
+        return cg_buf_append(buf, "\\N\t", 3);
+    }
+
+    sec = (time_t) (us / 1000000);
+
+    if (sec != last) {
+        if (gmtime_r(&sec, &tm) == NULL) {
+            return -1;
+        }
+
+        n = snprintf(prefix, sizeof(prefix), "%04d-%02d-%02d %02d:%02d:%02d",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec);
+        if (n < 0 || (size_t) n >= sizeof(prefix)) {
+            return -1;
+        }
+        last = sec;
+    }
+
+    frac[0] = '.';
+    for (i = 6, f = us % 1000000; i >= 1; i--, f /= 10) {
+        frac[i] = (char) ('0' + f % 10);
+    }
+    memcpy(frac + 7, "+00\t", 4);
+
+    if (cg_buf_append_str(buf, prefix) != 0) {
+        return -1;
+    }
+
+    return cg_buf_append(buf, frac, 11);
+}
+
+
+void
+cg_pg_copy_end_row(cg_buf_t *buf)
+{
+    if (buf->len > 0 && buf->data[buf->len - 1] == '\t') {
+        buf->data[buf->len - 1] = '\n';
+    }
 }
 
 

@@ -2,6 +2,7 @@
 #define CG_SPOOL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "json.h"
@@ -30,6 +31,19 @@ int cg_pg_array_add_text(cg_buf_t *buf, const char *text);
 int cg_pg_array_add_int(cg_buf_t *buf, long long value);
 int cg_pg_array_add_bool(cg_buf_t *buf, int value);
 int cg_pg_array_end(cg_buf_t *buf);
+
+/*
+ * Rows for COPY ... FROM STDIN in its text format: each _add_ call appends
+ * one field and a tab, and cg_pg_copy_end_row() turns the last tab into the
+ * row's newline. A NULL text or a negative number becomes \N (SQL NULL).
+ * cg_pg_copy_add_time() writes microseconds since the epoch as a UTC
+ * timestamp. Return 0, or -1 when out of memory.
+ */
+int cg_pg_copy_add_text(cg_buf_t *buf, const char *text);
+int cg_pg_copy_add_int(cg_buf_t *buf, long long value);
+int cg_pg_copy_add_bool(cg_buf_t *buf, int value);
+int cg_pg_copy_add_time(cg_buf_t *buf, int64_t us);
+void cg_pg_copy_end_row(cg_buf_t *buf);
 
 /*
  * Encodes row as one spool line, newline included, into buf of size bytes.

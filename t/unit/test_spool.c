@@ -174,6 +174,50 @@ test_arrays(void)
 }
 
 
+static void
+test_copy_rows(void)
+{
+    cg_buf_t  buf = { 0 };
+
+    cg_pg_copy_add_text(&buf, "a");
+    cg_pg_copy_add_text(&buf, NULL);
+    cg_pg_copy_add_text(&buf, "");
+    cg_pg_copy_add_text(&buf, "\\N");
+    cg_pg_copy_end_row(&buf);
+    is_str(buf.data, "a\t\\N\t\t\\\\N\n", "copy text, null and empty");
+
+    buf.len = 0;
+    cg_pg_copy_add_text(&buf, "tab\there\nnew \\ back\rcr \"q\" {x},y");
+    cg_pg_copy_end_row(&buf);
+    is_str(buf.data, "tab\\there\\nnew \\\\ back\\rcr \"q\" {x},y\n",
+           "copy text escapes");
+
+    buf.len = 0;
+    cg_pg_copy_add_int(&buf, 0);
+    cg_pg_copy_add_int(&buf, -1);
+    cg_pg_copy_add_int(&buf, 9223372036854775807LL);
+    cg_pg_copy_add_bool(&buf, 1);
+    cg_pg_copy_add_bool(&buf, 0);
+    cg_pg_copy_end_row(&buf);
+    is_str(buf.data, "0\t\\N\t9223372036854775807\tt\tf\n",
+           "copy int, null and bool");
+
+    buf.len = 0;
+    cg_pg_copy_add_time(&buf, 0);
+    cg_pg_copy_add_time(&buf, 1796443200000007LL);
+    cg_pg_copy_add_time(&buf, 1796443200999999LL);
+    cg_pg_copy_add_time(&buf, 951782400123456LL);
+    cg_pg_copy_add_time(&buf, -1);
+    cg_pg_copy_end_row(&buf);
+    is_str(buf.data, "1970-01-01 00:00:00.000000+00\t"
+           "2026-12-05 04:00:00.000007+00\t"
+           "2026-12-05 04:00:00.999999+00\t"
+           "2000-02-29 00:00:00.123456+00\t\\N\n", "copy time");
+
+    cg_buf_free(&buf);
+}
+
+
 /* Numbers in arrays read as snprintf("%lld") writes them. */
 static void
 test_arrays_int(void)
@@ -294,6 +338,7 @@ main(void)
     test_full_fields();
     test_decode_rejects();
     test_arrays();
+    test_copy_rows();
     test_arrays_int();
     test_utf8();
     test_file();
