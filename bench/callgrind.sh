@@ -345,7 +345,7 @@ WORKER_PIECES=(
     "cg_chat_finish	finish: log line, request log row, free"
     "cg_log	the worker's log line (level info)"
     "cg_logwriter_add	queue the request log row"
-    "cg_lw_timer	log writer flush timer: encode a batch, send the INSERT"
+    "cg_lw_timer	log writer flush timer: encode a batch, send it with COPY"
     "cg_db_conn_io	PostgreSQL connection events (libpq)"
     "cg_http_release_cb	server: done callbacks, free the requests"
 )
