@@ -686,7 +686,7 @@ cg_lw_inserted(PGresult *res, const char *error, void *arg)
         }
 
     } else if (!lw->batch_from_spool) {
-        cg_log_error(NULL, "insert of %d log rows failed: %s",
+        cg_log_error(NULL, "COPY of %d log rows failed: %s",
                      lw->batch_n, error);
         cg_lw_spool(lw, lw->batch, lw->batch_n);
 
