@@ -9,6 +9,7 @@
 use strict;
 use warnings;
 
+use IO::Socket::IP;
 use Test::More;
 use Chatgate::Test;
 
@@ -77,10 +78,26 @@ $r = key_chat($bad, model => 'gpt-4o-mini', content => 'bad port');
 is($r->{status}, 502, 'upstream urls bad port status');
 unlike($r->{content} // '', qr/sk-badport/, 'upstream urls bad port no key');
 
-my $v6 = $t->add_key(label => 'ipv6', secret => 'sk-ipv6-' . ('6' x 16),
-    base_url => 'http://[::1]:' . Chatgate::Test::free_port() . '/v1');
-$r = key_chat($v6, model => 'gpt-4o-mini', content => 'ipv6');
-is($r->{status}, 502, 'upstream urls ipv6 refused status');
+# A provider on [::1]: a second emulator, when the host has IPv6 loopback.
+SKIP: {
+    my $probe = IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0,
+        Proto => 'tcp', Listen => 1)
+        or skip('no IPv6 loopback on this host', 2);
+    my $port6 = $probe->sockport;
+    close $probe;
+
+    $t->spawn('emulator6', $t->dir . '/emulator6.log', undef,
+        ($ENV{CHATGATE_BUILD} // 'build') . '/chatgate-emulator', '--listen', "[::1]:$port6");
+    ok($t->wait_for(sub {
+        IO::Socket::IP->new(PeerHost => '::1', PeerPort => $port6) }, 10),
+       'upstream urls ipv6 emulator up');
+
+    my $v6 = $t->add_key(label => 'ipv6', secret => 'sk-ipv6-' . ('6' x 16),
+        base_url => "http://[::1]:$port6/v1/");
+    $r = key_chat($v6, model => 'gpt-4o-mini', content => 'ipv6');
+    is($r->{status}, 200, 'upstream urls ipv6 status');
+    $t->stop_process('emulator6', 'TERM');
+}
 
 # A rule pushed to the module (PUT, then the worker's PATCH and GET on the
 # control socket) between chats (POST) on the same pooled handles.
