@@ -64,6 +64,24 @@ $r = keep($t->admin('POST', '/keys', json => {
     provider => 'openai', label => 'x', secret => 'k', base_url => 'ftp://x' }));
 is($r->{status}, 400, 'key create invalid base_url');
 
+# Base URLs whose calls could not reach a provider: no host, a port curl
+# cannot parse, or a query or fragment that the API path would follow.
+for my $url ('http://', 'https:///', 'http:///v1', 'http://127.0.0.1:99999/v1',
+    'http://127.0.0.1:1:/v1', 'http://127.0.0.1/v1?x=1', 'http://127.0.0.1/v1#f')
+{
+    $r = keep($t->admin('POST', '/keys', json => {
+        provider => 'openai', label => 'x', secret => 'k', base_url => $url }));
+    is($r->{status}, 400, "key create invalid base_url $url");
+}
+
+$r = keep($t->admin('POST', '/keys', json => { provider => 'openai',
+    label => 'x', secret => 'k', base_url => 'http://user:pw@[::1]:8080/v1/' }));
+is($r->{status}, 201, 'key create ipv6 base_url with userinfo');
+is($r->{json}{base_url}, 'http://user:pw@[::1]:8080/v1',
+   'key create ipv6 base_url trimmed');
+is($t->admin('DELETE', "/keys/$r->{json}{id}")->{status}, 200,
+   'key create ipv6 base_url revoked');
+
 # List.
 
 $r = keep($t->admin('GET', '/keys'));

@@ -16,6 +16,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "chat.h"
+#include "json.h"
 #include "keys.h"
 #include "log.h"
 #include "retry.h"
@@ -892,11 +893,14 @@ cg_chat_latency_ms(const cg_chat_t *c)
 }
 
 
-/* Copies src into dst, cut to size - 1 bytes. */
+/*
+ * Copies src into dst, cut to size - 1 bytes at a UTF-8 character boundary:
+ * the log writer would turn a split character into '?'.
+ */
 static void
 cg_chat_copy(char *dst, size_t size, const char *src)
 {
-    size_t  len = strnlen(src, size - 1);
+    size_t  len = cg_utf8_cut(src, strnlen(src, size), size - 1);
 
     memcpy(dst, src, len);
     dst[len] = '\0';

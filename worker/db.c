@@ -360,11 +360,38 @@ cg_db_conn_connecting(evutil_socket_t fd, short what, void *arg)
 }
 
 
+/*
+ * The connection string is expanded in place of dbname, and client_encoding
+ * comes after it, so it overrides a client_encoding in the string.
+ */
+static const char *const  cg_db_connect_keywords[] = {
+    "dbname", "client_encoding", NULL
+};
+
+
+PGconn *
+cg_db_connect_start(const char *conninfo)
+{
+    const char  *values[] = { conninfo, "UTF8", NULL };
+
+    return PQconnectStartParams(cg_db_connect_keywords, values, 1);
+}
+
+
+PGconn *
+cg_db_connect(const char *conninfo)
+{
+    const char  *values[] = { conninfo, "UTF8", NULL };
+
+    return PQconnectdbParams(cg_db_connect_keywords, values, 1);
+}
+
+
 static void
 cg_db_conn_start(cg_db_conn_t *c)
 {
     /* NOTE: libpq resolves a host name here, blocking; hostaddr avoids it. */
-    c->pg = PQconnectStart(c->db->conninfo);
+    c->pg = cg_db_connect_start(c->db->conninfo);
     if (c->pg == NULL) {
         cg_db_conn_fail(c, "out of memory");
         return;
@@ -1061,7 +1088,7 @@ cg_db_migrate(const char *conninfo, const char *sql_dir)
     char             error[CG_DB_REASON_MAX];
     int              n = 0, i, rc = -1;
 
-    pg = PQconnectdb(conninfo);
+    pg = cg_db_connect(conninfo);
     if (PQstatus(pg) != CONNECTION_OK) {
         cg_db_copy_reason(error, sizeof(error), PQerrorMessage(pg));
         cg_log_error(NULL, "connect to database for migrations failed: %s",

@@ -27,6 +27,17 @@ cg_db_t *cg_db_new(struct event_base *base, const char *conninfo,
     int connections);
 
 /*
+ * Opens a connection to conninfo with client_encoding UTF8, overriding the
+ * connection string, PGCLIENTENCODING and the database's default. The
+ * worker's text is UTF-8, and the server would convert it from another
+ * client encoding into mojibake, or reject it. cg_db_connect_start() starts
+ * a nonblocking connect to poll with PQconnectPoll(). cg_db_connect()
+ * blocks, for the commands that run outside the event loop.
+ */
+PGconn *cg_db_connect_start(const char *conninfo);
+PGconn *cg_db_connect(const char *conninfo);
+
+/*
  * Queues a parameterized query. sql and the values are copied; a NULL value
  * is SQL NULL. Returns 0, or -1 when the queue is full (the callback is then
  * not called).

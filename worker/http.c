@@ -19,6 +19,7 @@
 #include "admin.h"
 #include "chat.h"
 #include "http.h"
+#include "json.h"
 #include "log.h"
 #include "revoked.h"
 
@@ -458,7 +459,9 @@ cg_http_log_refused_chat(cg_server_t *srv, const cg_request_info_t *info,
     snprintf(row.key_id, sizeof(row.key_id), "%s",
              info->key_id_given ? info->key_id : "byok");
     snprintf(row.error_class, sizeof(row.error_class), "%s", error_class);
-    snprintf(row.error_message, sizeof(row.error_message), "%.200s",
+    /* 200 bytes, cut at a UTF-8 character boundary */
+    snprintf(row.error_message, sizeof(row.error_message), "%.*s",
+             (int) cg_utf8_cut(err->message, strlen(err->message), 200),
              err->message);
 
     cg_logwriter_add(srv->logwriter, &row);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <libpq-fe.h>
 
+#include "db.h"
 #include "json.h"
 #include "keys.h"
 #include "log.h"
@@ -336,7 +337,7 @@ cg_keys_rekey(const char *conninfo, const char *old_kms_text,
         goto fail;
     }
 
-    pg = PQconnectdb(conninfo);
+    pg = cg_db_connect(conninfo);
     if (PQstatus(pg) != CONNECTION_OK) {
         cg_log_error(NULL, "connect to the database failed: %s",
                      PQerrorMessage(pg));

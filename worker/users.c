@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <libpq-fe.h>
 
+#include "db.h"
 #include "log.h"
 #include "password.h"
 #include "secret.h"
@@ -466,7 +467,7 @@ cg_users_command(const char *conninfo, int argc, char **argv,
         return 2;
     }
 
-    pg = PQconnectdb(conninfo);
+    pg = cg_db_connect(conninfo);
     if (PQstatus(pg) != CONNECTION_OK) {
         cg_log_error(NULL, "connect to the database failed: %s",
                      PQerrorMessage(pg));
