@@ -164,7 +164,7 @@ cg_keys_base_url_parses(const char *url)
     char   *host = NULL;
     int     ok;
 
-    /* curl 7.88 reads "http:///v1" as host "v1", which no one means */
+    /* curl 7.88 reads "http:///v1" as host "v1", which is never what is meant */
     if (strpbrk(url, "?#") != NULL || url[strcspn(url, ":") + 3] == '/') {
         return 0;
     }
