@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <curl/curl.h>
 
 #include "admin.h"
+#include "conf.h"
 #include "json.h"
 #include "keys.h"
 #include "log.h"
@@ -151,38 +151,6 @@ cg_keys_parse_body(cg_http_req_t *req, const cg_request_info_t *info,
 }
 
 
-/*
- * Checks a key's base URL as curl will read it for provider calls: it must
- * parse and name a host. A query or fragment is rejected as well, because
- * the API path appended to the base URL would land in it. Returns 1 if the
- * URL passes.
- */
-static int
-cg_keys_base_url_parses(const char *url)
-{
-    CURLU  *u;
-    char   *host = NULL;
-    int     ok;
-
-    /* curl 7.88 reads "http:///v1" as host "v1", which is never what is meant */
-    if (strpbrk(url, "?#") != NULL || url[strcspn(url, ":") + 3] == '/') {
-        return 0;
-    }
-
-    u = curl_url();
-    if (u == NULL) {
-        return 0;
-    }
-
-    ok = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK
-         && curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK
-         && host[0] != '\0';
-
-    curl_free(host);
-    curl_url_cleanup(u);
-
-    return ok;
-}
 
 
 /* Validates provider, label and base_url of a new key into op. */
@@ -223,7 +191,7 @@ cg_keys_check_fields(yajl_val root, cg_key_op_t *op, char *reasons,
     n = url ? strlen(url) : 0;
     if (url == NULL || n > CG_KEYS_URL_MAX || !cg_keys_header_safe(url, n)
         || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
-        || !cg_keys_base_url_parses(url))
+        || !cg_conf_base_url_valid(url))
     {
         cg_keys_reason(reasons, size, "base_url: expected an http:// or "
                        "https:// URL of at most 2048 bytes without spaces, "

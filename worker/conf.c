@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <curl/curl.h>
 
 #include "conf.h"
 
@@ -632,6 +633,13 @@ cg_conf_base_url(const char *name, const char *def, char **out, char *err,
         }
     }
 
+    if (!cg_conf_base_url_valid(s)) {
+        snprintf(err, err_size, "invalid %s \"%s\": expected a URL with a "
+                 "host and without a query or fragment", name,
+                 strchr(s, '@') ? "..." : s);
+        return -1;
+    }
+
     len = strlen(s);
     while (len > 8 && s[len - 1] == '/') {
         len--;
@@ -706,4 +714,47 @@ cg_conf_control_url(cg_conf_t *conf, char *err, size_t err_size)
     }
 
     return 0;
+}
+
+
+/*
+ * A provider's API path is appended to a base URL, so a query or fragment
+ * would swallow it. curl 7.88 reads "http:///v1" as host "v1", so an empty
+ * authority is rejected before curl parses the rest.
+ */
+int
+cg_conf_base_url_valid(const char *url)
+{
+    const char  *rest;
+    CURLU       *u;
+    char        *host = NULL;
+    int          ok;
+
+    if (strncmp(url, "http://", 7) == 0) {
+        rest = url + 7;
+
+    } else if (strncmp(url, "https://", 8) == 0) {
+        rest = url + 8;
+
+    } else {
+        return 0;
+    }
+
+    if (*rest == '\0' || *rest == '/' || strpbrk(rest, "?#") != NULL) {
+        return 0;
+    }
+
+    u = curl_url();
+    if (u == NULL) {
+        return 0;
+    }
+
+    ok = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK
+         && curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK
+         && host[0] != '\0';
+
+    curl_free(host);
+    curl_url_cleanup(u);
+
+    return ok;
 }

@@ -67,4 +67,11 @@ int cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
 
 void cg_conf_free(cg_conf_t *conf);
 
+/*
+ * Returns 1 when url is an http:// or https:// URL that curl parses, with a
+ * host and without a query or fragment: what a provider's base URL needs.
+ */
+int cg_conf_base_url_valid(const char *url);
+
+
 #endif
