@@ -131,15 +131,26 @@ cg_pg_array_add_text(cg_buf_t *buf, const char *text)
 
 
 /*
- * Writes the digits from the last one back. Under callgrind, glibc 2.36's
- * snprintf() cost about 700 instructions per number, and each log row has
- * nine numbers.
+ * Writes the decimal digits of v backward, ending before end, and returns
+ * the first. Under callgrind, glibc 2.36's snprintf() cost about 700
+ * instructions per number, and each log row has nine numbers.
  */
+static char *
+cg_pg_digits(char *end, unsigned long long v)
+{
+    do {
+        *--end = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+
+    return end;
+}
+
+
 int
 cg_pg_array_add_int(cg_buf_t *buf, long long value)
 {
-    char                num[20], *p;   /* LLONG_MAX has 19 digits */
-    unsigned long long  v;
+    char  num[20], *p;   /* LLONG_MAX has 19 digits */
 
     if (cg_pg_array_separate(buf) != 0) {
         return -1;
@@ -149,13 +160,7 @@ cg_pg_array_add_int(cg_buf_t *buf, long long value)
         return cg_buf_append(buf, "NULL", 4);
     }
 
-    p = num + sizeof(num);
-    v = (unsigned long long) value;
-
-    do {
-        *--p = (char) ('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
+    p = cg_pg_digits(num + sizeof(num), (unsigned long long) value);
 
     return cg_buf_append(buf, p, (size_t) (num + sizeof(num) - p));
 }
@@ -220,21 +225,14 @@ cg_pg_copy_add_text(cg_buf_t *buf, const char *text)
 int
 cg_pg_copy_add_int(cg_buf_t *buf, long long value)
 {
-    char                num[21], *p;   /* LLONG_MAX has 19 digits, then a tab */
-    unsigned long long  v;
+    char  num[21], *p;   /* LLONG_MAX has 19 digits, then a tab */
 
     if (value < 0) {
         return cg_buf_append(buf, "\\N\t", 3);
     }
 
-    p = num + sizeof(num);
-    *--p = '\t';
-    v = (unsigned long long) value;
-
-    do {
-        *--p = (char) ('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
+    num[sizeof(num) - 1] = '\t';
+    p = cg_pg_digits(num + sizeof(num) - 1, (unsigned long long) value);
 
     return cg_buf_append(buf, p, (size_t) (num + sizeof(num) - p));
 }
