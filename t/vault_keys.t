@@ -77,8 +77,8 @@ for my $url ('http://', 'https:///', 'http:///v1', 'http://127.0.0.1:99999/v1',
 $r = keep($t->admin('POST', '/keys', json => { provider => 'openai',
     label => 'x', secret => 'k', base_url => 'http://user:pw@[::1]:8080/v1/' }));
 is($r->{status}, 201, 'key create ipv6 base_url with userinfo');
-is($r->{json}{base_url}, 'http://user:pw@[::1]:8080/v1',
-   'key create ipv6 base_url trimmed');
+is($r->{json}{base_url}, 'http://***@[::1]:8080/v1',
+   'key create ipv6 base_url trimmed, user info hidden');
 is($t->admin('DELETE', "/keys/$r->{json}{id}")->{status}, 200,
    'key create ipv6 base_url revoked');
 
@@ -116,6 +116,29 @@ sub key_chat {
     return keep($t->chat(key => undef, headers => { 'X-Key-Id' => $id,
         'X-Admin-Token' => $t->admin_token }, %opt));
 }
+
+# A base URL's user info may hold a password: answers hide it, and the
+# provider calls still use it.
+my $emu = '127.0.0.1:' . $t->emulator_port;
+$r = keep($t->admin('POST', '/keys', json => { provider => 'openai',
+    label => 'user info', secret => 'sk-userinfo-key',
+    base_url => "http://ops:pw-hidden\@$emu/v1" }));
+is($r->{status}, 201, 'key user info create status');
+is($r->{json}{base_url}, "http://***\@$emu/v1", 'key user info create hidden');
+my $id_u = $r->{json}{id};
+$r = keep($t->admin('GET', '/keys'));
+my ($listed_u) = grep { ($_->{id} // '') eq ($id_u // '') } @{ $r->{json} // [] };
+is($listed_u && $listed_u->{base_url}, "http://***\@$emu/v1", 'key user info list hidden');
+unlike($r->{body} // '', qr/pw-hidden/, 'key user info list no password');
+is(key_chat($id_u, content => 'user info')->{status}, 200,
+   'key user info chat status');
+$r = keep($t->admin('POST', "/keys/$id_u/rotate", json => { secret => 'sk-userinfo-2' }));
+is($r->{status}, 200, 'key user info rotate status');
+is($r->{json}{base_url}, "http://***\@$emu/v1", 'key user info rotate hidden');
+is(key_chat($id_u, content => 'user info rotated')->{status}, 200,
+   'key user info rotated chat status');
+is($t->admin('DELETE', "/keys/$id_u")->{status}, 200, 'key user info revoked');
+unlike($t->read_log('worker'), qr/pw-hidden/, 'key user info not in the worker log');
 
 # A key id is no secret: without a credential nginx rejects it, and
 # neither the provider nor the log writer sees the request.

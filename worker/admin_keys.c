@@ -21,9 +21,19 @@
 #define CG_KEYS_LABEL_MAX    200
 #define CG_KEYS_URL_MAX      2048
 
+/*
+ * The columns of a key in admin API responses. A base URL's user info may
+ * contain a password, so responses show it as "***". Creates and rotates
+ * also return the stored base URL for the vault, as a column that responses
+ * leave out (see cg_admin_gen_fields()).
+ */
 #define CG_KEYS_COLUMNS                                                      \
-    "id, provider, label, base_url, fingerprint, key_version, "              \
+    "id, provider, label, "                                                  \
+    "regexp_replace(base_url, '^(https?://)[^/@]*@', '\\1***@')"            \
+    " AS base_url, fingerprint, key_version, "                               \
     CG_SQL_TIME("created_at") ", " CG_SQL_TIME("rotated_at")
+
+#define CG_KEYS_RETURNING  CG_KEYS_COLUMNS ", base_url AS _base_url"
 
 /* One create or rotate in progress; owns every pointer it holds. */
 typedef struct {
@@ -239,10 +249,13 @@ cg_keys_answer_row(cg_key_op_t *op, PGresult *res, int status)
     char         *json;
     char          msg[256];
     size_t        len;
+    int           url;
+
+    url = PQfnumber(res, "_base_url");
 
     if (cg_vault_put(cg_keys_vault(srv->keys), op->id, op->provider,
                      PQgetvalue(res, 0, 2),
-                     PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3),
+                     PQgetisnull(res, 0, url) ? NULL : PQgetvalue(res, 0, url),
                      op->version, op->secret, op->secret_len, msg,
                      sizeof(msg)) != 0)
     {
@@ -353,7 +366,7 @@ cg_keys_create(cg_server_t *srv, cg_http_req_t *req,
 
     if (cg_db_query(srv->db, "INSERT INTO provider_keys (id, provider, label, "
                     "base_url, ciphertext, key_version, fingerprint) VALUES "
-                    "($1, $2, $3, $4, $5, $6, $7) RETURNING " CG_KEYS_COLUMNS,
+                    "($1, $2, $3, $4, $5, $6, $7) RETURNING " CG_KEYS_RETURNING,
                     7, values, cg_keys_created, op) != 0)
     {
         cg_keys_db_failed(&op->a, "storing the key", "the query queue is full");
@@ -669,7 +682,7 @@ cg_keys_rotate_read(PGresult *res, const char *error, void *arg)
     if (cg_db_query(srv->db, "UPDATE provider_keys SET ciphertext = $2, "
                     "key_version = $3, fingerprint = $4, rotated_at = now() "
                     "WHERE id = $1 AND key_version = $5 AND revoked_at IS NULL "
-                    "RETURNING " CG_KEYS_COLUMNS, 5, values, cg_keys_rotated,
+                    "RETURNING " CG_KEYS_RETURNING, 5, values, cg_keys_rotated,
                     op) != 0)
     {
         cg_keys_db_failed(&op->a, "storing the rotated key",

@@ -583,6 +583,10 @@ cg_admin_gen_fields(yajl_gen g, const PGresult *res, int row)
     Oid          type;
 
     for (col = 0; col < PQnfields(res); col++) {
+        if (PQfname(res, col)[0] == '_') {
+            continue;
+        }
+
         rc |= cg_json_gen_str(g, PQfname(res, col));
         value = PQgetvalue(res, row, col);
         type = PQftype(res, col);

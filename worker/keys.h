@@ -98,7 +98,9 @@ int cg_admin_bad_request(cg_http_req_t *req,
 
 /*
  * Writes row of res as a JSON object named by the columns: SQL NULL as null,
- * booleans and integers as such, everything else as a string. Returns 0 or -1.
+ * booleans and integers as such, everything else as a string. A column whose
+ * name starts with "_" is for the worker only and is left out. Returns 0 or
+ * -1.
  */
 int cg_admin_gen_row(yajl_gen g, const PGresult *res, int row);
 
