@@ -7,8 +7,9 @@
 -- ascending per-provider index took them more cheaply in the measurement
 -- below, and serves the same queries by a backward scan. Under the
 -- benchmark's load on PostgreSQL 15, the log writer's backend took 10.2 to
--- 10.9 us of CPU per row before this file, 9.9 without the created_at index
--- and 8.4 to 8.6 with the ascending provider index as well (10 s runs).
+-- 10.9 us of CPU per row before this file. It took 9.9 without the
+-- created_at index, and 8.4 to 8.6 with the ascending provider index as
+-- well (10 s runs).
 --
 -- NOTE: the new index is built in this migration's transaction, which
 -- blocks inserts into chat_logs until it is done. Meanwhile, other workers

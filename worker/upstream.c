@@ -24,9 +24,9 @@
 /*
  * Parsed URLs (CURLOPT_CURLU), kept for the life of the upstream. Given a
  * URL string, curl 7.88 parses it for every call and prints it back in
- * normal form, about 12 000 instructions, a tenth of a whole chat in the
- * worker. A worker calls a few URLs, one per provider and path; past this
- * many, calls to further URLs give curl the string as before.
+ * normal form: about 15 000 instructions, more than a tenth of a chat in
+ * the worker. A worker calls a few URLs, one per provider and path. Past
+ * this many, calls to further URLs give curl the string as before.
  */
 #define CG_UPSTREAM_URLS  32
 
@@ -258,8 +258,8 @@ cg_upstream_start_method(cg_upstream_t *up, const char *method,
     }
 
     /*
-     * Both: curl connects by the parsed URL, and keeps the string for its
-     * messages and CURLINFO_EFFECTIVE_URL without printing it again.
+     * Both are set: curl connects by the parsed URL, and keeps the string
+     * for its messages and CURLINFO_EFFECTIVE_URL without printing it again.
      */
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_CURLU, cg_upstream_url(up, url));
@@ -710,9 +710,9 @@ cg_upstream_trim_cb(evutil_socket_t fd, short events, void *arg)
 
 
 /*
- * The parsed form of url, parsed on its first call; NULL when url does not
- * parse, the table is full or memory is short. Then curl parses the string
- * itself, and reports a bad URL in its own words.
+ * Returns the parsed form of url, parsed on its first call. Returns NULL
+ * when url does not parse, the table is full or memory is short: curl then
+ * parses the string itself, and reports a bad URL in its own words.
  */
 static CURLU *
 cg_upstream_url(cg_upstream_t *up, const char *url)
