@@ -718,9 +718,9 @@ cg_conf_control_url(cg_conf_t *conf, char *err, size_t err_size)
 
 
 /*
- * A provider's API path is appended to a base URL, so a query or fragment
- * would swallow it. curl 7.88 reads "http:///v1" as host "v1", so an empty
- * authority is rejected before curl parses the rest.
+ * Checks url as a provider's base URL. The API path is appended to it, so a
+ * query or fragment would swallow the path. curl 7.88 reads "http:///v1" as
+ * host "v1", so an empty authority is rejected before curl parses the rest.
  */
 int
 cg_conf_base_url_valid(const char *url)

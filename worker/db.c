@@ -34,8 +34,8 @@
 typedef struct cg_db_query_s  cg_db_query_t;
 
 /*
- * A queued or running query; owns its copies of the SQL, the values and the
- * rows of a COPY ... FROM STDIN.
+ * A queued or running query. It owns its copies of the SQL, the values and
+ * the rows of a COPY ... FROM STDIN.
  */
 struct cg_db_query_s {
     cg_db_query_t    *next;
@@ -488,7 +488,8 @@ cg_db_conn_complete(cg_db_conn_t *c)
 /*
  * Sends the rows of a COPY ... FROM STDIN once the server is ready for them.
  * libpq grows its output buffer for the whole payload, so only a lack of
- * memory stops PQputCopyData(); the socket is flushed from the loop.
+ * memory stops PQputCopyData(). What the socket does not take at once is
+ * flushed from the loop.
  */
 static int
 cg_db_conn_put_copy(cg_db_conn_t *c)

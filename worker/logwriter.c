@@ -560,9 +560,9 @@ cg_lw_encode_batch(cg_logwriter_t *lw)
 
 
 /*
- * Encodes lw->batch as COPY rows, with the INSERT's NULLIF and COALESCE
- * applied here: an empty request_id, error_class or error_message is NULL,
- * and an unknown (-1) status or latency_ms is 0. Returns 0 or -1.
+ * Encodes lw->batch as COPY rows and applies the INSERT's NULLIF and
+ * COALESCE here. An empty request_id, error_class or error_message becomes
+ * NULL, and an unknown (-1) status or latency_ms becomes 0. Returns 0 or -1.
  */
 static int
 cg_lw_encode_copy(cg_logwriter_t *lw)
@@ -686,7 +686,7 @@ cg_lw_inserted(PGresult *res, const char *error, void *arg)
         }
 
     } else if (!lw->batch_from_spool) {
-        cg_log_error(NULL, "COPY of %d log rows failed: %s",
+        cg_log_error(NULL, "COPY of %d log rows failed, spooling them: %s",
                      lw->batch_n, error);
         cg_lw_spool(lw, lw->batch, lw->batch_n);
 
@@ -717,9 +717,13 @@ cg_lw_send(cg_logwriter_t *lw)
     const char  *values[CG_LW_COLUMNS];
     int          c, rc;
 
-    if ((lw->batch_from_spool ? cg_lw_encode_batch(lw)
-                              : cg_lw_encode_copy(lw)) != 0)
-    {
+    if (lw->batch_from_spool) {
+        rc = cg_lw_encode_batch(lw);
+    } else {
+        rc = cg_lw_encode_copy(lw);
+    }
+
+    if (rc != 0) {
         cg_log_error(NULL, "encode of %d log rows failed: out of memory",
                      lw->batch_n);
         return -1;

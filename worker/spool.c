@@ -184,24 +184,37 @@ cg_pg_array_end(cg_buf_t *buf)
 }
 
 
+/*
+ * Returns the letter that follows a backslash in the escape of c, or 0 when
+ * c needs none. Spool lines and COPY's text format escape the same bytes.
+ */
+static char
+cg_spool_escape_letter(char c)
+{
+    switch (c) {
+    case '\\': return '\\';
+    case '\t': return 't';
+    case '\n': return 'n';
+    case '\r': return 'r';
+    default:   return 0;
+    }
+}
+
+
 /* Appends text with COPY's escapes for the bytes that end a field or a row. */
 int
 cg_pg_copy_add_text(cg_buf_t *buf, const char *text)
 {
     const char  *p, *run;
-    const char  *esc;
+    char         esc[2] = { '\\', 0 };
 
     if (text == NULL) {
         return cg_buf_append(buf, "\\N\t", 3);
     }
 
     for (p = run = text; *p; p++) {
-        switch (*p) {
-        case '\\': esc = "\\\\"; break;
-        case '\t': esc = "\\t"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        default:
+        esc[1] = cg_spool_escape_letter(*p);
+        if (esc[1] == 0) {
             continue;
         }
 
@@ -315,12 +328,8 @@ cg_spool_escape(char *out, char *end, const char *s)
             return NULL;
         }
 
-        switch (*s) {
-        case '\\': c = '\\'; break;
-        case '\t': c = 't'; break;
-        case '\n': c = 'n'; break;
-        case '\r': c = 'r'; break;
-        default:
+        c = cg_spool_escape_letter(*s);
+        if (c == 0) {
             *out++ = *s;
             continue;
         }

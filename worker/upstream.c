@@ -802,9 +802,9 @@ cg_upstream_easy_get(cg_upstream_t *up)
 
 /*
  * Keeps easy, which has left the multi handle, for a later call, or frees
- * it when the pool is full. The options that point into the finished call
- * are cleared: the header list, which carries the provider key, the body
- * and the call itself are freed after this.
+ * it when the pool is full. It clears the options that point into the
+ * finished call, because the header list (with the provider key), the body
+ * and the call are freed after this.
  */
 static void
 cg_upstream_easy_put(cg_upstream_t *up, CURL *easy)
