@@ -166,6 +166,8 @@ struct cg_logwriter_s {
     long                 replayed;     /* rows replayed since the spool was empty */
     int64_t              replay_after_ms;
     int                  replay_failing;
+    int                  split_rows;   /* replay batch size below split_end */
+    off_t                split_end;    /* end of a rejected batch being split */
 
     struct event        *flush_timer;
     struct event        *tick;
@@ -619,7 +621,10 @@ cg_lw_is_rejection(PGresult *res)
 }
 
 
-/* Sets aside spooled rows that the database rejects, for an operator. */
+/*
+ * Sets aside the spooled row that the database rejects, for an operator:
+ * cg_lw_split() has cut its batch down to that one row.
+ */
 static void
 cg_lw_reject(cg_logwriter_t *lw, const char *error)
 {
@@ -630,15 +635,40 @@ cg_lw_reject(cg_logwriter_t *lw, const char *error)
 
     rejected = cg_spool_open(path);
     if (rejected == NULL || cg_spool_append(rejected, lw->batch, lw->batch_n)) {
-        cg_log_error(NULL, "%d spooled log rows lost: rejected by the "
-                     "database (%s) and \"%s\" is not writable",
-                     lw->batch_n, error, path);
+        cg_log_error(NULL, "spooled log row of request %s lost: rejected by "
+                     "the database (%s) and \"%s\" is not writable",
+                     lw->batch[0].request_id, error, path);
     } else {
-        cg_log_error(NULL, "%d spooled log rows rejected by the database, "
-                     "moved to \"%s\": %s", lw->batch_n, path, error);
+        cg_log_error(NULL, "spooled log row of request %s rejected by the "
+                     "database, moved to \"%s\": %s",
+                     lw->batch[0].request_id, path, error);
     }
 
     cg_spool_close(rejected);
+}
+
+
+/*
+ * Replays a rejected batch again in halves, from the same offset, down to
+ * single rows: the database stores the rows it accepts, and only the rows
+ * it rejects go to the .rejected file.  Each accepted batch doubles the
+ * next one, so one bad row in N costs about 2 log2(N) statements.  A
+ * replayed row that was stored before is skipped by ON CONFLICT DO NOTHING.
+ */
+static void
+cg_lw_split(cg_logwriter_t *lw, const char *error)
+{
+    if (lw->split_rows == 0) {
+        cg_log_warn(NULL, "replay of %d spooled log rows rejected by the "
+                    "database, replaying them in smaller batches to set "
+                    "aside only the rejected rows: %s", lw->batch_n, error);
+    }
+
+    lw->split_rows = lw->batch_n / 2;
+
+    if (lw->split_end < lw->batch_next) {
+        lw->split_end = lw->batch_next;
+    }
 }
 
 
@@ -647,6 +677,11 @@ static void
 cg_lw_replay_advance(cg_logwriter_t *lw)
 {
     lw->replay_offset = lw->batch_next;
+
+    if (lw->replay_offset >= lw->split_end) {
+        lw->split_rows = 0;
+        lw->split_end = 0;
+    }
 
     if (lw->replay_offset < cg_spool_size(lw->spool)) {
         cg_log_debug(NULL, "replayed %ld spooled log rows so far",
@@ -682,6 +717,12 @@ cg_lw_inserted(PGresult *res, const char *error, void *arg)
         if (lw->batch_from_spool) {
             lw->replay_failing = 0;
             lw->replayed += lw->batch_n;
+
+            /* past a rejected row, the batches grow back */
+            if (lw->split_rows > 0 && lw->split_rows < lw->batch_max / 2) {
+                lw->split_rows *= 2;
+            }
+
             cg_lw_replay_advance(lw);
         }
 
@@ -689,6 +730,9 @@ cg_lw_inserted(PGresult *res, const char *error, void *arg)
         cg_log_error(NULL, "COPY of %d log rows failed, spooling them: %s",
                      lw->batch_n, error);
         cg_lw_spool(lw, lw->batch, lw->batch_n);
+
+    } else if (cg_lw_is_rejection(res) && lw->batch_n > 1) {
+        cg_lw_split(lw, error);
 
     } else if (cg_lw_is_rejection(res)) {
         cg_lw_reject(lw, error);
@@ -781,7 +825,7 @@ cg_lw_flush(cg_logwriter_t *lw)
 static int
 cg_lw_replay(cg_logwriter_t *lw)
 {
-    int  n, bad;
+    int  n, max, bad;
 
     if (lw->spool == NULL || !cg_db_is_up(lw->db)
         || cg_lw_now_ms() < lw->replay_after_ms
@@ -796,8 +840,10 @@ cg_lw_replay(cg_logwriter_t *lw)
                     lw->spool_path);
     }
 
-    n = cg_spool_read(lw->spool, lw->replay_offset, lw->batch,
-                      lw->batch_max, &lw->batch_next, &bad);
+    max = lw->split_rows > 0 ? lw->split_rows : lw->batch_max;
+
+    n = cg_spool_read(lw->spool, lw->replay_offset, lw->batch, max,
+                      &lw->batch_next, &bad);
     if (bad > 0) {
         cg_log_error(NULL, "skipped %d malformed lines in \"%s\" before "
                      "offset %lld", bad, lw->spool_path,
