@@ -160,6 +160,31 @@ emu_reply_echo(emu_call_t *call, const emu_join_t *last_user)
 
 
 /*
+ * Copies the model name, cut to the field's size at a UTF-8 character
+ * boundary: a name cut inside a character would be invalid JSON in every
+ * answer that echoes it.
+ */
+static void
+emu_copy_model(emu_call_t *call, const char *model)
+{
+    size_t  len;
+
+    len = strlen(model);
+
+    if (len >= sizeof(call->model)) {
+        len = sizeof(call->model) - 1;
+
+        while (len > 0 && ((unsigned char) model[len] & 0xc0) == 0x80) {
+            len--;
+        }
+    }
+
+    memcpy(call->model, model, len);
+    call->model[len] = '\0';
+}
+
+
+/*
  * Walks the messages: counts the prompt words, applies directives and keeps
  * the text of the last user message in last_user. Returns -1 with err set
  * when messages is not an array of objects.
@@ -237,7 +262,7 @@ emu_call_parse(emu_call_t *call, emu_format_t format,
         snprintf(err, err_size, "\"model\" is missing or not a string");
         goto done;
     }
-    snprintf(call->model, sizeof(call->model), "%s", model);
+    emu_copy_model(call, model);
 
     v = emu_json_get(root, "stream", yajl_t_any);
     call->stream = (format == EMU_FORMAT_OLLAMA) ? !YAJL_IS_FALSE(v)

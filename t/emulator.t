@@ -202,6 +202,15 @@ $r = post('/v1/chat/completions', chat('x ' x 300), %openai_auth);
 is(length(decode_json($r->{content})->{choices}[0]{message}{content}),
    length('emulator reply to: ') + 199, 'reply echo cut at 200 bytes');
 
+# 2 + 2 * 100 bytes: the 127-byte field ends inside the 63rd "\x{e9}", which
+# is left out whole.
+$r = post('/v1/chat/completions',
+          encode_json(chat('hi', model => 'ab' . ("\x{e9}" x 100))), %openai_auth);
+is($r->{status}, 200, 'long utf-8 model status');
+$c = eval { decode_json($r->{content}) };
+ok($c, 'long utf-8 model answer is valid JSON');
+is($c && $c->{model}, 'ab' . ("\x{e9}" x 62), 'long utf-8 model cut between characters');
+
 $r = post('/v1/chat/completions', chat('go [emu words=5]'), %openai_auth);
 $c = decode_json($r->{content});
 is($c->{choices}[0]{message}{content}, 'w1 w2 w3 w4 w5', 'words knob reply');
