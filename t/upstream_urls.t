@@ -1,8 +1,9 @@
 #!/usr/bin/perl
 
-# The worker parses each provider URL once and keeps up to 32 of them, and
-# pooled curl handles keep their options from call to call. Calls to more
-# URLs than that, URLs in odd forms, proxy variables in the environment and
+# The worker parses each provider URL once and keeps up to 32 of them,
+# reusing the slot of the least recently called one, and pooled curl handles
+# keep their options from call to call. Calls to more URLs than that, at
+# once and in turn, URLs in odd forms, proxy variables in the environment and
 # a pooled handle moving between a chat's POST and the rule pushes' PATCH,
 # GET and PUT on a unix socket must all work as with a fresh handle.
 
@@ -60,6 +61,32 @@ for my $round (1 .. 2) {
     }
 }
 is($ok, 80, 'upstream urls 40 base urls answered');
+
+# All 40 at once, each held 500 ms by the emulator: the running calls keep
+# their parsed URLs, so the URLs past the 32 slots go to curl as strings.
+# Then a round in turn, in which new URLs take the slots of the least
+# recently called ones.
+for my $i (0 .. $#ids) {
+    my $id = $ids[$i];
+    $t->in_background("concurrent$i", sub {
+        my $r = key_chat($id, model => 'gpt-4o-mini',
+            content => '[emu delay_ms=500] concurrent');
+        return { status => $r->{status} };
+    });
+}
+my $concurrent = 0;
+for my $i (0 .. $#ids) {
+    my $res = $t->result("concurrent$i", 30);
+    $concurrent++ if $res && ($res->{status} // 0) == 200;
+}
+is($concurrent, 40, 'upstream urls 40 concurrent calls answered');
+
+$ok = 0;
+for my $id (reverse @ids) {
+    my $r = key_chat($id, model => 'gpt-4o-mini', content => 'round 3');
+    $ok++ if $r->{status} == 200;
+}
+is($ok, 40, 'upstream urls reused slots answered');
 
 my @paths = map { $_->{path} }
     grep { ($_->{method} // '') eq 'POST' } $t->emulator_requests();

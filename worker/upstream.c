@@ -22,11 +22,12 @@
 #define CG_UPSTREAM_POOL_SIZE  64
 
 /*
- * Parsed URLs (CURLOPT_CURLU), kept for the life of the upstream. Given a
- * URL string, curl 7.88 parses it for every call and prints it back in
- * normal form: about 15 000 instructions, more than a tenth of a chat in
- * the worker. A worker calls a few URLs, one per provider and path. Past
- * this many, calls to further URLs give curl the string as before.
+ * Parsed URLs (CURLOPT_CURLU). Given a URL string, curl 7.88 parses it for
+ * every call and prints it back in normal form: about 15 000 instructions,
+ * more than a tenth of a chat in the worker. A worker calls a few URLs, one
+ * per provider and path, and one per stored key with its own base URL. Past
+ * this many, a new URL takes the slot of the least recently called URL that
+ * no running call uses. While every slot is in use, curl gets the string.
  */
 #define CG_UPSTREAM_URLS  32
 
@@ -71,6 +72,8 @@ struct cg_upstream_sock_s {
 typedef struct {
     char                *url;
     CURLU               *parsed;
+    int                  calls;       /* running calls that use it */
+    uint64_t             used;        /* up->url_clock at its last call */
 } cg_upstream_url_t;
 
 struct cg_upstream_s {
@@ -89,12 +92,14 @@ struct cg_upstream_s {
     size_t               pooled;
     cg_upstream_url_t    urls[CG_UPSTREAM_URLS];
     size_t               nurls;
+    uint64_t             url_clock;   /* counts lookups, for the LRU slot */
 };
 
 /* One call, from cg_upstream_start() until on_done returns or it is cancelled. */
 struct cg_upstream_call_s {
     cg_upstream_t          *up;
     CURL                   *easy;
+    cg_upstream_url_t      *url;          /* parsed URL, NULL if not cached */
     cg_upstream_handler_t   handler;
     void                   *arg;
     long                    status;
@@ -122,7 +127,8 @@ static size_t cg_upstream_header_cb(char *line, size_t size, size_t n,
     void *arg);
 static size_t cg_upstream_write_cb(char *data, size_t size, size_t n,
     void *arg);
-static CURLU *cg_upstream_url(cg_upstream_t *up, const char *url);
+static cg_upstream_url_t *cg_upstream_url(cg_upstream_t *up, const char *url);
+static cg_upstream_url_t *cg_upstream_url_slot(cg_upstream_t *up);
 static CURL *cg_upstream_easy_get(cg_upstream_t *up);
 static void cg_upstream_easy_put(cg_upstream_t *up, CURL *easy);
 static void cg_upstream_call_free(cg_upstream_call_t *call);
@@ -261,8 +267,14 @@ cg_upstream_start_method(cg_upstream_t *up, const char *method,
      * Both are set: curl connects by the parsed URL, and keeps the string
      * for its messages and CURLINFO_EFFECTIVE_URL without printing it again.
      */
+    call->url = cg_upstream_url(up, url);
+    if (call->url != NULL) {
+        call->url->calls++;
+    }
+
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CURLU, cg_upstream_url(up, url));
+    curl_easy_setopt(e, CURLOPT_CURLU,
+                     call->url != NULL ? call->url->parsed : NULL);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *) headers);
 
     if (strcmp(method, "GET") == 0) {
@@ -677,6 +689,9 @@ cg_upstream_call_free(cg_upstream_call_t *call)
     if (call->easy != NULL) {
         cg_upstream_easy_put(up, call->easy);
     }
+    if (call->url != NULL) {
+        call->url->calls--;
+    }
     if (call->body != NULL) {
         evbuffer_free(call->body);
     }
@@ -710,27 +725,30 @@ cg_upstream_trim_cb(evutil_socket_t fd, short events, void *arg)
 
 
 /*
- * Returns the parsed form of url, parsed on its first call. Returns NULL
- * when url does not parse, the table is full or memory is short: curl then
- * parses the string itself, and reports a bad URL in its own words.
+ * Returns the slot with the parsed form of url, parsed on its first call.
+ * Returns NULL when url does not parse, every slot is in use by a running
+ * call, or memory is short: curl then parses the string itself, and
+ * reports a bad URL in its own words.
  */
-static CURLU *
+static cg_upstream_url_t *
 cg_upstream_url(cg_upstream_t *up, const char *url)
 {
     cg_upstream_url_t  *u;
     size_t              i;
 
+    up->url_clock++;
+
     for (i = 0; i < up->nurls; i++) {
         if (strcmp(up->urls[i].url, url) == 0) {
-            return up->urls[i].parsed;
+            up->urls[i].used = up->url_clock;
+            return &up->urls[i];
         }
     }
 
-    if (up->nurls == CG_UPSTREAM_URLS) {
+    u = cg_upstream_url_slot(up);
+    if (u == NULL) {
         return NULL;
     }
-
-    u = &up->urls[up->nurls];
 
     u->parsed = curl_url();
     if (u->parsed == NULL) {
@@ -748,8 +766,52 @@ cg_upstream_url(cg_upstream_t *up, const char *url)
         return NULL;
     }
 
-    up->nurls++;
-    return u->parsed;
+    u->used = up->url_clock;
+
+    if (u == &up->urls[up->nurls]) {
+        up->nurls++;
+    }
+
+    return u;
+}
+
+
+/*
+ * Returns an empty slot for a new URL: the next unused one, or the least
+ * recently called URL that no running call uses, emptied. NULL when every
+ * slot is in use.
+ */
+static cg_upstream_url_t *
+cg_upstream_url_slot(cg_upstream_t *up)
+{
+    cg_upstream_url_t  *u, *lru;
+    size_t              i;
+
+    if (up->nurls < CG_UPSTREAM_URLS) {
+        return &up->urls[up->nurls];
+    }
+
+    lru = NULL;
+
+    for (i = 0; i < up->nurls; i++) {
+        u = &up->urls[i];
+
+        if (u->calls == 0 && (lru == NULL || u->used < lru->used)) {
+            lru = u;
+        }
+    }
+
+    if (lru == NULL) {
+        return NULL;
+    }
+
+    /* pooled easy handles drop their CURLOPT_CURLU in cg_upstream_easy_put() */
+    curl_url_cleanup(lru->parsed);
+    free(lru->url);
+    lru->parsed = NULL;
+    lru->url = NULL;
+
+    return lru;
 }
 
 
@@ -804,7 +866,7 @@ cg_upstream_easy_get(cg_upstream_t *up)
  * Keeps easy, which has left the multi handle, for a later call, or frees
  * it when the pool is full. It clears the options that point into the
  * finished call, because the header list (with the provider key), the body
- * and the call are freed after this.
+ * and the call are freed after this, and the parsed URL may be.
  */
 static void
 cg_upstream_easy_put(cg_upstream_t *up, CURL *easy)
@@ -815,6 +877,7 @@ cg_upstream_easy_put(cg_upstream_t *up, CURL *easy)
     }
 
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(easy, CURLOPT_CURLU, NULL);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
