@@ -27,9 +27,28 @@ if [ ! -f "$src_copy/configure" ]; then
     cp -r "$ngx_src" "$src_copy"
 fi
 
+# The compiler and linker flags of the installed nginx (Debian's: -O2,
+# stack protector, _FORTIFY_SOURCE, full RELRO), which conf_flags leaves
+# out. Without them nginx's configure compiles the module with -O alone.
+# Sanitizer builds keep their own flags: _FORTIFY_SOURCE hides errors from
+# ASan.
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+if [ -n "$extra_flags" ]; then
+    cc_opt="-g"
+    ld_opt=""
+elif [ -x "$nginx_bin" ]; then
+    cc_opt=$("$nginx_bin" -V 2>&1 | sed -n "s/.*--with-cc-opt='\([^']*\)'.*/\1/p")
+    ld_opt=$("$nginx_bin" -V 2>&1 | sed -n "s/.*--with-ld-opt='\([^']*\)'.*/\1/p")
+    cc_opt=${cc_opt:--O2 -g}
+else
+    cc_opt="-O2 -g"
+    ld_opt=""
+fi
+
 # The list of module sources is fixed at configure time: configure again
 # whenever a source file appears or goes, or config or the flags change.
-stamp=$( (cat "$repo/config" "$ngx_src/conf_flags"; ls "$repo"/ngx_module; echo "$extra_flags") |
+stamp=$( (cat "$repo/config" "$ngx_src/conf_flags"; ls "$repo"/ngx_module;
+          echo "$extra_flags $cc_opt $ld_opt") |
     md5sum | cut -d' ' -f1)
 
 if [ "$(cat "$builddir/.configured" 2>/dev/null)" != "$stamp" ]; then
@@ -38,8 +57,8 @@ if [ "$(cat "$builddir/.configured" 2>/dev/null)" != "$stamp" ]; then
     cd "$src_copy"
     # shellcheck disable=SC2086
     ./configure $flags \
-        --with-cc-opt="-Wextra -Wno-unused-parameter -Werror $extra_flags" \
-        --with-ld-opt="$extra_flags" \
+        --with-cc-opt="$cc_opt -Wextra -Wno-unused-parameter -Werror $extra_flags" \
+        --with-ld-opt="$ld_opt $extra_flags" \
         --add-dynamic-module="$repo" \
         --builddir="$builddir" >"$builddir/configure.log" 2>&1 || {
         echo "build-module: nginx configure failed, see $builddir/configure.log" >&2
