@@ -47,15 +47,14 @@ static ngx_int_t ngx_http_chatgate_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_chatgate_identify(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf);
 static ngx_int_t ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
-    ngx_http_chatgate_ctx_t *ctx);
+    ngx_http_chatgate_ctx_t *ctx, ngx_uint_t own_headers);
 static ngx_int_t ngx_http_chatgate_strip_headers(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx);
-static ngx_uint_t ngx_http_chatgate_has_own_header(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_chatgate_is_own_header(ngx_table_elt_t *h);
 static ngx_int_t ngx_http_chatgate_add_header(ngx_http_request_t *r,
     ngx_uint_t id, ngx_str_t *value);
 static ngx_int_t ngx_http_chatgate_read_key_id(ngx_http_request_t *r,
-    ngx_http_chatgate_ctx_t *ctx);
+    ngx_http_chatgate_ctx_t *ctx, ngx_uint_t *own_headers);
 static ngx_int_t ngx_http_chatgate_make_request_id(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx);
 static void ngx_http_chatgate_cleanup_ctx(void *data);
@@ -324,7 +323,8 @@ static ngx_int_t
 ngx_http_chatgate_identify(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf)
 {
-    ngx_int_t  rc;
+    ngx_int_t   rc;
+    ngx_uint_t  own_headers;
 
     if (ctx->request_id.len == 0
         && ngx_http_chatgate_make_request_id(r, ctx) != NGX_OK)
@@ -332,7 +332,7 @@ ngx_http_chatgate_identify(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_chatgate_read_key_id(r, ctx);
+    rc = ngx_http_chatgate_read_key_id(r, ctx, &own_headers);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -342,7 +342,7 @@ ngx_http_chatgate_identify(ngx_http_request_t *r,
         return rc;
     }
 
-    if (ngx_http_chatgate_rebuild_headers(r, ctx) != NGX_OK) {
+    if (ngx_http_chatgate_rebuild_headers(r, ctx, own_headers) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -351,15 +351,18 @@ ngx_http_chatgate_identify(ngx_http_request_t *r,
 
 
 /*
- * Removes the X-Chatgate-* headers the client sent (and Authorization
- * when it carried a client token), then appends the module's own.
+ * Removes the X-Chatgate-* headers the client sent (own_headers is set
+ * when there are any) and Authorization when it carried a client token,
+ * then appends the module's own.
  */
 
 static ngx_int_t
 ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
-    ngx_http_chatgate_ctx_t *ctx)
+    ngx_http_chatgate_ctx_t *ctx, ngx_uint_t own_headers)
 {
-    if (ngx_http_chatgate_strip_headers(r, ctx) != NGX_OK) {
+    if ((own_headers || ctx->drop_authorization)
+        && ngx_http_chatgate_strip_headers(r, ctx) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -422,10 +425,10 @@ ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
 
 
 /*
- * Copies the request headers into a new list without the ones to remove,
- * when there are any; most requests have none and keep their list.  The
- * old entries stay in the pool untouched, so pointers such as
- * r->headers_in.host keep pointing at valid headers.
+ * Copies the request headers into a new list without the ones to remove.
+ * The caller calls it only when there are any, so most requests keep
+ * their list.  The old entries stay in the pool untouched, so pointers
+ * such as r->headers_in.host keep pointing at valid headers.
  */
 
 static ngx_int_t
@@ -436,10 +439,6 @@ ngx_http_chatgate_strip_headers(ngx_http_request_t *r,
     ngx_list_t        old;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h, *copy;
-
-    if (!ctx->drop_authorization && !ngx_http_chatgate_has_own_header(r)) {
-        return NGX_OK;
-    }
 
     old = r->headers_in.headers;
 
@@ -485,35 +484,6 @@ ngx_http_chatgate_strip_headers(ngx_http_request_t *r,
     }
 
     return NGX_OK;
-}
-
-
-static ngx_uint_t
-ngx_http_chatgate_has_own_header(ngx_http_request_t *r)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return 0;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (ngx_http_chatgate_is_own_header(&h[i])) {
-            return 1;
-        }
-    }
 }
 
 
@@ -564,11 +534,13 @@ ngx_http_chatgate_add_header(ngx_http_request_t *r, ngx_uint_t id,
 /*
  * Reads X-Key-Id.  Returns NGX_OK when it is absent or one canonical
  * 8-4-4-4-12 hex UUID, which is stored in lowercase; otherwise sends 400.
+ * The same pass over the headers sets *own_headers when the client sent
+ * any X-Chatgate-* header.
  */
 
 static ngx_int_t
 ngx_http_chatgate_read_key_id(ngx_http_request_t *r,
-    ngx_http_chatgate_ctx_t *ctx)
+    ngx_http_chatgate_ctx_t *ctx, ngx_uint_t *own_headers)
 {
     u_char           *canonical;
     ngx_str_t         message, *value;
@@ -578,6 +550,7 @@ ngx_http_chatgate_read_key_id(ngx_http_request_t *r,
 
     value = NULL;
     found = 0;
+    *own_headers = 0;
 
     part = &r->headers_in.headers.part;
     h = part->elts;
@@ -594,6 +567,12 @@ ngx_http_chatgate_read_key_id(ngx_http_request_t *r,
             i = 0;
         }
 
+        /* both names start with "X", which few other headers do */
+
+        if (h[i].key.len == 0 || (h[i].key.data[0] | 0x20) != 'x') {
+            continue;
+        }
+
         if (h[i].key.len == sizeof("X-Key-Id") - 1
             && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Key-Id",
                                sizeof("X-Key-Id") - 1)
@@ -601,6 +580,11 @@ ngx_http_chatgate_read_key_id(ngx_http_request_t *r,
         {
             value = &h[i].value;
             found++;
+            continue;
+        }
+
+        if (ngx_http_chatgate_is_own_header(&h[i])) {
+            *own_headers = 1;
         }
     }
 
