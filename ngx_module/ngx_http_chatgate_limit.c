@@ -89,11 +89,14 @@ typedef struct {
 } ngx_http_chatgate_zone_t;
 
 
-/* the outcome of one window of one rule, or of the new key budget */
+/*
+ * The outcome of one window of one rule, or of the new key budget.  The
+ * scope may point at a rule in the zone, so in the limiter it is valid
+ * only while the zone's mutex is held.
+ */
 
 typedef struct {
-    u_char                        scope[NGX_HTTP_CHATGATE_SCOPE_LEN];
-    size_t                        scope_len;
+    ngx_str_t                     scope;
     ngx_uint_t                    limit;
     ngx_uint_t                    remaining;
     uint64_t                      reset;        /* microseconds */
@@ -106,9 +109,9 @@ typedef struct {
 typedef struct {
     ngx_http_chatgate_rule_t     *rule;
     ngx_http_chatgate_node_t     *node;
-    u_char                        scope[NGX_HTTP_CHATGATE_SCOPE_LEN];
-    size_t                        scope_len;
+    ngx_str_t                     scope;        /* the rule's or built in buf */
     uint32_t                      hash;         /* of scope */
+    u_char                        buf[NGX_HTTP_CHATGATE_SCOPE_LEN];
     uint64_t                      tat_minute;
     uint64_t                      tat_hour;
     uint64_t                      cost_minute;
@@ -130,12 +133,15 @@ static ngx_uint_t ngx_http_chatgate_match_rules(ngx_http_request_t *r,
     ngx_http_chatgate_match_t *matches);
 static ngx_int_t ngx_http_chatgate_ip_matches(ngx_http_chatgate_rule_t *rule,
     struct sockaddr *sa);
+static uint32_t ngx_http_chatgate_build_scope(u_char *buf, u_char *prefix,
+    size_t prefix_len, ngx_str_t *value, ngx_str_t *scope);
 static ngx_int_t ngx_http_chatgate_find_counters(ngx_http_request_t *r,
     ngx_http_chatgate_zone_t *zone, ngx_http_chatgate_match_t *matches,
-    ngx_uint_t n, uint64_t now, ngx_http_chatgate_window_t *denial);
+    ngx_uint_t n, uint64_t now, ngx_http_chatgate_window_t *denial,
+    u_char *buf);
 static ngx_int_t ngx_http_chatgate_charge_new_key(ngx_http_request_t *r,
     ngx_http_chatgate_zone_t *zone, uint64_t now,
-    ngx_http_chatgate_window_t *denial);
+    ngx_http_chatgate_window_t *denial, u_char *buf);
 static void ngx_http_chatgate_check(ngx_http_chatgate_match_t *m,
     uint64_t now, ngx_http_chatgate_window_t *tightest,
     ngx_http_chatgate_window_t *denial);
@@ -721,6 +727,7 @@ ngx_int_t
 ngx_http_chatgate_limit(ngx_http_request_t *r, ngx_http_chatgate_ctx_t *ctx,
     ngx_http_chatgate_loc_conf_t *lcf)
 {
+    u_char                       buf[NGX_HTTP_CHATGATE_SCOPE_LEN];
     uint64_t                     now;
     ngx_int_t                    rc;
     ngx_uint_t                   i, n, evicted;
@@ -737,7 +744,7 @@ ngx_http_chatgate_limit(ngx_http_request_t *r, ngx_http_chatgate_ctx_t *ctx,
 
     /* the fields read before they are written; match_rules() sets up
      * the matches it returns */
-    tightest.scope_len = 0;
+    tightest.scope.len = 0;
     denial.denied = 0;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
@@ -766,7 +773,8 @@ ngx_http_chatgate_limit(ngx_http_request_t *r, ngx_http_chatgate_ctx_t *ctx,
 
     n = ngx_http_chatgate_match_rules(r, ctx, zone->sh->rules, matches);
 
-    rc = ngx_http_chatgate_find_counters(r, zone, matches, n, now, &denial);
+    rc = ngx_http_chatgate_find_counters(r, zone, matches, n, now, &denial,
+                                         buf);
 
     if (rc == NGX_OK) {
         for (i = 0; i < n; i++) {
@@ -784,6 +792,17 @@ ngx_http_chatgate_limit(ngx_http_request_t *r, ngx_http_chatgate_ctx_t *ctx,
         }
     }
 
+    /* the scope may be a rule's in the zone, so the context gets a copy of
+     * it before unlocking */
+
+    if (denial.denied) {
+        ngx_http_chatgate_set_result(ctx, &denial);
+        denial.scope.data = ctx->limit_scope;
+
+    } else if (tightest.scope.len) {
+        ngx_http_chatgate_set_result(ctx, &tightest);
+    }
+
     evicted = ngx_http_chatgate_take_evictions(zone);
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -799,12 +818,7 @@ ngx_http_chatgate_limit(ngx_http_request_t *r, ngx_http_chatgate_ctx_t *ctx,
     }
 
     if (denial.denied) {
-        ngx_http_chatgate_set_result(ctx, &denial);
         return ngx_http_chatgate_deny(r, lcf, &denial);
-    }
-
-    if (tightest.scope_len) {
-        ngx_http_chatgate_set_result(ctx, &tightest);
     }
 
     return NGX_DECLINED;
@@ -823,9 +837,7 @@ ngx_http_chatgate_match_rules(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_rules_t *rules,
     ngx_http_chatgate_match_t *matches)
 {
-    u_char                    *p;
     ngx_uint_t                 i, n;
-    ngx_str_t                 *addr;
     ngx_http_chatgate_rule_t  *rule, *global, *ip, *ip_any, *key, *key_any;
 
     global = NULL;
@@ -874,49 +886,45 @@ ngx_http_chatgate_match_rules(ngx_http_request_t *r,
         }
     }
 
+    /* global, ip:<CIDR> and key:<uuid> rules count in their own scope */
+
     n = 0;
-    addr = &r->connection->addr_text;
 
     if (global) {
         matches[n].rule = global;
-        matches[n].scope_len = ngx_cpymem(matches[n].scope, "global", 6)
-                               - matches[n].scope;
+        matches[n].scope.data = global->scope;
+        matches[n].scope.len = global->scope_len;
         matches[n].hash = global->scope_hash;
         n++;
     }
 
     if (ip) {
         matches[n].rule = ip;
-        matches[n].scope_len = ngx_cpymem(matches[n].scope, ip->scope,
-                                          ip->scope_len)
-                               - matches[n].scope;
+        matches[n].scope.data = ip->scope;
+        matches[n].scope.len = ip->scope_len;
         matches[n].hash = ip->scope_hash;
         n++;
 
     } else if (ip_any) {
         matches[n].rule = ip_any;
-        p = ngx_cpymem(matches[n].scope, "ip:", 3);
-        p = ngx_cpymem(p, addr->data,
-                       ngx_min(addr->len, NGX_HTTP_CHATGATE_SCOPE_LEN - 3));
-        matches[n].scope_len = p - matches[n].scope;
-        matches[n].hash = ngx_crc32_long(matches[n].scope,
-                                         matches[n].scope_len);
+        matches[n].hash = ngx_http_chatgate_build_scope(matches[n].buf,
+                              (u_char *) "ip:", 3, &r->connection->addr_text,
+                              &matches[n].scope);
         n++;
     }
 
-    if (ctx->limit_key.len && (key || key_any)) {
-        rule = key ? key : key_any;
-        matches[n].rule = rule;
-        p = ngx_cpymem(matches[n].scope, "key:", 4);
-        p = ngx_cpymem(p, ctx->limit_key.data,
-                       ngx_min(ctx->limit_key.len,
-                               NGX_HTTP_CHATGATE_SCOPE_LEN - 4));
-        matches[n].scope_len = p - matches[n].scope;
+    if (ctx->limit_key.len && key) {
+        matches[n].rule = key;
+        matches[n].scope.data = key->scope;
+        matches[n].scope.len = key->scope_len;
+        matches[n].hash = key->scope_hash;
+        n++;
 
-        /* a key:<uuid> rule matched its own scope */
-        matches[n].hash = key ? key->scope_hash
-                              : ngx_crc32_long(matches[n].scope,
-                                               matches[n].scope_len);
+    } else if (ctx->limit_key.len && key_any) {
+        matches[n].rule = key_any;
+        matches[n].hash = ngx_http_chatgate_build_scope(matches[n].buf,
+                              (u_char *) "key:", 4, &ctx->limit_key,
+                              &matches[n].scope);
         n++;
     }
 
@@ -982,6 +990,30 @@ ngx_http_chatgate_ip_matches(ngx_http_chatgate_rule_t *rule,
 
 
 /*
+ * Writes prefix and value, cut to NGX_HTTP_CHATGATE_SCOPE_LEN bytes, into
+ * buf, points scope at them and returns their CRC-32.
+ */
+
+static uint32_t
+ngx_http_chatgate_build_scope(u_char *buf, u_char *prefix, size_t prefix_len,
+    ngx_str_t *value, ngx_str_t *scope)
+{
+    u_char  *p;
+    size_t   len;
+
+    len = ngx_min(value->len, NGX_HTTP_CHATGATE_SCOPE_LEN - prefix_len);
+
+    p = ngx_cpymem(buf, prefix, prefix_len);
+    p = ngx_cpymem(p, value->data, len);
+
+    scope->data = buf;
+    scope->len = p - buf;
+
+    return ngx_crc32_long(buf, scope->len);
+}
+
+
+/*
  * Finds or creates the counter of every match and marks it busy, so that
  * eviction leaves it alone.  A new key counter is charged to the client
  * address, which may create new_keys of them per minute: past that the
@@ -993,7 +1025,8 @@ ngx_http_chatgate_ip_matches(ngx_http_chatgate_rule_t *rule,
 static ngx_int_t
 ngx_http_chatgate_find_counters(ngx_http_request_t *r,
     ngx_http_chatgate_zone_t *zone, ngx_http_chatgate_match_t *matches,
-    ngx_uint_t n, uint64_t now, ngx_http_chatgate_window_t *denial)
+    ngx_uint_t n, uint64_t now, ngx_http_chatgate_window_t *denial,
+    u_char *buf)
 {
     ngx_uint_t                 i, is_key;
     ngx_http_chatgate_node_t  *node;
@@ -1002,20 +1035,20 @@ ngx_http_chatgate_find_counters(ngx_http_request_t *r,
         is_key = (matches[i].rule->type == ngx_http_chatgate_scope_key
                   || matches[i].rule->type == ngx_http_chatgate_scope_key_any);
 
-        node = ngx_http_chatgate_lookup(zone, matches[i].scope,
-                                        matches[i].scope_len,
+        node = ngx_http_chatgate_lookup(zone, matches[i].scope.data,
+                                        matches[i].scope.len,
                                         matches[i].hash);
 
         if (node == NULL && is_key
-            && ngx_http_chatgate_charge_new_key(r, zone, now, denial)
+            && ngx_http_chatgate_charge_new_key(r, zone, now, denial, buf)
                != NGX_OK)
         {
             return denial->denied ? NGX_DECLINED : NGX_ERROR;
         }
 
         if (node == NULL) {
-            node = ngx_http_chatgate_create(zone, matches[i].scope,
-                                            matches[i].scope_len,
+            node = ngx_http_chatgate_create(zone, matches[i].scope.data,
+                                            matches[i].scope.len,
                                             matches[i].hash, is_key);
             if (node == NULL) {
                 return NGX_ERROR;
@@ -1031,30 +1064,26 @@ ngx_http_chatgate_find_counters(ngx_http_request_t *r,
 }
 
 
+/* The address counter's scope is built in buf, which the denial points at. */
+
 static ngx_int_t
 ngx_http_chatgate_charge_new_key(ngx_http_request_t *r,
     ngx_http_chatgate_zone_t *zone, uint64_t now,
-    ngx_http_chatgate_window_t *denial)
+    ngx_http_chatgate_window_t *denial, u_char *buf)
 {
-    u_char                     *p;
     uint32_t                    hash;
     uint64_t                    tat, cost;
-    ngx_str_t                  *addr;
     ngx_http_chatgate_node_t   *node;
     ngx_http_chatgate_window_t  w;
 
-    addr = &r->connection->addr_text;
+    hash = ngx_http_chatgate_build_scope(buf, (u_char *) "ip:", 3,
+                                         &r->connection->addr_text, &w.scope);
 
-    p = ngx_cpymem(w.scope, "ip:", 3);
-    p = ngx_cpymem(p, addr->data,
-                   ngx_min(addr->len, NGX_HTTP_CHATGATE_SCOPE_LEN - 3));
-    w.scope_len = p - w.scope;
-
-    hash = ngx_crc32_long(w.scope, w.scope_len);
-    node = ngx_http_chatgate_lookup(zone, w.scope, w.scope_len, hash);
+    node = ngx_http_chatgate_lookup(zone, w.scope.data, w.scope.len, hash);
 
     if (node == NULL) {
-        node = ngx_http_chatgate_create(zone, w.scope, w.scope_len, hash, 0);
+        node = ngx_http_chatgate_create(zone, w.scope.data, w.scope.len, hash,
+                                        0);
         if (node == NULL) {
             return NGX_ERROR;
         }
@@ -1125,8 +1154,7 @@ ngx_http_chatgate_consider(ngx_http_chatgate_match_t *m,
     ngx_http_chatgate_window_t *w, ngx_http_chatgate_window_t *tightest,
     ngx_http_chatgate_window_t *denial)
 {
-    ngx_memcpy(w->scope, m->scope, m->scope_len);
-    w->scope_len = m->scope_len;
+    w->scope = m->scope;
 
     if (w->denied) {
         if (!m->denied) {
@@ -1141,7 +1169,7 @@ ngx_http_chatgate_consider(ngx_http_chatgate_match_t *m,
         return;
     }
 
-    if (tightest->scope_len == 0
+    if (tightest->scope.len == 0
         || w->remaining < tightest->remaining
         || (w->remaining == tightest->remaining && w->reset > tightest->reset))
     {
@@ -1496,8 +1524,8 @@ static void
 ngx_http_chatgate_set_result(ngx_http_chatgate_ctx_t *ctx,
     ngx_http_chatgate_window_t *w)
 {
-    ngx_memcpy(ctx->limit_scope, w->scope, w->scope_len);
-    ctx->limit_scope_len = w->scope_len;
+    ctx->limit_scope_len = ngx_min(w->scope.len, NGX_HTTP_CHATGATE_SCOPE_LEN);
+    ngx_memcpy(ctx->limit_scope, w->scope.data, ctx->limit_scope_len);
     ctx->limit = w->limit;
     ctx->remaining = w->remaining;
     ctx->reset = (w->denied ? w->retry : w->reset + 999999) / 1000000;
@@ -1533,7 +1561,7 @@ ngx_http_chatgate_deny(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN + 200 + denial->scope_len);
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN + 200 + denial->scope.len);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1544,8 +1572,7 @@ ngx_http_chatgate_deny(ngx_http_request_t *r,
     h->value.len = ngx_sprintf(p, "%uL", wait) - p;
     p += h->value.len;
 
-    scope.data = denial->scope;
-    scope.len = denial->scope_len;
+    scope = denial->scope;
     window.data = (u_char *) denial->window;
     window.len = ngx_strlen(denial->window);
 
@@ -1678,32 +1705,28 @@ ngx_int_t
 ngx_http_chatgate_limit_login(ngx_http_request_t *r,
     ngx_http_chatgate_loc_conf_t *lcf)
 {
-    u_char                      *p;
+    u_char                       buf[NGX_HTTP_CHATGATE_SCOPE_LEN];
     uint32_t                     hash;
     uint64_t                     now, tat, cost;
-    ngx_str_t                   *addr;
     ngx_http_chatgate_node_t    *node;
     ngx_http_chatgate_zone_t    *zone;
     ngx_http_chatgate_window_t   w;
 
     zone = lcf->shm_zone->data;
     now = ngx_http_chatgate_now(zone->cmcf);
-    addr = &r->connection->addr_text;
 
     ngx_memzero(&w, sizeof(ngx_http_chatgate_window_t));
 
-    p = ngx_cpymem(w.scope, "login:", 6);
-    p = ngx_cpymem(p, addr->data,
-                   ngx_min(addr->len, NGX_HTTP_CHATGATE_SCOPE_LEN - 6));
-    w.scope_len = p - w.scope;
+    hash = ngx_http_chatgate_build_scope(buf, (u_char *) "login:", 6,
+                                         &r->connection->addr_text, &w.scope);
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    hash = ngx_crc32_long(w.scope, w.scope_len);
-    node = ngx_http_chatgate_lookup(zone, w.scope, w.scope_len, hash);
+    node = ngx_http_chatgate_lookup(zone, w.scope.data, w.scope.len, hash);
 
     if (node == NULL) {
-        node = ngx_http_chatgate_create(zone, w.scope, w.scope_len, hash, 0);
+        node = ngx_http_chatgate_create(zone, w.scope.data, w.scope.len, hash,
+                                        0);
         if (node == NULL) {
             ngx_shmtx_unlock(&zone->shpool->mutex);
             return ngx_http_chatgate_zone_full(r, zone);
