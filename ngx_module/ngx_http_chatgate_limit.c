@@ -1736,13 +1736,15 @@ ngx_http_chatgate_limit_headers(ngx_http_request_t *r,
  * Writes n in decimal so that it ends before end, two digits per
  * division, and returns where it starts, at most NGX_INT64_LEN bytes
  * before end.  It runs on every response, where ngx_sprintf() cost about
- * 280 instructions a number (callgrind).
+ * 280 instructions a number (callgrind).  The digits below 2^32 are
+ * divided in 32 bits, which takes fewer instructions.
  */
 
 static u_char *
 ngx_http_chatgate_print_uint(u_char *end, uint64_t n)
 {
-    u_char  *d;
+    u_char    *d;
+    uint32_t   m;
 
     static const u_char  pairs[] =
         "00010203040506070809" "10111213141516171819"
@@ -1753,18 +1755,26 @@ ngx_http_chatgate_print_uint(u_char *end, uint64_t n)
 
     d = end;
 
-    while (n >= 100) {
+    while (n > 0xffffffff) {
         d -= 2;
         ngx_memcpy(d, &pairs[2 * (n % 100)], 2);
         n /= 100;
     }
 
-    if (n >= 10) {
+    m = (uint32_t) n;
+
+    while (m >= 100) {
         d -= 2;
-        ngx_memcpy(d, &pairs[2 * n], 2);
+        ngx_memcpy(d, &pairs[2 * (m % 100)], 2);
+        m /= 100;
+    }
+
+    if (m >= 10) {
+        d -= 2;
+        ngx_memcpy(d, &pairs[2 * m], 2);
 
     } else {
-        *--d = (u_char) ('0' + n);
+        *--d = (u_char) ('0' + m);
     }
 
     return d;
