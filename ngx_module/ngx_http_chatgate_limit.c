@@ -796,13 +796,11 @@ ngx_http_chatgate_limit(ngx_http_request_t *r, ngx_http_chatgate_ctx_t *ctx,
             ngx_http_chatgate_check(&matches[i], now, &tightest, &denial);
         }
 
-        for (i = 0; i < n && !denial.denied; i++) {
-            ngx_http_chatgate_commit(&matches[i], now);
-        }
-    }
+        for (i = 0; i < n; i++) {
+            if (!denial.denied) {
+                ngx_http_chatgate_commit(&matches[i], now);
+            }
 
-    for (i = 0; i < n; i++) {
-        if (matches[i].node) {
             matches[i].node->busy = 0;
         }
     }
@@ -941,11 +939,6 @@ ngx_http_chatgate_match_rules(ngx_http_request_t *r,
                               (u_char *) "key:", 4, &ctx->limit_key,
                               &matches[n].scope);
         n++;
-    }
-
-    for (i = 0; i < n; i++) {
-        matches[i].node = NULL;
-        matches[i].denied = 0;
     }
 
     return n;
@@ -1091,11 +1084,12 @@ ngx_http_chatgate_crc32(u_char *p, size_t len)
 
 /*
  * Finds or creates the counter of every match and marks it busy, so that
- * eviction leaves it alone.  A new key counter is charged to the client
- * address, which may create new_keys of them per minute: past that the
- * request is denied, so one client cannot flush other clients' keys.
- * Returns NGX_OK, NGX_DECLINED when denied, or NGX_ERROR when the zone
- * has no room even after eviction.
+ * eviction leaves it alone until the caller has counted the request.  A
+ * new key counter is charged to the client address, which may create
+ * new_keys of them per minute: past that the request is denied, so one
+ * client cannot flush other clients' keys.  Returns NGX_OK, NGX_DECLINED
+ * when denied, or NGX_ERROR when the zone has no room even after
+ * eviction.  After NGX_DECLINED or NGX_ERROR no counter stays busy.
  */
 
 static ngx_int_t
@@ -1104,6 +1098,7 @@ ngx_http_chatgate_find_counters(ngx_http_request_t *r,
     ngx_uint_t n, uint64_t now, ngx_http_chatgate_window_t *denial,
     u_char *buf)
 {
+    ngx_int_t                  rc;
     ngx_uint_t                 i, is_key;
     ngx_http_chatgate_node_t  *node;
 
@@ -1119,7 +1114,8 @@ ngx_http_chatgate_find_counters(ngx_http_request_t *r,
             && ngx_http_chatgate_charge_new_key(r, zone, now, denial, buf)
                != NGX_OK)
         {
-            return denial->denied ? NGX_DECLINED : NGX_ERROR;
+            rc = denial->denied ? NGX_DECLINED : NGX_ERROR;
+            goto failed;
         }
 
         if (node == NULL) {
@@ -1127,16 +1123,26 @@ ngx_http_chatgate_find_counters(ngx_http_request_t *r,
                                             matches[i].scope.len,
                                             matches[i].hash, is_key);
             if (node == NULL) {
-                return NGX_ERROR;
+                rc = NGX_ERROR;
+                goto failed;
             }
         }
 
         ngx_http_chatgate_touch(zone, node);
         node->busy = 1;
         matches[i].node = node;
+        matches[i].denied = 0;
     }
 
     return NGX_OK;
+
+failed:
+
+    while (i--) {
+        matches[i].node->busy = 0;
+    }
+
+    return rc;
 }
 
 
