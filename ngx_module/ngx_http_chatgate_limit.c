@@ -1399,10 +1399,16 @@ ngx_http_chatgate_lookup(ngx_http_chatgate_zone_t *zone, u_char *scope,
 
         cn = (ngx_http_chatgate_node_t *) &node->color;
 
-        rc = ngx_memn2cmp(scope, cn->scope, len, (size_t) cn->len);
+        /* the order of ngx_memn2cmp(), without a call for the usual match */
+
+        rc = ngx_memcmp(scope, cn->scope, ngx_min(len, (size_t) cn->len));
 
         if (rc == 0) {
-            return cn;
+            if (len == cn->len) {
+                return cn;
+            }
+
+            rc = (len < cn->len) ? -1 : 1;
         }
 
         node = (rc < 0) ? node->left : node->right;
