@@ -131,7 +131,6 @@ typedef struct {
     ngx_str_t                     limit_key;
 
     /* the tightest rule that matched, for the RateLimit headers */
-    u_char                        limit_scope[NGX_HTTP_CHATGATE_SCOPE_LEN];
     size_t                        limit_scope_len;
     ngx_uint_t                    limit;
     ngx_uint_t                    remaining;
@@ -148,6 +147,10 @@ typedef struct {
     unsigned                      client_token:1;
     unsigned                      limited:1;
     unsigned                      headers_added:1;
+
+    /* last, because the context is zeroed only up to here, and read only
+     * up to limit_scope_len */
+    u_char                        limit_scope[NGX_HTTP_CHATGATE_SCOPE_LEN];
 } ngx_http_chatgate_ctx_t;
 
 

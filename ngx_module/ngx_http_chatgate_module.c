@@ -820,7 +820,7 @@ ngx_http_chatgate_get_ctx(ngx_http_request_t *r, ngx_uint_t create)
     }
 
     ctx = cln->data;
-    ngx_memzero(ctx, sizeof(ngx_http_chatgate_ctx_t));
+    ngx_memzero(ctx, offsetof(ngx_http_chatgate_ctx_t, limit_scope));
 
     cln->handler = ngx_http_chatgate_cleanup_ctx;
 
