@@ -728,12 +728,15 @@ cg_upstream_trim_cb(evutil_socket_t fd, short events, void *arg)
  * Returns the slot with the parsed form of url, parsed on its first call.
  * Returns NULL when url does not parse, every slot is in use by a running
  * call, or memory is short: curl then parses the string itself, and
- * reports a bad URL in its own words.
+ * reports a bad URL in its own words. The URL is parsed before a slot is
+ * emptied for it, so every slot below nurls contains a URL.
  */
 static cg_upstream_url_t *
 cg_upstream_url(cg_upstream_t *up, const char *url)
 {
     cg_upstream_url_t  *u;
+    CURLU              *parsed;
+    char               *copy;
     size_t              i;
 
     up->url_clock++;
@@ -745,27 +748,25 @@ cg_upstream_url(cg_upstream_t *up, const char *url)
         }
     }
 
-    u = cg_upstream_url_slot(up);
-    if (u == NULL) {
-        return NULL;
-    }
-
-    u->parsed = curl_url();
-    if (u->parsed == NULL) {
-        return NULL;
-    }
+    parsed = curl_url();
+    copy = strdup(url);
 
     /* the flags curl 7.88 parses a CURLOPT_URL string with */
-    if (curl_url_set(u->parsed, CURLUPART_URL, url,
-                     CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME)
-        != CURLUE_OK
-        || (u->url = strdup(url)) == NULL)
+    if (parsed == NULL || copy == NULL
+        || curl_url_set(parsed, CURLUPART_URL, url,
+                        CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME)
+           != CURLUE_OK)
     {
-        curl_url_cleanup(u->parsed);
-        u->parsed = NULL;
-        return NULL;
+        goto fail;
     }
 
+    u = cg_upstream_url_slot(up);
+    if (u == NULL) {
+        goto fail;
+    }
+
+    u->parsed = parsed;
+    u->url = copy;
     u->used = up->url_clock;
 
     if (u == &up->urls[up->nurls]) {
@@ -773,6 +774,12 @@ cg_upstream_url(cg_upstream_t *up, const char *url)
     }
 
     return u;
+
+fail:
+
+    curl_url_cleanup(parsed);
+    free(copy);
+    return NULL;
 }
 
 
