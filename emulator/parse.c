@@ -53,11 +53,29 @@ emu_json_get(yajl_val parent, const char *key, yajl_type type)
 }
 
 
+/*
+ * Returns the length of text cut to at most max bytes at a UTF-8 character
+ * boundary, because a text cut inside a character makes every response
+ * that echoes it invalid JSON.
+ */
+static size_t
+emu_utf8_cut(const char *text, size_t len, size_t max)
+{
+    if (len <= max) {
+        return len;
+    }
+
+    while (max > 0 && ((unsigned char) text[max] & 0xc0) == 0x80) {
+        max--;
+    }
+
+    return max;
+}
+
+
 static void
 emu_join_add(emu_join_t *join, const char *text, size_t len)
 {
-    size_t  room;
-
     if (join == NULL) {
         return;
     }
@@ -66,10 +84,7 @@ emu_join_add(emu_join_t *join, const char *text, size_t len)
         join->text[join->len++] = ' ';
     }
 
-    room = EMU_JOIN_MAX - join->len;
-    if (len > room) {
-        len = room;
-    }
+    len = emu_utf8_cut(text, len, EMU_JOIN_MAX - join->len);
     memcpy(join->text + join->len, text, len);
     join->len += len;
 }
@@ -159,25 +174,13 @@ emu_reply_echo(emu_call_t *call, const emu_join_t *last_user)
 }
 
 
-/*
- * Copies the model name, cut to the field's size at a UTF-8 character
- * boundary: a name cut inside a character would be invalid JSON in every
- * answer that echoes it.
- */
+/* Copies the model name, cut to the field's size between characters. */
 static void
 emu_copy_model(emu_call_t *call, const char *model)
 {
     size_t  len;
 
-    len = strlen(model);
-
-    if (len >= sizeof(call->model)) {
-        len = sizeof(call->model) - 1;
-
-        while (len > 0 && ((unsigned char) model[len] & 0xc0) == 0x80) {
-            len--;
-        }
-    }
+    len = emu_utf8_cut(model, strlen(model), sizeof(call->model) - 1);
 
     memcpy(call->model, model, len);
     call->model[len] = '\0';

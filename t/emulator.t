@@ -211,6 +211,18 @@ $c = eval { decode_json($r->{content}) };
 ok($c, 'long utf-8 model answer is valid JSON');
 is($c && $c->{model}, 'ab' . ("\x{e9}" x 62), 'long utf-8 model cut between characters');
 
+# The user text is joined up to 8192 bytes before the directives are taken
+# out: 5 + 8100 + 2 bytes, then the 8192-byte cut ends inside the 43rd
+# "\x{e9}". Without the directive, the echo is shorter than 200 bytes, so
+# only the join can leave a character out.
+$r = post('/v1/chat/completions', encode_json(chat('[emu ' . ('x' x 8100)
+          . '] ' . ("\x{e9}" x 100))), %openai_auth);
+is($r->{status}, 200, 'long utf-8 text status');
+$c = eval { decode_json($r->{content}) };
+ok($c, 'long utf-8 text answer is valid JSON');
+is($c && $c->{choices}[0]{message}{content},
+   'emulator reply to: ' . ("\x{e9}" x 42), 'long utf-8 text cut between characters');
+
 $r = post('/v1/chat/completions', chat('go [emu words=5]'), %openai_auth);
 $c = decode_json($r->{content});
 is($c->{choices}[0]{message}{content}, 'w1 w2 w3 w4 w5', 'words knob reply');
