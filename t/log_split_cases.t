@@ -1,0 +1,113 @@
+#!/usr/bin/perl
+
+# Replays of spool files whose rejected rows sit at the start, at the end,
+# side by side or everywhere, with batches of 1, 2, 3 and 8 rows: every
+# accepted row is stored once, and every rejected row is set aside once
+# and never stored.
+
+use strict;
+use warnings;
+
+use Test::More;
+use Time::HiRes qw(time);
+use Chatgate::Test;
+
+my $t = Chatgate::Test->new(env => { CHATGATE_LOG_BATCH => 8 });
+my $spool = $t->dir . '/spool';
+
+$t->execute("ALTER TABLE chat_logs ADD CONSTRAINT chat_logs_test_model"
+    . " CHECK (model <> 'reject-me')");
+
+# Spool lines as cg_spool_encode() writes them.
+sub spool_line {
+    my ($rid, $model, $time_us) = @_;
+    return join("\t", 1, $time_us, $rid, '127.0.0.1', 'byok', 'openai',
+        $model, 1, 200, 5, -1, -1, -1, '', '', 0, -1, -1, -1) . "\n";
+}
+
+sub count_rows {
+    my ($rid) = @_;
+    my ($row) = $t->query(
+        "SELECT count(*) AS n FROM chat_logs WHERE request_id = '$rid'");
+    return $row->{n};
+}
+
+sub read_rejected {
+    open my $fh, '<', "$spool.rejected" or return '';
+    local $/;
+    return <$fh>;
+}
+
+# Writes pattern ("g" an accepted row, "B" a rejected one) to the spool,
+# starts the worker with batches of $batch rows and checks the outcome.
+sub replay_case {
+    my ($name, $batch, $pattern) = @_;
+
+    is($t->stop_process('worker', 'TERM'), 0, "$name worker stopped");
+    $t->{env} = $t->_worker_env({ CHATGATE_LOG_BATCH => $batch });
+    unlink "$spool.rejected";
+
+    my $now = int(time * 1e6);
+    my (@good, @bad);
+    open my $fh, '>', $spool or die "open $spool failed: $!";
+    my $i = 0;
+    for my $c (split //, $pattern) {
+        my $rid = "split-$name-$i";
+        print $fh spool_line($rid, $c eq 'B' ? 'reject-me' : 'gpt-4o-mini',
+            $now + $i);
+        push @{ $c eq 'B' ? \@bad : \@good }, $rid;
+        $i++;
+    }
+    close $fh;
+
+    $t->start_worker();
+    ok($t->wait_for(sub { -z $spool }, 30), "$name spool emptied");
+
+    my $stored = 0;
+    $stored += count_rows($_) == 1 ? 1 : 0 for @good;
+    is($stored, scalar @good, "$name accepted rows stored once");
+
+    my $leaked = 0;
+    $leaked += count_rows($_) for @bad;
+    is($leaked, 0, "$name rejected rows not stored");
+
+    my $rejected = read_rejected();
+    my $once = 0;
+    for my $rid (@bad) {
+        my $n = () = $rejected =~ /\t\Q$rid\E\t/g;
+        $once++ if $n == 1;
+    }
+    is($once, scalar @bad, "$name rejected rows set aside once");
+    my $lines = () = $rejected =~ /\n/g;
+    is($lines, scalar @bad, "$name rejected file rows");
+}
+
+srand(7);
+sub random_pattern {
+    my ($n, $p) = @_;
+    return join '', map { rand() < $p ? 'B' : 'g' } 1 .. $n;
+}
+
+my @cases = (
+    [ 'start8',    8, 'B' . 'g' x 15 ],
+    [ 'end8',      8, 'g' x 15 . 'B' ],
+    [ 'edges8',    8, 'Bg' . 'g' x 5 . 'BB' . 'g' x 6 . 'B' ],
+    [ 'several8',  8, 'gBgBBggBgggggggBg' ],
+    [ 'all8',      8, 'B' x 12 ],
+    [ 'one8',      8, 'B' ],
+    [ 'random8a',  8, random_pattern(40, 0.1) ],
+    [ 'random8b',  8, random_pattern(40, 0.4) ],
+    [ 'batch1',    1, 'gBgBBgB' ],
+    [ 'batch2',    2, 'BgBggBBgBg' ],
+    [ 'batch2all', 2, 'BBBBB' ],
+    [ 'batch3',    3, random_pattern(20, 0.3) ],
+    [ 'batch5',    5, random_pattern(30, 0.2) ],
+);
+
+for my $case (@cases) {
+    replay_case(@$case);
+}
+
+ok($t->is_running('worker'), 'split cases worker running');
+
+$t->finish();

@@ -1,0 +1,206 @@
+#!/usr/bin/perl
+
+# A rejected batch being replayed in halves, interrupted: new rows spooled
+# meanwhile, the INSERT's backend terminated, the worker restarted, the
+# server restarted. Every accepted row is stored once, and every rejected
+# row is set aside and never stored.
+
+use strict;
+use warnings;
+
+use Test::More;
+use Time::HiRes qw(time sleep);
+use Chatgate::Test;
+
+my $t = Chatgate::Test->new(env => { CHATGATE_LOG_BATCH => 8 });
+my $spool = $t->dir . '/spool';
+
+$t->execute("ALTER TABLE chat_logs ADD CONSTRAINT chat_logs_test_model"
+    . " CHECK (model <> 'reject-me')");
+
+# A statement trigger that the test steers with rows of test_flags:
+# "copyfail" fails every COPY (not a rejection, so the rows are spooled),
+# "slow" holds every INSERT for 300 ms so that a split can be interrupted.
+$t->execute(<<'SQL');
+CREATE TABLE test_flags (name text PRIMARY KEY);
+CREATE FUNCTION test_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_query() LIKE 'COPY%'
+       AND EXISTS (SELECT 1 FROM test_flags WHERE name = 'copyfail') THEN
+        RAISE EXCEPTION 'test copy failure';
+    END IF;
+    IF current_query() LIKE 'INSERT%'
+       AND EXISTS (SELECT 1 FROM test_flags WHERE name = 'slow') THEN
+        PERFORM pg_sleep(0.3);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER test_gate BEFORE INSERT ON chat_logs
+    FOR EACH STATEMENT EXECUTE FUNCTION test_gate();
+SQL
+
+sub flag {
+    my ($name, $on) = @_;
+    $t->execute($on ? "INSERT INTO test_flags VALUES ('$name')"
+                    . " ON CONFLICT DO NOTHING"
+                    : "DELETE FROM test_flags WHERE name = '$name'");
+}
+
+sub spool_line {
+    my ($rid, $model, $time_us) = @_;
+    return join("\t", 1, $time_us, $rid, '127.0.0.1', 'byok', 'openai',
+        $model, 1, 200, 5, -1, -1, -1, '', '', 0, -1, -1, -1) . "\n";
+}
+
+sub count_rows {
+    my ($rid) = @_;
+    my ($row) = $t->query(
+        "SELECT count(*) AS n FROM chat_logs WHERE request_id = '$rid'");
+    return $row->{n};
+}
+
+sub read_rejected {
+    open my $fh, '<', "$spool.rejected" or return '';
+    local $/;
+    return <$fh>;
+}
+
+# Stops the worker, writes pattern to the spool and starts the worker with
+# INSERTs held, then waits for the split. Returns the good and bad ids.
+sub start_split {
+    my ($name, $pattern) = @_;
+
+    is($t->stop_process('worker', 'TERM'), 0, "$name worker stopped");
+    unlink "$spool.rejected";
+    truncate $t->dir . '/worker.log', 0;
+
+    my $now = int(time * 1e6);
+    my (@good, @bad);
+    open my $fh, '>', $spool or die "open $spool failed: $!";
+    my $i = 0;
+    for my $c (split //, $pattern) {
+        my $rid = "outage-$name-$i";
+        print $fh spool_line($rid, $c eq 'B' ? 'reject-me' : 'gpt-4o-mini',
+            $now + $i);
+        push @{ $c eq 'B' ? \@bad : \@good }, $rid;
+        $i++;
+    }
+    close $fh;
+
+    flag('slow', 1);
+    $t->start_worker();
+    ok($t->wait_for(sub {
+        scalar $t->logs_containing('replaying them in smaller batches',
+            'worker') }, 15), "$name split started");
+
+    return (\@good, \@bad);
+}
+
+sub check_outcome {
+    my ($name, $good, $bad, $todo) = @_;
+
+    flag('slow', 0);
+    ok($t->wait_for(sub { -z $spool }, 30), "$name spool emptied");
+
+    my @missing = grep { count_rows($_) != 1 } @$good;
+    is("@missing", '', "$name accepted rows stored once");
+
+    my @stored = grep { count_rows($_) != 0 } @$bad;
+    is("@stored", '', "$name rejected rows not stored");
+
+    my $rejected = read_rejected();
+    my %set_aside = map {
+        my $rid = $_;
+        my $n = () = $rejected =~ /\t\Q$rid\E\t/g;
+        ($rid => $n);
+    } @$bad;
+    my @lost = grep { $set_aside{$_} == 0 } @$bad;
+    is("@lost", '', "$name rejected rows set aside");
+
+    local $TODO = $todo;
+    my @twice = grep { $set_aside{$_} > 1 } @$bad;
+    is("@twice", '', "$name rejected rows set aside once");
+}
+
+my $pattern = 'gggBgggg' . 'ggggggBg' . 'Bggggggg' . 'gggggggB';
+
+# New rows, some rejected, spooled by failed COPYs during the split.
+{
+    my ($good, $bad) = start_split('newrows', $pattern);
+    flag('copyfail', 1);
+    for my $i (1 .. 6) {
+        my $reject = $i == 2 || $i == 6;
+        my $r = $t->chat(model => $reject ? 'openai/reject-me'
+                                          : 'openai/gpt-4o-mini',
+                         content => "during the split $i");
+        is($r->{status}, 200, "newrows chat $i status");
+        my $rid = $t->request_id($r->{tag});
+        push @{ $reject ? $bad : $good }, $rid;
+    }
+    ok($t->wait_for(sub {
+        $t->log_lines('worker', qr/COPY of \d+ log rows failed/) }, 10),
+       'newrows copy failed');
+    sleep 0.5;
+    flag('copyfail', 0);
+    check_outcome('newrows', $good, $bad);
+}
+
+# The backend of a held INSERT terminated, three times.
+{
+    my ($good, $bad) = start_split('terminated', $pattern);
+    for my $n (1 .. 3) {
+        ok($t->wait_for(sub {
+            my ($row) = $t->query("SELECT count(*) AS n FROM pg_stat_activity"
+                . " WHERE query LIKE 'INSERT INTO chat_logs%'"
+                . " AND state = 'active'");
+            $row->{n};
+        }, 10), "terminated insert $n running");
+        $t->query("SELECT pg_terminate_backend(pid) AS done"
+            . " FROM pg_stat_activity WHERE query LIKE 'INSERT INTO chat_logs%'"
+            . " AND pid <> pg_backend_pid()");
+        sleep 0.5;
+    }
+    check_outcome('terminated', $good, $bad);
+}
+
+# The worker stopped and started during the split.
+{
+    my ($good, $bad) = start_split('restart', $pattern);
+    ok($t->wait_for(sub {
+        $t->log_lines('worker', qr/rejected by the database, moved to/) }, 15),
+       'restart first row set aside');
+    is($t->stop_process('worker', 'TERM'), 0, 'restart worker stopped');
+    $t->start_worker();
+
+    # The worker replays the spool from its start, because it does not
+    # keep the replay offset, so the rows set aside before the restart are
+    # rejected and set aside again.
+    check_outcome('restart', $good, $bad,
+        'the replay offset is not kept across a restart');
+}
+
+# The server stopped (fast shutdown) and started again during the split.
+# pg.sh finds the cluster through a folder whose "location" file names it.
+{
+    my $pg = $t->dir . '/pg';
+    mkdir $pg;
+    open my $fh, '>', "$pg/location" or die "open $pg/location failed: $!";
+    print $fh "$ENV{CHATGATE_TEST_PGHOST}\n";
+    close $fh;
+    my $pg_sh = "$t->{repo}/scripts/pg.sh";
+
+    my ($good, $bad) = start_split('server', $pattern);
+    ok($t->wait_for(sub {
+        $t->log_lines('worker', qr/rejected by the database, moved to/) }, 15),
+       'server first row set aside');
+    is(system('bash', '-c', ". '$pg_sh' && pg_stop '$pg'"), 0,
+       'server stopped');
+    sleep 2;
+    is(system('bash', '-c', ". '$pg_sh' && pg_start '$pg' >/dev/null"), 0,
+       'server started');
+    check_outcome('server', $good, $bad);
+}
+
+ok($t->is_running('worker'), 'split outages worker running');
+
+$t->finish();
