@@ -18,18 +18,14 @@ my $spool = $t->dir . '/spool';
 $t->execute("ALTER TABLE chat_logs ADD CONSTRAINT chat_logs_test_model"
     . " CHECK (model <> 'reject-me')");
 
-# Spool lines as cg_spool_encode() writes them.
+# Spool lines as cg_spool_encode() writes them. A row with an error message
+# of 255 bytes takes about 400, so a read of the spool (64 KB) returns fewer
+# rows than a batch of 200.
 sub spool_line {
-    my ($rid, $model, $time_us) = @_;
+    my ($rid, $model, $time_us, $long) = @_;
+    my ($class, $message) = $long ? ('upstream_error', 'e' x 255) : ('', '');
     return join("\t", 1, $time_us, $rid, '127.0.0.1', 'byok', 'openai',
-        $model, 1, 200, 5, -1, -1, -1, '', '', 0, -1, -1, -1) . "\n";
-}
-
-sub count_rows {
-    my ($rid) = @_;
-    my ($row) = $t->query(
-        "SELECT count(*) AS n FROM chat_logs WHERE request_id = '$rid'");
-    return $row->{n};
+        $model, 1, 200, 5, -1, -1, -1, $class, $message, 0, -1, -1, -1) . "\n";
 }
 
 sub read_rejected {
@@ -41,7 +37,7 @@ sub read_rejected {
 # Writes pattern ("g" an accepted row, "B" a rejected one) to the spool,
 # starts the worker with batches of $batch rows and checks the outcome.
 sub replay_case {
-    my ($name, $batch, $pattern) = @_;
+    my ($name, $batch, $pattern, $long) = @_;
 
     is($t->stop_process('worker', 'TERM'), 0, "$name worker stopped");
     $t->{env} = $t->_worker_env({ CHATGATE_LOG_BATCH => $batch });
@@ -54,7 +50,7 @@ sub replay_case {
     for my $c (split //, $pattern) {
         my $rid = "split-$name-$i";
         print $fh spool_line($rid, $c eq 'B' ? 'reject-me' : 'gpt-4o-mini',
-            $now + $i);
+            $now + $i, $long);
         push @{ $c eq 'B' ? \@bad : \@good }, $rid;
         $i++;
     }
@@ -63,13 +59,15 @@ sub replay_case {
     $t->start_worker();
     ok($t->wait_for(sub { -z $spool }, 30), "$name spool emptied");
 
-    my $stored = 0;
-    $stored += count_rows($_) == 1 ? 1 : 0 for @good;
-    is($stored, scalar @good, "$name accepted rows stored once");
+    my %count = map { $_->{request_id} => $_->{n} } $t->query(
+        "SELECT request_id, count(*) AS n FROM chat_logs"
+        . " WHERE request_id LIKE 'split-$name-%' GROUP BY request_id");
 
-    my $leaked = 0;
-    $leaked += count_rows($_) for @bad;
-    is($leaked, 0, "$name rejected rows not stored");
+    my @missing = grep { ($count{$_} // 0) != 1 } @good;
+    is("@missing", '', "$name accepted rows stored once");
+
+    my @stored = grep { $count{$_} } @bad;
+    is("@stored", '', "$name rejected rows not stored");
 
     my $rejected = read_rejected();
     my $once = 0;
@@ -102,6 +100,8 @@ my @cases = (
     [ 'batch2all', 2, 'BBBBB' ],
     [ 'batch3',    3, random_pattern(20, 0.3) ],
     [ 'batch5',    5, random_pattern(30, 0.2) ],
+    [ 'long200',   200, random_pattern(400, 0.02), 1 ],
+    [ 'longall',   200, 'B' x 40 . 'g' x 200, 1 ],
 );
 
 for my $case (@cases) {
