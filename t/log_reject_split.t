@@ -54,7 +54,7 @@ for my $id (@good) {
 }
 
 ok($t->wait_for(sub {
-    $t->log_lines('worker', qr/rejected by the database, moved to/) >= 2 }, 20),
+    $t->log_lines('worker', qr/rejected by the database, set aside in/) >= 2 }, 20),
    'reject split rejections logged');
 ok(scalar $t->logs_containing('replaying them in smaller batches', 'worker'),
    'reject split split logged');

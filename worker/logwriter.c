@@ -629,19 +629,20 @@ static void
 cg_lw_reject(cg_logwriter_t *lw, const char *error)
 {
     char         path[4096];
+    const char  *id;
     cg_spool_t  *rejected;
 
     snprintf(path, sizeof(path), "%s.rejected", lw->spool_path);
+    id = lw->batch[0].request_id[0] != '\0' ? lw->batch[0].request_id : "-";
 
     rejected = cg_spool_open(path);
     if (rejected == NULL || cg_spool_append(rejected, lw->batch, lw->batch_n)) {
         cg_log_error(NULL, "spooled log row of request %s lost: rejected by "
-                     "the database (%s) and \"%s\" is not writable",
-                     lw->batch[0].request_id, error, path);
+                     "the database (%s) and \"%s\" is not writable", id,
+                     error, path);
     } else {
         cg_log_error(NULL, "spooled log row of request %s rejected by the "
-                     "database, moved to \"%s\": %s",
-                     lw->batch[0].request_id, path, error);
+                     "database, set aside in \"%s\": %s", id, path, error);
     }
 
     cg_spool_close(rejected);
@@ -686,6 +687,7 @@ cg_lw_replay_advance(cg_logwriter_t *lw)
     if (lw->replay_offset < cg_spool_size(lw->spool)) {
         cg_log_debug(NULL, "replayed %ld spooled log rows so far",
                      lw->replayed);
+        cg_spool_save_offset(lw->spool, lw->replay_offset);
         return;
     }
 
@@ -1027,6 +1029,17 @@ cg_logwriter_new(struct event_base *base, cg_db_t *db,
     /* NOTE: without a spool file, rows are lost while the database is down. */
     if (lw->spool_path[0] != '\0') {
         lw->spool = cg_spool_open(lw->spool_path);
+    }
+
+    if (lw->spool != NULL) {
+        lw->replay_offset = cg_spool_load_offset(lw->spool);
+
+        if (lw->replay_offset > 0) {
+            cg_log_info(NULL, "resuming the replay of \"%s\" at byte %lld "
+                        "of %lld", lw->spool_path,
+                        (long long) lw->replay_offset,
+                        (long long) cg_spool_size(lw->spool));
+        }
     }
 
     evtimer_add(lw->tick, &tick);

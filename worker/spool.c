@@ -19,6 +19,7 @@
 
 #define CG_SPOOL_VERSION     "1"
 #define CG_SPOOL_READ_SIZE   (64 * 1024)
+#define CG_SPOOL_PATH_MAX    PATH_MAX
 
 typedef enum {
     CG_FIELD_I64,
@@ -59,6 +60,8 @@ static const cg_field_t  cg_spool_fields[] = {
 };
 
 #define CG_SPOOL_NFIELDS  (sizeof(cg_spool_fields) / sizeof(cg_spool_fields[0]))
+
+static int cg_spool_offset_path(cg_spool_t *spool, char *path, size_t size);
 
 struct cg_spool_s {
     int    fd;
@@ -783,9 +786,115 @@ cg_spool_size(cg_spool_t *spool)
 int
 cg_spool_truncate(cg_spool_t *spool)
 {
+    char  path[CG_SPOOL_PATH_MAX];
+
     if (ftruncate(spool->fd, 0) != 0 || fsync(spool->fd) != 0) {
         cg_log_error(NULL, "truncate spool file \"%s\" failed: %s",
                      spool->path, strerror(errno));
+        return -1;
+    }
+
+    /* a stale offset past the end of the empty file is ignored on load */
+    if (cg_spool_offset_path(spool, path, sizeof(path)) == 0
+        && unlink(path) != 0 && errno != ENOENT)
+    {
+        cg_log_warn(NULL, "remove replay offset file \"%s\" failed: %s",
+                    path, strerror(errno));
+    }
+
+    return 0;
+}
+
+
+static int
+cg_spool_offset_path(cg_spool_t *spool, char *path, size_t size)
+{
+    int  n;
+
+    n = snprintf(path, size, "%s.offset", spool->path);
+
+    return (n < 0 || (size_t) n >= size) ? -1 : 0;
+}
+
+
+off_t
+cg_spool_load_offset(cg_spool_t *spool)
+{
+    char        path[CG_SPOOL_PATH_MAX], text[32], *end, last;
+    int         fd;
+    ssize_t     n;
+    long long   offset;
+
+    if (cg_spool_offset_path(spool, path, sizeof(path)) != 0) {
+        return 0;
+    }
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        if (errno != ENOENT) {
+            cg_log_warn(NULL, "open replay offset file \"%s\" failed, "
+                        "replaying from the start: %s", path,
+                        strerror(errno));
+        }
+        return 0;
+    }
+
+    n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+
+    if (n <= 0) {
+        return 0;
+    }
+
+    text[n] = '\0';
+    errno = 0;
+    offset = strtoll(text, &end, 10);
+
+    /* only the end of a line in the file as it is now */
+    if (errno != 0 || end == text || (*end != '\n' && *end != '\0')
+        || offset <= 0 || offset > (long long) cg_spool_size(spool)
+        || pread(spool->fd, &last, 1, (off_t) offset - 1) != 1
+        || last != '\n')
+    {
+        cg_log_warn(NULL, "replay offset file \"%s\" does not match "
+                    "\"%s\", replaying from the start", path, spool->path);
+        return 0;
+    }
+
+    return (off_t) offset;
+}
+
+
+int
+cg_spool_save_offset(cg_spool_t *spool, off_t offset)
+{
+    char  path[CG_SPOOL_PATH_MAX], tmp[CG_SPOOL_PATH_MAX], text[32];
+    int   fd, len, rc;
+
+    if (cg_spool_offset_path(spool, path, sizeof(path)) != 0
+        || snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int) sizeof(tmp))
+    {
+        return -1;
+    }
+
+    len = snprintf(text, sizeof(text), "%lld\n", (long long) offset);
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd == -1) {
+        cg_log_warn(NULL, "write replay offset file \"%s\" failed: %s",
+                    tmp, strerror(errno));
+        return -1;
+    }
+
+    rc = cg_spool_write_all(fd, text, (size_t) len);
+    if (close(fd) != 0) {
+        rc = -1;
+    }
+
+    if (rc != 0 || rename(tmp, path) != 0) {
+        cg_log_warn(NULL, "write replay offset file \"%s\" failed: %s",
+                    path, strerror(errno));
+        unlink(tmp);
         return -1;
     }
 

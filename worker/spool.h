@@ -85,8 +85,25 @@ int cg_spool_read(cg_spool_t *spool, off_t offset, cg_log_row_t *rows,
 
 off_t cg_spool_size(cg_spool_t *spool);
 
-/* Empties the file after a replay. Returns 0 or -1 (logged). */
+/*
+ * Empties the file after a replay, and removes its replay offset file.
+ * Returns 0 or -1 (logged).
+ */
 int cg_spool_truncate(cg_spool_t *spool);
+
+/*
+ * The replay offset, kept in "<path>.offset" so that a worker restarted in
+ * the middle of a replay goes on where it stopped, and the rows it set
+ * aside are not set aside again. It is written without fsync: after a
+ * power loss the replay may start earlier, where ON CONFLICT DO NOTHING
+ * skips the rows stored already.
+ *
+ * cg_spool_load_offset() returns the saved offset, or 0 when there is none
+ * or it is not the end of a line of the file (logged).
+ * cg_spool_save_offset() returns 0 or -1 (logged).
+ */
+off_t cg_spool_load_offset(cg_spool_t *spool);
+int cg_spool_save_offset(cg_spool_t *spool, off_t offset);
 
 const char *cg_spool_path(cg_spool_t *spool);
 

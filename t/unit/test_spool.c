@@ -3,6 +3,7 @@
  */
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -331,6 +332,58 @@ test_file(void)
 }
 
 
+/* The replay offset file: saved, loaded only at the end of a line. */
+static void
+test_offset(void)
+{
+    char           path[] = "/tmp/cg-spool-offset-XXXXXX", offset_path[64];
+    cg_log_row_t   rows[3];
+    cg_spool_t    *spool;
+    off_t          next;
+    cg_log_row_t   back[1];
+    int            fd, bad, i;
+
+    fd = mkstemp(path);
+    ok(fd != -1, "offset temp file");
+    close(fd);
+    snprintf(offset_path, sizeof(offset_path), "%s.offset", path);
+
+    spool = cg_spool_open(path);
+    ok(spool != NULL, "offset spool open");
+    is_int(cg_spool_load_offset(spool), 0, "offset none");
+
+    for (i = 0; i < 3; i++) {
+        fill_row(&rows[i], hostile[i], i);
+    }
+    cg_spool_append(spool, rows, 3);
+    is_int(cg_spool_read(spool, 0, back, 1, &next, &bad), 1,
+           "offset read one row");
+
+    is_int(cg_spool_save_offset(spool, next), 0, "offset save");
+    is_int(cg_spool_load_offset(spool), next, "offset load");
+
+    is_int(cg_spool_save_offset(spool, next - 1), 0, "offset save mid-line");
+    is_int(cg_spool_load_offset(spool), 0, "offset mid-line ignored");
+
+    is_int(cg_spool_save_offset(spool, cg_spool_size(spool) + 1), 0,
+           "offset save past the end");
+    is_int(cg_spool_load_offset(spool), 0, "offset past the end ignored");
+
+    fd = open(offset_path, O_WRONLY | O_TRUNC);
+    ok(fd != -1 && write(fd, "12x\n", 4) == 4, "offset write garbage");
+    close(fd);
+    is_int(cg_spool_load_offset(spool), 0, "offset garbage ignored");
+
+    cg_spool_save_offset(spool, next);
+    is_int(cg_spool_truncate(spool), 0, "offset spool truncate");
+    ok(access(offset_path, F_OK) != 0, "offset file removed by truncate");
+    is_int(cg_spool_load_offset(spool), 0, "offset none after truncate");
+
+    cg_spool_close(spool);
+    unlink(path);
+}
+
+
 int
 main(void)
 {
@@ -342,6 +395,7 @@ main(void)
     test_arrays_int();
     test_utf8();
     test_file();
+    test_offset();
 
     return done();
 }
