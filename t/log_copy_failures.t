@@ -16,13 +16,6 @@ use Chatgate::Test;
 my $t = Chatgate::Test->new();
 my $spool = $t->dir . '/spool';
 
-sub count_rows {
-    my ($rid) = @_;
-    my ($row) = $t->query(
-        "SELECT count(*) AS n FROM chat_logs WHERE request_id = '$rid'");
-    return $row->{n};
-}
-
 my $r = $t->chat(content => 'before the lock');
 my $rid = $t->request_id($r->{tag});
 ok($rid && $t->log_row($rid), 'copy failures warm up logged');
@@ -57,7 +50,7 @@ is($t->wait_exit('lock', 15), 0, 'copy failures lock released');
 for my $i (1 .. @during) {
     my $id = $t->request_id($during[$i - 1]);
     ok($id && $t->log_row($id, 20), "copy failures chat $i logged");
-    is($id && count_rows($id), 1, "copy failures chat $i stored once");
+    is($id && $t->log_row_count($id), 1, "copy failures chat $i stored once");
 }
 ok(scalar $t->logs_containing('log rows failed', 'worker'),
    'copy failures lost copy logged');
@@ -76,7 +69,7 @@ ok($t->wait_for(sub { -s "$spool.rejected" }, 15),
 ok($t->wait_for(sub {
     scalar $t->logs_containing('rejected by the database', 'worker') }, 5),
    'copy failures rejection logged');
-is(count_rows($rejected_id), 0, 'copy failures rejected row not stored');
+is($t->log_row_count($rejected_id), 0, 'copy failures rejected row not stored');
 open my $fh, '<', "$spool.rejected" or die "open $spool.rejected failed: $!";
 my $rejected = do { local $/; <$fh> };
 like($rejected, qr/\Q$rejected_id\E/, 'copy failures rejected row set aside');

@@ -19,13 +19,6 @@ my $t = Chatgate::Test->new(env => {
 });
 my $spool = $t->dir . '/spool';
 
-sub count_rows {
-    my ($rid) = @_;
-    my ($row) = $t->query(
-        "SELECT count(*) AS n FROM chat_logs WHERE request_id = '$rid'");
-    return $row->{n};
-}
-
 my $r = $t->chat(content => 'warm up');
 my $rid = $t->request_id($r->{tag});
 ok($rid && $t->log_row($rid, 10), 'reject split warm up logged');
@@ -50,7 +43,7 @@ ok($t->wait_for(sub {
 
 for my $id (@good) {
     ok($t->log_row($id, 20), "reject split accepted row $id logged");
-    is(count_rows($id), 1, "reject split accepted row $id stored once");
+    is($t->log_row_count($id), 1, "reject split accepted row $id stored once");
 }
 
 ok($t->wait_for(sub {
@@ -60,7 +53,7 @@ ok(scalar $t->logs_containing('replaying them in smaller batches', 'worker'),
    'reject split split logged');
 
 for my $id (@bad) {
-    is(count_rows($id), 0, "reject split rejected row $id not stored");
+    is($t->log_row_count($id), 0, "reject split rejected row $id not stored");
     is(scalar $t->log_lines('worker', qr/request \Q$id\E rejected/), 1,
        "reject split rejected row $id logged once");
 }

@@ -21,13 +21,6 @@ $t->execute("ALTER TABLE chat_logs ADD CONSTRAINT chat_logs_test_model"
 # Spool lines as cg_spool_encode() writes them. A row with an error message
 # of 255 bytes takes about 400, so a read of the spool (64 KB) returns fewer
 # rows than a batch of 200.
-sub spool_line {
-    my ($rid, $model, $time_us, $long) = @_;
-    my ($class, $message) = $long ? ('upstream_error', 'e' x 255) : ('', '');
-    return join("\t", 1, $time_us, $rid, '127.0.0.1', 'byok', 'openai',
-        $model, 1, 200, 5, -1, -1, -1, $class, $message, 0, -1, -1, -1) . "\n";
-}
-
 sub read_rejected {
     open my $fh, '<', "$spool.rejected" or return '';
     local $/;
@@ -40,21 +33,12 @@ sub replay_case {
     my ($name, $batch, $pattern, $long) = @_;
 
     is($t->stop_process('worker', 'TERM'), 0, "$name worker stopped");
-    $t->{env} = $t->_worker_env({ CHATGATE_LOG_BATCH => $batch });
+    $t->set_worker_env(CHATGATE_LOG_BATCH => $batch);
     unlink "$spool.rejected";
 
-    my $now = int(time * 1e6);
-    my (@good, @bad);
-    open my $fh, '>', $spool or die "open $spool failed: $!";
-    my $i = 0;
-    for my $c (split //, $pattern) {
-        my $rid = "split-$name-$i";
-        print $fh spool_line($rid, $c eq 'B' ? 'reject-me' : 'gpt-4o-mini',
-            $now + $i, $long);
-        push @{ $c eq 'B' ? \@bad : \@good }, $rid;
-        $i++;
-    }
-    close $fh;
+    my ($good, $bad) = $t->write_spool_pattern($spool, "split-$name", $pattern, $long);
+    my @good = @$good;
+    my @bad = @$bad;
 
     $t->start_worker();
     ok($t->wait_for(sub { -z $spool }, 30), "$name spool emptied");

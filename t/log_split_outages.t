@@ -46,19 +46,6 @@ sub flag {
                     : "DELETE FROM test_flags WHERE name = '$name'");
 }
 
-sub spool_line {
-    my ($rid, $model, $time_us) = @_;
-    return join("\t", 1, $time_us, $rid, '127.0.0.1', 'byok', 'openai',
-        $model, 1, 200, 5, -1, -1, -1, '', '', 0, -1, -1, -1) . "\n";
-}
-
-sub count_rows {
-    my ($rid) = @_;
-    my ($row) = $t->query(
-        "SELECT count(*) AS n FROM chat_logs WHERE request_id = '$rid'");
-    return $row->{n};
-}
-
 sub read_rejected {
     open my $fh, '<', "$spool.rejected" or return '';
     local $/;
@@ -74,18 +61,7 @@ sub start_split {
     unlink "$spool.rejected";
     truncate $t->dir . '/worker.log', 0;
 
-    my $now = int(time * 1e6);
-    my (@good, @bad);
-    open my $fh, '>', $spool or die "open $spool failed: $!";
-    my $i = 0;
-    for my $c (split //, $pattern) {
-        my $rid = "outage-$name-$i";
-        print $fh spool_line($rid, $c eq 'B' ? 'reject-me' : 'gpt-4o-mini',
-            $now + $i);
-        push @{ $c eq 'B' ? \@bad : \@good }, $rid;
-        $i++;
-    }
-    close $fh;
+    my ($good, $bad) = $t->write_spool_pattern($spool, "outage-$name", $pattern);
 
     flag('slow', 1);
     $t->start_worker();
@@ -93,7 +69,7 @@ sub start_split {
         scalar $t->logs_containing('replaying them in smaller batches',
             'worker') }, 15), "$name split started");
 
-    return (\@good, \@bad);
+    return ($good, $bad);
 }
 
 sub check_outcome {
@@ -102,10 +78,10 @@ sub check_outcome {
     flag('slow', 0);
     ok($t->wait_for(sub { -z $spool }, 30), "$name spool emptied");
 
-    my @missing = grep { count_rows($_) != 1 } @$good;
+    my @missing = grep { $t->log_row_count($_) != 1 } @$good;
     is("@missing", '', "$name accepted rows stored once");
 
-    my @stored = grep { count_rows($_) != 0 } @$bad;
+    my @stored = grep { $t->log_row_count($_) != 0 } @$bad;
     is("@stored", '', "$name rejected rows not stored");
 
     my $rejected = read_rejected();

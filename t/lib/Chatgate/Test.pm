@@ -171,6 +171,47 @@ sub _write_file {
     close $fh or croak "write $path failed: $!";
 }
 
+# Sets the worker's settings for its next start: the defaults plus env.
+sub set_worker_env {
+    my ($self, %env) = @_;
+    $self->{env} = $self->_worker_env(\%env);
+}
+
+# A spool file line as cg_spool_encode() writes it: version 1, then the 18
+# fields of cg_log_row_t, -1 for a NULL number. Fields: request_id, time_us
+# and model, and optionally error_class and error_message.
+sub spool_line {
+    my ($class, %f) = @_;
+    return join("\t", 1, $f{time_us}, $f{request_id}, '127.0.0.1', 'byok',
+        'openai', $f{model}, 1, 200, 5, -1, -1, -1, $f{error_class} // '',
+        $f{error_message} // '', 0, -1, -1, -1) . "\n";
+}
+
+# Writes one spool line per letter of pattern to path: "g" a row the
+# database accepts, "B" a row with the model "reject-me", for a CHECK
+# constraint to reject. Request ids are "<prefix>-<index>". Returns the
+# accepted and the rejected request ids. With long set, rows carry a
+# 255-byte error message.
+sub write_spool_pattern {
+    my ($self, $path, $prefix, $pattern, $long) = @_;
+    my $now = int(time * 1e6);
+    my (@good, @bad);
+
+    open my $fh, '>', $path or croak "open $path failed: $!";
+    my $i = 0;
+    for my $c (split //, $pattern) {
+        my $rid = "$prefix-$i";
+        print $fh $self->spool_line(request_id => $rid, time_us => $now + $i,
+            model => $c eq 'B' ? 'reject-me' : 'gpt-4o-mini',
+            $long ? (error_class => 'upstream_error', error_message => 'e' x 255) : ());
+        push @{ $c eq 'B' ? \@bad : \@good }, $rid;
+        $i++;
+    }
+    close $fh or croak "write $path failed: $!";
+
+    return (\@good, \@bad);
+}
+
 sub _worker_env {
     my ($self, $override) = @_;
     my $emu = "http://127.0.0.1:$self->{emulator_port}";
@@ -852,6 +893,18 @@ sub log_row {
         return undef if time > $deadline;
         sleep 0.1;
     }
+}
+
+# Returns how many chat_logs rows have request_id, at once.
+sub log_row_count {
+    my ($self, $request_id) = @_;
+
+    $request_id =~ /^[\w.:-]+$/
+        or croak "request id \"$request_id\" has characters a request id cannot have";
+
+    my ($row) = $self->query(
+        "SELECT count(*) AS n FROM chat_logs WHERE request_id = '$request_id'");
+    return $row->{n};
 }
 
 # Runs one SQL statement that returns no rows (UPDATE, DELETE, ...).
