@@ -879,7 +879,9 @@ cg_spool_save_offset(cg_spool_t *spool, off_t offset)
 
     len = snprintf(text, sizeof(text), "%lld\n", (long long) offset);
 
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* a new file, never one that a link in the spool's folder points to */
+    unlink(tmp);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd == -1) {
         cg_log_warn(NULL, "write replay offset file \"%s\" failed: %s",
                     tmp, strerror(errno));

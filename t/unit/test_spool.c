@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "tap.h"
@@ -337,6 +338,7 @@ static void
 test_offset(void)
 {
     char           path[] = "/tmp/cg-spool-offset-XXXXXX", offset_path[64];
+    char           victim[64], tmp_path[80], victim_text[8];
     cg_log_row_t   rows[3];
     cg_spool_t    *spool;
     off_t          next;
@@ -373,6 +375,21 @@ test_offset(void)
     ok(fd != -1 && write(fd, "12x\n", 4) == 4, "offset write garbage");
     close(fd);
     is_int(cg_spool_load_offset(spool), 0, "offset garbage ignored");
+
+    /* a link at the temporary path is replaced, not written through */
+    snprintf(victim, sizeof(victim), "%s.victim", path);
+    snprintf(tmp_path, sizeof(tmp_path), "%s.tmp", offset_path);
+    fd = open(victim, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ok(fd != -1 && write(fd, "keep\n", 5) == 5, "offset victim written");
+    close(fd);
+    ok(symlink(victim, tmp_path) == 0, "offset link at the temporary path");
+    is_int(cg_spool_save_offset(spool, next), 0, "offset save over a link");
+    is_int(cg_spool_load_offset(spool), next, "offset load after a link");
+    fd = open(victim, O_RDONLY);
+    ok(fd != -1 && read(fd, victim_text, sizeof(victim_text)) == 5
+       && memcmp(victim_text, "keep\n", 5) == 0, "offset victim untouched");
+    close(fd);
+    unlink(victim);
 
     cg_spool_save_offset(spool, next);
     is_int(cg_spool_truncate(spool), 0, "offset spool truncate");
