@@ -48,9 +48,14 @@ fi
 # The list of module sources is fixed at configure time: configure again
 # whenever a source file appears or goes, or config or the flags change.
 stamp=$( (cat "$repo/config" "$ngx_src/conf_flags"; ls "$repo"/ngx_module;
-          echo "$extra_flags $cc_opt $ld_opt") |
+          echo "relative builddir $extra_flags $cc_opt $ld_opt") |
     md5sum | cut -d' ' -f1)
 
+# --builddir is relative ($builddir seen from $src_copy): nginx 1.22's
+# configure names a dynamic module's objects with unanchored sed patterns.
+# The one for assembler sources, 's#\([^ ]*\.\)S#...#', runs after the
+# build path is put in, and rewrites an absolute path that contains ".S",
+# like the /tmp/tmp.S... of a mktemp -d checkout.
 if [ "$(cat "$builddir/.configured" 2>/dev/null)" != "$stamp" ]; then
     # conf_flags is a bash array assignment: NGX_CONF_FLAGS=( ... )
     flags=$(sed -n 's/^NGX_CONF_FLAGS=(\(.*\))$/\1/p' "$ngx_src/conf_flags")
@@ -60,7 +65,7 @@ if [ "$(cat "$builddir/.configured" 2>/dev/null)" != "$stamp" ]; then
         --with-cc-opt="$cc_opt -Wextra -Wno-unused-parameter -Werror $extra_flags" \
         --with-ld-opt="$ld_opt $extra_flags" \
         --add-dynamic-module="$repo" \
-        --builddir="$builddir" >"$builddir/configure.log" 2>&1 || {
+        --builddir=.. >"$builddir/configure.log" 2>&1 || {
         echo "build-module: nginx configure failed, see $builddir/configure.log" >&2
         exit 1
     }
