@@ -20,6 +20,7 @@
 #define CG_SPOOL_VERSION     "1"
 #define CG_SPOOL_READ_SIZE   (64 * 1024)
 #define CG_SPOOL_PATH_MAX    PATH_MAX
+#define CG_SPOOL_LINE_HASH_MAX  4096
 
 typedef enum {
     CG_FIELD_I64,
@@ -794,7 +795,7 @@ cg_spool_truncate(cg_spool_t *spool)
         return -1;
     }
 
-    /* a stale offset past the end of the empty file is ignored on load */
+    /* an offset left behind does not match on load, and is removed then */
     if (cg_spool_offset_path(spool, path, sizeof(path)) == 0
         && unlink(path) != 0 && errno != ENOENT)
     {
@@ -817,13 +818,54 @@ cg_spool_offset_path(cg_spool_t *spool, char *path, size_t size)
 }
 
 
+/*
+ * Hashes (FNV-1a, 64 bits) the line of the spool that ends at offset, or
+ * its last CG_SPOOL_LINE_HASH_MAX bytes when it is longer. The hash ties a
+ * saved offset to the rows before it, so that an offset left by another
+ * spool file is not taken for this one. Returns 0, or -1 when offset is
+ * not the end of a line of the file.
+ */
+static int
+cg_spool_line_hash(cg_spool_t *spool, off_t offset, uint64_t *hash)
+{
+    char     buf[CG_SPOOL_LINE_HASH_MAX];
+    size_t   n, start;
+    ssize_t  got;
+
+    if (offset <= 0 || offset > cg_spool_size(spool)) {
+        return -1;
+    }
+
+    n = offset < (off_t) sizeof(buf) ? (size_t) offset : sizeof(buf);
+    got = pread(spool->fd, buf, n, offset - (off_t) n);
+    if (got != (ssize_t) n || buf[n - 1] != '\n') {
+        return -1;
+    }
+
+    start = n - 1;
+    while (start > 0 && buf[start - 1] != '\n') {
+        start--;
+    }
+
+    *hash = 14695981039346656037ULL;
+    for (; start < n; start++) {
+        *hash ^= (unsigned char) buf[start];
+        *hash *= 1099511628211ULL;
+    }
+
+    return 0;
+}
+
+
 off_t
 cg_spool_load_offset(cg_spool_t *spool)
 {
-    char        path[CG_SPOOL_PATH_MAX], text[32], *end, last;
-    int         fd;
-    ssize_t     n;
-    long long   offset;
+    char                path[CG_SPOOL_PATH_MAX], text[64], *end;
+    int                 fd;
+    ssize_t             n;
+    long long           offset;
+    unsigned long long  saved_hash;
+    uint64_t            hash;
 
     if (cg_spool_offset_path(spool, path, sizeof(path)) != 0) {
         return 0;
@@ -842,22 +884,32 @@ cg_spool_load_offset(cg_spool_t *spool)
     n = read(fd, text, sizeof(text) - 1);
     close(fd);
 
-    if (n <= 0) {
-        return 0;
-    }
-
-    text[n] = '\0';
+    text[n > 0 ? n : 0] = '\0';
     errno = 0;
     offset = strtoll(text, &end, 10);
+    if (errno == 0 && end != text && *end == ' ') {
+        saved_hash = strtoull(end + 1, &end, 16);
+    } else {
+        end = text;
+        saved_hash = 0;
+    }
 
-    /* only the end of a line in the file as it is now */
+    /*
+     * Only the end of a line of this file, the line that the offset was
+     * saved after. An offset that does not match is removed, so that it
+     * cannot match rows spooled later.
+     */
     if (errno != 0 || end == text || (*end != '\n' && *end != '\0')
-        || offset <= 0 || offset > (long long) cg_spool_size(spool)
-        || pread(spool->fd, &last, 1, (off_t) offset - 1) != 1
-        || last != '\n')
+        || cg_spool_line_hash(spool, (off_t) offset, &hash) != 0
+        || hash != saved_hash)
     {
         cg_log_warn(NULL, "replay offset file \"%s\" does not match "
                     "\"%s\", replaying from the start", path, spool->path);
+
+        if (unlink(path) != 0 && errno != ENOENT) {
+            cg_log_warn(NULL, "remove replay offset file \"%s\" failed: %s",
+                        path, strerror(errno));
+        }
         return 0;
     }
 
@@ -868,8 +920,9 @@ cg_spool_load_offset(cg_spool_t *spool)
 int
 cg_spool_save_offset(cg_spool_t *spool, off_t offset)
 {
-    char  path[CG_SPOOL_PATH_MAX], tmp[CG_SPOOL_PATH_MAX], text[32];
-    int   fd, len, rc;
+    char      path[CG_SPOOL_PATH_MAX], tmp[CG_SPOOL_PATH_MAX], text[64];
+    int       fd, len, rc;
+    uint64_t  hash;
 
     if (cg_spool_offset_path(spool, path, sizeof(path)) != 0
         || snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int) sizeof(tmp))
@@ -877,7 +930,14 @@ cg_spool_save_offset(cg_spool_t *spool, off_t offset)
         return -1;
     }
 
-    len = snprintf(text, sizeof(text), "%lld\n", (long long) offset);
+    if (cg_spool_line_hash(spool, offset, &hash) != 0) {
+        cg_log_warn(NULL, "replay offset %lld is not the end of a line of "
+                    "\"%s\", not saved", (long long) offset, spool->path);
+        return -1;
+    }
+
+    len = snprintf(text, sizeof(text), "%lld %016" PRIx64 "\n",
+                   (long long) offset, hash);
 
     /* a new file, never one that a link in the spool's folder points to */
     unlink(tmp);

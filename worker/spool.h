@@ -94,13 +94,17 @@ int cg_spool_truncate(cg_spool_t *spool);
 /*
  * The replay offset, kept in "<path>.offset" so that a worker restarted in
  * the middle of a replay goes on where it stopped, and the rows it set
- * aside are not set aside again. It is written without fsync: after a
- * power loss the replay may start earlier, where ON CONFLICT DO NOTHING
- * skips the rows stored already.
+ * aside are not set aside again. The file contains the offset and a hash of
+ * the line that ends there, so an offset left by a spool file that was
+ * replaced or emptied meanwhile is not applied to the new rows. It is
+ * written without fsync: after a power loss the replay may start earlier,
+ * where ON CONFLICT DO NOTHING skips the rows stored already.
  *
  * cg_spool_load_offset() returns the saved offset, or 0 when there is none
- * or it is not the end of a line of the file (logged).
- * cg_spool_save_offset() returns 0 or -1 (logged).
+ * or it does not match the line that ends there; it removes an offset
+ * file that does not match (logged).
+ * cg_spool_save_offset() returns 0, or -1 when offset is not the end of a
+ * line of the file or the write failed (logged).
  */
 off_t cg_spool_load_offset(cg_spool_t *spool);
 int cg_spool_save_offset(cg_spool_t *spool, off_t offset);

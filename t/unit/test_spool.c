@@ -333,12 +333,23 @@ test_file(void)
 }
 
 
-/* The replay offset file: saved, loaded only at the end of a line. */
+static void
+write_offset_file(const char *path, const char *text)
+{
+    FILE  *f;
+
+    f = fopen(path, "w");
+    ok(f != NULL && fputs(text, f) >= 0 && fclose(f) == 0,
+       "offset file written");
+}
+
+
+/* The replay offset file: saved, loaded only after the same line. */
 static void
 test_offset(void)
 {
     char           path[] = "/tmp/cg-spool-offset-XXXXXX", offset_path[64];
-    char           victim[64], tmp_path[80], victim_text[8];
+    char           victim[64], tmp_path[80], victim_text[8], text[32];
     cg_log_row_t   rows[3];
     cg_spool_t    *spool;
     off_t          next;
@@ -364,17 +375,27 @@ test_offset(void)
     is_int(cg_spool_save_offset(spool, next), 0, "offset save");
     is_int(cg_spool_load_offset(spool), next, "offset load");
 
-    is_int(cg_spool_save_offset(spool, next - 1), 0, "offset save mid-line");
-    is_int(cg_spool_load_offset(spool), 0, "offset mid-line ignored");
-
-    is_int(cg_spool_save_offset(spool, cg_spool_size(spool) + 1), 0,
+    is_int(cg_spool_save_offset(spool, next - 1), -1, "offset save mid-line");
+    is_int(cg_spool_save_offset(spool, cg_spool_size(spool) + 1), -1,
            "offset save past the end");
-    is_int(cg_spool_load_offset(spool), 0, "offset past the end ignored");
+    is_int(cg_spool_load_offset(spool), next, "offset kept after bad saves");
 
-    fd = open(offset_path, O_WRONLY | O_TRUNC);
-    ok(fd != -1 && write(fd, "12x\n", 4) == 4, "offset write garbage");
-    close(fd);
+    write_offset_file(offset_path, "12x\n");
     is_int(cg_spool_load_offset(spool), 0, "offset garbage ignored");
+    ok(access(offset_path, F_OK) != 0, "offset garbage removed");
+
+    /* the offset alone, without the hash of its line */
+    snprintf(text, sizeof(text), "%lld\n", (long long) next);
+    write_offset_file(offset_path, text);
+    is_int(cg_spool_load_offset(spool), 0, "offset without hash ignored");
+
+    /* another file whose first line has the same length */
+    is_int(cg_spool_save_offset(spool, next), 0, "offset save again");
+    fd = open(path, O_WRONLY);
+    ok(fd != -1 && pwrite(fd, "1\t9", 3, 0) == 3, "offset first line changed");
+    close(fd);
+    is_int(cg_spool_load_offset(spool), 0, "offset of another file ignored");
+    ok(access(offset_path, F_OK) != 0, "offset of another file removed");
 
     /* a link at the temporary path is replaced, not written through */
     snprintf(victim, sizeof(victim), "%s.victim", path);
