@@ -93,6 +93,34 @@ is(scalar @{ forwarded($r, 'X-Chatgate-Client-Addr') }, 1,
    'identity forged client addr replaced');
 is_deeply(forwarded($r, 'X-Other'), ['kept'], 'identity other headers kept');
 
+# forged headers and X-Key-Id past the first part of nginx's header list
+# (20 entries), among headers that start with "X" and others
+
+my @padding = map { ["X-Pad-$_", 'p'], ["Pad-$_", 'p'] } 1 .. 40;
+
+$r = echo(@padding, ['X-CHATGATE-ROLE', 'admin'],
+          ['X-Chatgate-Request-Id', 'forged-id'], ['X-Chatgate-', 'empty'],
+          ['X-Chatgate', 'no-dash']);
+is($r->{status}, 200, 'identity many headers request passes');
+unlike($r->{body}, qr/forged|X-Chatgate-Role|^X-Chatgate-:/mi,
+       'identity forged headers after many removed');
+is_deeply(forwarded($r, 'X-Chatgate'), ['no-dash'],
+          'identity header without the dash kept');
+is(scalar @{ forwarded($r, 'X-Pad-40') }, 1, 'identity padding kept');
+
+$r = echo(@padding, ['X-Key-Id', '3f2504e0-4f89-11d3-9a0c-0305e82c3301'],
+          ['X-Admin-Token', $admin_token], ['x-chatgate-key-id', 'forged']);
+is_deeply(forwarded($r, 'X-Chatgate-Key-Id'),
+          ['3f2504e0-4f89-11d3-9a0c-0305e82c3301'],
+          'identity key id after many headers forwarded');
+
+$r = echo(['X-Key-Id', '3f2504e0-4f89-11d3-9a0c-0305e82c3301'], @padding,
+          ['X-KEY-ID', '3f2504e0-4f89-11d3-9a0c-0305e82c3301']);
+is($r->{status}, 400, 'identity key id repeated after many headers rejected');
+
+$r = echo(['X-Key-Id', '3' x 4000]);
+is($r->{status}, 400, 'identity very long key id rejected');
+
 # key id
 
 $r = echo(['X-Key-Id', '3F2504E0-4F89-11D3-9A0C-0305E82C3301'],
