@@ -31,8 +31,10 @@ fi
 # stack protector, _FORTIFY_SOURCE, full RELRO), which conf_flags leaves
 # out. Without them nginx's configure compiles the module with -O alone.
 # Sanitizer builds keep their own flags: _FORTIFY_SOURCE hides errors from
-# ASan.
-nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+# ASan. Debian's /usr/sbin/nginx goes before any other nginx in PATH,
+# because nginx-dev's sources match it and the demo and the tests run it.
+nginx_bin=/usr/sbin/nginx
+[ -x "$nginx_bin" ] || nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 if [ -n "$extra_flags" ]; then
     cc_opt="-g"
     ld_opt=""
