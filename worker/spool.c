@@ -68,6 +68,7 @@ struct cg_spool_s {
     int    fd;
     char  *path;
     char  *read_buf;            /* CG_SPOOL_READ_SIZE bytes */
+    long   offset_failures;     /* failed offset writes since the last one that worked */
 };
 
 
@@ -942,22 +943,30 @@ cg_spool_save_offset(cg_spool_t *spool, off_t offset)
     /* a new file, never one that a link in the spool's folder points to */
     unlink(tmp);
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd == -1) {
-        cg_log_warn(NULL, "write replay offset file \"%s\" failed: %s",
-                    tmp, strerror(errno));
-        return -1;
-    }
 
-    rc = cg_spool_write_all(fd, text, (size_t) len);
-    if (close(fd) != 0) {
+    rc = (fd == -1) ? -1 : cg_spool_write_all(fd, text, (size_t) len);
+    if (fd != -1 && close(fd) != 0) {
         rc = -1;
     }
 
     if (rc != 0 || rename(tmp, path) != 0) {
-        cg_log_warn(NULL, "write replay offset file \"%s\" failed: %s",
-                    path, strerror(errno));
-        unlink(tmp);
+        /* once per run of failures: a replay saves its offset every batch */
+        if (spool->offset_failures++ == 0) {
+            cg_log_warn(NULL, "write replay offset file \"%s\" failed, "
+                        "a restart may replay rows of \"%s\" again: %s",
+                        path, spool->path, strerror(errno));
+        }
+
+        if (fd != -1) {
+            unlink(tmp);
+        }
         return -1;
+    }
+
+    if (spool->offset_failures > 0) {
+        cg_log_info(NULL, "wrote replay offset file \"%s\" after %ld failed "
+                    "writes", path, spool->offset_failures);
+        spool->offset_failures = 0;
     }
 
     return 0;

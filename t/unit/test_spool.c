@@ -3,6 +3,7 @@
  */
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,6 +412,14 @@ test_offset(void)
        && memcmp(victim_text, "keep\n", 5) == 0, "offset victim untouched");
     close(fd);
     unlink(victim);
+
+    /* a folder at the temporary path fails every write, until it goes */
+    ok(mkdir(tmp_path, 0700) == 0, "offset folder at the temporary path");
+    is_int(cg_spool_save_offset(spool, next), -1, "offset save fails");
+    is_int(cg_spool_save_offset(spool, next), -1, "offset save fails again");
+    ok(rmdir(tmp_path) == 0, "offset folder removed");
+    is_int(cg_spool_save_offset(spool, next), 0, "offset save works again");
+    is_int(cg_spool_load_offset(spool), next, "offset load after failures");
 
     cg_spool_save_offset(spool, next);
     is_int(cg_spool_truncate(spool), 0, "offset spool truncate");
