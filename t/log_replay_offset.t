@@ -15,31 +15,7 @@ use Chatgate::Test;
 my $t = Chatgate::Test->new(env => { CHATGATE_LOG_BATCH => 4 });
 my $spool = $t->dir . '/spool';
 
-$t->execute("ALTER TABLE chat_logs ADD CONSTRAINT chat_logs_test_model"
-    . " CHECK (model <> 'reject-me')");
-
-# A statement trigger that holds every INSERT for 300 ms while the row
-# "slow" is in test_flags, so that a replay can be interrupted.
-$t->execute(<<'SQL');
-CREATE TABLE test_flags (name text PRIMARY KEY);
-CREATE FUNCTION test_gate() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF current_query() LIKE 'INSERT%'
-       AND EXISTS (SELECT 1 FROM test_flags WHERE name = 'slow') THEN
-        PERFORM pg_sleep(0.3);
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER test_gate BEFORE INSERT ON chat_logs
-    FOR EACH STATEMENT EXECUTE FUNCTION test_gate();
-SQL
-
-sub slow {
-    my ($on) = @_;
-    $t->execute($on ? "INSERT INTO test_flags VALUES ('slow')"
-                    . " ON CONFLICT DO NOTHING"
-                    : "DELETE FROM test_flags WHERE name = 'slow'");
-}
+$t->install_log_gate();
 
 sub read_file {
     my ($path) = @_;
@@ -69,12 +45,12 @@ sub interrupt_replay {
     my ($name, $prefix, $pattern) = @_;
 
     $t->write_spool_pattern($spool, $prefix, $pattern);
-    slow(1);
+    $t->set_log_gate('slow', 1);
     $t->start_worker();
     ok($t->wait_for(sub { -s "$spool.offset" }, 15),
        "$name replay offset saved");
     is($t->stop_process('worker', 'TERM'), 0, "$name worker stopped in replay");
-    slow(0);
+    $t->set_log_gate('slow', 0);
 
     my ($offset) = read_file("$spool.offset") =~ /^(\d+)/;
     ok($offset && $offset < -s $spool, "$name replay interrupted")
@@ -157,7 +133,7 @@ for my $case (['mid-line', sub { $_[0] + 5 }], ['past-end', sub { $_[1] + 100 }]
     reset_case('killed');
     my ($good, $bad) = $t->write_spool_pattern($spool, 'kill',
         'gggBgggg' . 'ggggggBg' . 'Bggggggg');
-    slow(1);
+    $t->set_log_gate('slow', 1);
     $t->start_worker();
     for my $n (1 .. 2) {
         ok($t->wait_for(sub {
@@ -166,7 +142,7 @@ for my $case (['mid-line', sub { $_[0] + 5 }], ['past-end', sub { $_[1] + 100 }]
         $t->stop_process('worker', 'KILL');
         $t->start_worker();
     }
-    slow(0);
+    $t->set_log_gate('slow', 0);
     check_outcome('killed', $good, $bad);
 }
 

@@ -15,36 +15,7 @@ use Chatgate::Test;
 my $t = Chatgate::Test->new(env => { CHATGATE_LOG_BATCH => 8 });
 my $spool = $t->dir . '/spool';
 
-$t->execute("ALTER TABLE chat_logs ADD CONSTRAINT chat_logs_test_model"
-    . " CHECK (model <> 'reject-me')");
-
-# A statement trigger that the test steers with rows of test_flags:
-# "copyfail" fails every COPY (not a rejection, so the rows are spooled),
-# "slow" holds every INSERT for 300 ms so that a split can be interrupted.
-$t->execute(<<'SQL');
-CREATE TABLE test_flags (name text PRIMARY KEY);
-CREATE FUNCTION test_gate() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF current_query() LIKE 'COPY%'
-       AND EXISTS (SELECT 1 FROM test_flags WHERE name = 'copyfail') THEN
-        RAISE EXCEPTION 'test copy failure';
-    END IF;
-    IF current_query() LIKE 'INSERT%'
-       AND EXISTS (SELECT 1 FROM test_flags WHERE name = 'slow') THEN
-        PERFORM pg_sleep(0.3);
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER test_gate BEFORE INSERT ON chat_logs
-    FOR EACH STATEMENT EXECUTE FUNCTION test_gate();
-SQL
-
-sub flag {
-    my ($name, $on) = @_;
-    $t->execute($on ? "INSERT INTO test_flags VALUES ('$name')"
-                    . " ON CONFLICT DO NOTHING"
-                    : "DELETE FROM test_flags WHERE name = '$name'");
-}
+$t->install_log_gate();
 
 sub read_rejected {
     open my $fh, '<', "$spool.rejected" or return '';
@@ -63,7 +34,7 @@ sub start_split {
 
     my ($good, $bad) = $t->write_spool_pattern($spool, "outage-$name", $pattern);
 
-    flag('slow', 1);
+    $t->set_log_gate('slow', 1);
     $t->start_worker();
     ok($t->wait_for(sub {
         scalar $t->logs_containing('replaying them in smaller batches',
@@ -75,7 +46,7 @@ sub start_split {
 sub check_outcome {
     my ($name, $good, $bad) = @_;
 
-    flag('slow', 0);
+    $t->set_log_gate('slow', 0);
     ok($t->wait_for(sub { -z $spool }, 30), "$name spool emptied");
 
     my @missing = grep { $t->log_row_count($_) != 1 } @$good;
@@ -102,7 +73,7 @@ my $pattern = 'gggBgggg' . 'ggggggBg' . 'Bggggggg' . 'gggggggB';
 # New rows, some rejected, spooled by failed COPYs during the split.
 {
     my ($good, $bad) = start_split('newrows', $pattern);
-    flag('copyfail', 1);
+    $t->set_log_gate('copyfail', 1);
     for my $i (1 .. 6) {
         my $reject = $i == 2 || $i == 6;
         my $r = $t->chat(model => $reject ? 'openai/reject-me'
@@ -116,7 +87,7 @@ my $pattern = 'gggBgggg' . 'ggggggBg' . 'Bggggggg' . 'gggggggB';
         $t->log_lines('worker', qr/COPY of \d+ log rows failed/) }, 10),
        'newrows copy failed');
     sleep 0.5;
-    flag('copyfail', 0);
+    $t->set_log_gate('copyfail', 0);
     check_outcome('newrows', $good, $bad);
 }
 

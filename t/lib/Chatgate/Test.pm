@@ -907,6 +907,45 @@ sub log_row_count {
     return $row->{n};
 }
 
+# Makes chat_logs reject rows whose model is "reject-me" (a CHECK
+# constraint, SQLSTATE class 23) and adds a statement trigger that
+# set_log_gate() steers: "copyfail" fails every COPY with an error that is
+# not a rejection, so the log writer spools the rows; "slow" holds every
+# INSERT for 300 ms, so that a replay can be interrupted.
+sub install_log_gate {
+    my ($self) = @_;
+
+    $self->execute("ALTER TABLE chat_logs ADD CONSTRAINT chat_logs_test_model"
+        . " CHECK (model <> 'reject-me')");
+    $self->execute(<<'SQL');
+CREATE TABLE test_flags (name text PRIMARY KEY);
+CREATE FUNCTION test_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_query() LIKE 'COPY%'
+       AND EXISTS (SELECT 1 FROM test_flags WHERE name = 'copyfail') THEN
+        RAISE EXCEPTION 'test copy failure';
+    END IF;
+    IF current_query() LIKE 'INSERT%'
+       AND EXISTS (SELECT 1 FROM test_flags WHERE name = 'slow') THEN
+        PERFORM pg_sleep(0.3);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER test_gate BEFORE INSERT ON chat_logs
+    FOR EACH STATEMENT EXECUTE FUNCTION test_gate();
+SQL
+}
+
+# Turns the install_log_gate() behaviour name ("copyfail" or "slow") on or off.
+sub set_log_gate {
+    my ($self, $name, $on) = @_;
+
+    $name =~ /^\w+$/ or croak "invalid log gate name \"$name\"";
+    $self->execute($on ? "INSERT INTO test_flags VALUES ('$name')"
+                         . " ON CONFLICT DO NOTHING"
+                       : "DELETE FROM test_flags WHERE name = '$name'");
+}
+
 # Runs one SQL statement that returns no rows (UPDATE, DELETE, ...).
 sub execute {
     my ($self, $sql) = @_;
