@@ -101,8 +101,8 @@ int cg_spool_truncate(cg_spool_t *spool);
  * where ON CONFLICT DO NOTHING skips the rows stored already.
  *
  * cg_spool_load_offset() returns the saved offset, or 0 when there is none
- * or it does not match the line that ends there; it removes an offset
- * file that does not match (logged).
+ * or it does not match the line that ends there. It removes an offset file
+ * that does not match (logged).
  * cg_spool_save_offset() returns 0, or -1 when offset is not the end of a
  * line of the file or the write failed (logged).
  */
