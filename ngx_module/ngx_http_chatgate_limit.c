@@ -805,8 +805,8 @@ ngx_http_chatgate_limit(ngx_http_request_t *r, ngx_http_chatgate_ctx_t *ctx,
         }
     }
 
-    /* the scope may be a rule's in the zone, so the context gets a copy of
-     * it before unlocking */
+    /* the scope may be a rule's string in the zone, so the context gets a
+     * copy of it before unlocking */
 
     if (denial.denied) {
         ngx_http_chatgate_set_result(ctx, &denial);

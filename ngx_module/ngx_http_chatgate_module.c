@@ -351,9 +351,9 @@ ngx_http_chatgate_identify(ngx_http_request_t *r,
 
 
 /*
- * Removes the X-Chatgate-* headers the client sent (own_headers is set
- * when there are any) and Authorization when it carried a client token,
- * then appends the module's own.
+ * Removes the X-Chatgate-* headers that the client sent, which own_headers
+ * says there are, and Authorization when it carried a client token.  Then
+ * appends the module's own headers.
  */
 
 static ngx_int_t

@@ -622,8 +622,8 @@ cg_lw_is_rejection(PGresult *res)
 
 
 /*
- * Sets aside the spooled row that the database rejects, for an operator:
- * cg_lw_split() has cut its batch down to that one row.
+ * Sets aside, for an operator, the one spooled row that the database
+ * rejected. cg_lw_split() has cut its batch down to that row.
  */
 static void
 cg_lw_reject(cg_logwriter_t *lw, const char *error)
@@ -650,11 +650,11 @@ cg_lw_reject(cg_logwriter_t *lw, const char *error)
 
 
 /*
- * Replays a rejected batch again in halves, from the same offset, down to
- * single rows: the database stores the rows it accepts, and only the rows
- * it rejects go to the .rejected file.  Each accepted batch doubles the
- * next one, so one bad row in N costs about 2 log2(N) statements.  A
- * replayed row that was stored before is skipped by ON CONFLICT DO NOTHING.
+ * Replays a rejected batch again in halves from the same offset, down to
+ * single rows, so that the database stores the rows it accepts and only
+ * the rejected ones go to the .rejected file.  Each accepted batch doubles
+ * the next one, so one bad row in N costs about 2 log2(N) statements.
+ * ON CONFLICT DO NOTHING skips a replayed row that was stored before.
  */
 static void
 cg_lw_split(cg_logwriter_t *lw, const char *error)
@@ -720,7 +720,7 @@ cg_lw_inserted(PGresult *res, const char *error, void *arg)
             lw->replay_failing = 0;
             lw->replayed += lw->batch_n;
 
-            /* past a rejected row, the batches grow back */
+            /* after a rejected row, the batches grow back */
             if (lw->split_rows > 0 && lw->split_rows < lw->batch_max / 2) {
                 lw->split_rows *= 2;
             }

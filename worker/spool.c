@@ -68,7 +68,7 @@ struct cg_spool_s {
     int    fd;
     char  *path;
     char  *read_buf;            /* CG_SPOOL_READ_SIZE bytes */
-    long   offset_failures;     /* failed offset writes since the last one that worked */
+    long   offset_failures;     /* failed offset writes since the last success */
 };
 
 
@@ -796,7 +796,8 @@ cg_spool_truncate(cg_spool_t *spool)
         return -1;
     }
 
-    /* an offset left behind does not match on load, and is removed then */
+    /* if this unlink fails, the offset no longer matches, and the next load
+     * removes it */
     if (cg_spool_offset_path(spool, path, sizeof(path)) == 0
         && unlink(path) != 0 && errno != ENOENT)
     {
@@ -820,11 +821,10 @@ cg_spool_offset_path(cg_spool_t *spool, char *path, size_t size)
 
 
 /*
- * Hashes (FNV-1a, 64 bits) the line of the spool that ends at offset, or
- * its last CG_SPOOL_LINE_HASH_MAX bytes when it is longer. The hash ties a
- * saved offset to the rows before it, so that an offset left by another
- * spool file is not taken for this one. Returns 0, or -1 when offset is
- * not the end of a line of the file.
+ * Hashes (FNV-1a, 64 bits) the spool line that ends at offset, or its last
+ * CG_SPOOL_LINE_HASH_MAX bytes. The hash ties a saved offset to the row
+ * before it, so that an offset left by another spool file is not applied
+ * to this one. Returns 0, or -1 when offset is not the end of a line.
  */
 static int
 cg_spool_line_hash(cg_spool_t *spool, off_t offset, uint64_t *hash)
@@ -896,9 +896,8 @@ cg_spool_load_offset(cg_spool_t *spool)
     }
 
     /*
-     * Only the end of a line of this file, the line that the offset was
-     * saved after. An offset that does not match is removed, so that it
-     * cannot match rows spooled later.
+     * The offset must end the same line as when it was saved. One that does
+     * not match is removed, so that it cannot match rows spooled later.
      */
     if (errno != 0 || end == text || (*end != '\n' && *end != '\0')
         || cg_spool_line_hash(spool, (off_t) offset, &hash) != 0
@@ -940,7 +939,7 @@ cg_spool_save_offset(cg_spool_t *spool, off_t offset)
     len = snprintf(text, sizeof(text), "%lld %016" PRIx64 "\n",
                    (long long) offset, hash);
 
-    /* a new file, never one that a link in the spool's folder points to */
+    /* a new file, so that a link placed at tmp is never written through */
     unlink(tmp);
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 
@@ -950,7 +949,8 @@ cg_spool_save_offset(cg_spool_t *spool, off_t offset)
     }
 
     if (rc != 0 || rename(tmp, path) != 0) {
-        /* once per run of failures: a replay saves its offset every batch */
+        /* a replay saves its offset after every batch, so this is logged
+         * once per run of failures */
         if (spool->offset_failures++ == 0) {
             cg_log_warn(NULL, "write replay offset file \"%s\" failed, "
                         "a restart may replay rows of \"%s\" again: %s",

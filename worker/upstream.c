@@ -727,9 +727,9 @@ cg_upstream_trim_cb(evutil_socket_t fd, short events, void *arg)
 /*
  * Returns the slot with the parsed form of url, parsed on its first call.
  * Returns NULL when url does not parse, every slot is in use by a running
- * call, or memory is short: curl then parses the string itself, and
- * reports a bad URL in its own words. The URL is parsed before a slot is
- * emptied for it, so every slot below nurls contains a URL.
+ * call, or memory is short. curl then parses the string itself and reports
+ * a bad URL in its own words. The URL is parsed before a slot is emptied
+ * for it, so every slot below nurls contains a URL.
  */
 static cg_upstream_url_t *
 cg_upstream_url(cg_upstream_t *up, const char *url)
