@@ -10,7 +10,9 @@
 # plain nginx that returns a fixed chat completion.
 # Part "worker": build/chatgate-worker serve runs under callgrind against a
 # throwaway PostgreSQL cluster and the provider emulator, and takes complete
-# (non-streaming) chats on its unix socket.
+# (non-streaming) chats on its unix socket. Then, for complete chats, the
+# nginx of the full path (the files in conf.d) runs under callgrind in front
+# of that worker, so that the report also gives nginx's count per chat.
 #
 # For each run the script sends CG_WARMUP requests, zeroes the counters
 # (callgrind_control -z), sends CG_REQUESTS requests on one keep-alive
@@ -426,7 +428,41 @@ ENV
     WORKER_OUT=$CG_OUT.1
     WORKER_TOTAL=$(cg_ir_of "$table" TOTAL)
 
+    # The nginx part's upstream returns a fixed response, so its counts
+    # leave out what nginx spends in front of the worker.
+    if [ "$CG_STREAM_CHUNKS" -eq 0 ]; then
+        cg_nginx_full
+    fi
+
     bench_stop_all
+}
+
+# Runs the nginx of the full path under callgrind: the operator's files in
+# conf.d, one process, in front of the worker of cg_part_worker, which still
+# runs under callgrind but whose counters were already dumped. Sets
+# NGINX_FULL_TOTAL.
+cg_nginx_full() {
+    local dir=$BENCH_RUN_DIR/nginx-full port out table
+
+    port=$(bench_free_port)
+    bench_full_conf "$dir" 1 "$port"
+    # one process that runs as root: the user directive only applies to a master
+    sed -i -e '/^user root;$/d' -e '1i master_process off;' "$dir/nginx.conf"
+
+    out=$("$NGINX_BIN" -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>&1) ||
+        bench_die "nginx -t for the full path failed: $out"
+
+    CG_OUT=$dir/callgrind.out
+    cg_start_valgrind "$dir/valgrind.log" "$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
+    bench_wait_for 60 bench_tcp_listening "$port" ||
+        bench_die "nginx (full path) under callgrind did not listen within 60 s: $(tail -n 3 "$dir/valgrind.log")"
+
+    bench_log "nginx of the full path: $CG_REQUESTS chats under callgrind"
+    cg_measure "http://127.0.0.1:$port/v1/chat/completions" nginx
+
+    table=$dir/inclusive.tsv
+    cg_inclusive "$CG_OUT.1" >"$table"
+    NGINX_FULL_TOTAL=$(cg_ir_of "$table" TOTAL)
 }
 
 cg_rows_at_least() {
@@ -525,6 +561,13 @@ cg_report() {
             done
             echo
             echo "Inclusive counts overlap: a function's count contains its callees'."
+            if [ -n "${NGINX_FULL_TOTAL:-}" ]; then
+                echo
+                echo "nginx in front of this worker, configured from the files in \`conf.d\` as"
+                echo "the benchmark's full path is (one process, \`master_process off\`, the"
+                echo "module with its default rule raised, upstream keep-alive to the worker's"
+                echo "unix socket): **$(cg_fmt "$(cg_per_req "$NGINX_FULL_TOTAL")") Ir per request**."
+            fi
             for fn in cg_chat_handle cg_chat_on_done cg_chat_finish; do
                 echo
                 cg_callee_table "$WORKER_OUT" "$fn"
