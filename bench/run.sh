@@ -17,7 +17,9 @@
 #                        empty for none)
 #   BENCH_GROWTH_CONNS   growth-curve connection counts (default "1 32 256 1024")
 #   BENCH_WORKERS        nginx worker_processes variants (default "1 2")
-#   BENCH_KEY_COUNTS     distinct X-Key-Id counts for limit_keys (default "1 10000 1000000")
+#   BENCH_KEY_COUNTS     distinct X-Key-Id counts for limit_keys, at most 10000000
+#                        (default "1 10000 1000000"). Each count gets its own
+#                        nginx with room for all its keys, filled before the runs
 #   BENCH_CASES          cases to run (default: all, see bench/lib/cases.sh)
 #   BENCH_EMU_THREADS    emulator threads (default 1)
 #   BENCH_EMULATOR=standin  use a fixed-answer nginx instead of the emulator
@@ -82,7 +84,9 @@ bench_check_numbers BENCH_CONNS "$BENCH_CONNS" 1 4096
 [ -z "${BENCH_GROWTH_CASES// /}" ] ||
     bench_check_numbers BENCH_GROWTH_CONNS "$BENCH_GROWTH_CONNS" 1 4096
 bench_check_numbers BENCH_WORKERS "$BENCH_WORKERS" 1 64
-bench_check_numbers BENCH_KEY_COUNTS "$BENCH_KEY_COUNTS" 1 100000000
+# A zone for N keys takes N * 512 bytes of shared memory (bench_key_zone_mb),
+# of which the counters use about half.
+bench_check_numbers BENCH_KEY_COUNTS "$BENCH_KEY_COUNTS" 1 10000000
 bench_check_numbers BENCH_EMU_THREADS "$BENCH_EMU_THREADS" 1 64
 case $BENCH_EMULATOR in
     emulator|standin) ;;
@@ -174,6 +178,7 @@ done
 bench_estimate
 bench_warmup
 bench_run_all
+bench_check_key_zones
 bench_record_skips
 printf '# loadavg_after\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$BENCH_TSV"
 
@@ -181,3 +186,5 @@ perl "$REPO/bench/report.pl" "$BENCH_TSV" | tee "$BENCH_MD"
 bench_log "results: $BENCH_TSV, summary: $BENCH_MD, logs: $BENCH_RUN_DIR"
 [ "$BENCH_FAILED_MEASUREMENTS" -eq 0 ] ||
     bench_die "$BENCH_FAILED_MEASUREMENTS measurements printed no result, see $BENCH_RUN_DIR/load-client.log"
+[ "$BENCH_FAILED_CHECKS" -eq 0 ] ||
+    bench_die "$BENCH_FAILED_CHECKS limit_keys checks failed (a zone fill, or key counters lost or evicted during the runs), see the log above"

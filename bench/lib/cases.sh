@@ -9,8 +9,11 @@
 
 declare -A INST_CASE INST_WORKERS INST_URL INST_HEADERS INST_BODY INST_KEYS
 declare -A INST_GW INST_CONNS INST_LOGROWS INST_NOTE INST_CLIENT
+# The nginx folder of each limit_keys instance, with its control socket.
+declare -A KEYS_DIR
 BENCH_INSTANCES=()
 BENCH_SKIPS=()
+BENCH_FAILED_CHECKS=0
 
 # bench_add_instance ID CASE WORKERS URL HEADERS BODY_FILE GW_PIDS CONNS [NOTE]
 # GW_PIDS lists the gateway's processes as "nginx:<master pid>" (the master
@@ -230,39 +233,174 @@ bench_case_module() {
     done
 }
 
-# Distinct-key runs for the module's limiter: every request carries an
-# X-Key-Id taken round-robin from 1, 10 000 or 1 000 000 keys, each with its
-# own key:* counter. new_keys is raised so that one address may create them.
-# NOTE: a 5-second run at 32 connections touches about 200 000 keys (about
-# 42 000 requests/s in the latest record), which fit in the 256 MB zone, so
-# these runs do not measure eviction.
+# Distinct-key runs for the module's limiter. Each count N in
+# BENCH_KEY_COUNTS gets its own nginx with room for N key counters without
+# eviction, and a fill pass creates all N before the first run. So
+# every measured request finds its counter in a tree of N of them: each
+# carries an X-Key-Id drawn at random from the N keys (bench/wrk/chat.lua).
+# new_keys is raised so that one address may create them all.
 bench_case_limit_keys() {
-    local keys id=limit_keys/w1 main http token
+    local keys
     local so=$BUILD/nginx/ngx_http_chatgate_module.so
 
     [ -f "$so" ] || { bench_add_skip limit_keys "$so not built"; return; }
-    main="load_module $so;"
 
     # X-Key-Id selects a stored key only with a client token or the admin
     # token, so the runs send the admin token, which costs one SHA-256 each.
     mkdir -p "$BENCH_RUN_DIR/keys-etc"
     (umask 077; openssl rand -hex 24 >"$BENCH_RUN_DIR/keys-etc/admin_token")
-    token=$(cat "$BENCH_RUN_DIR/keys-etc/admin_token")
 
-    http="    chatgate_zone keys 256m new_keys=$BENCH_RATE;
-    chatgate_default_rule global per_minute=$BENCH_RATE;
-    chatgate_default_rule key:* per_minute=$BENCH_RATE;"
-
-    bench_nginx_case limit_keys 1 "$main" \
-        "$(bench_emu_location "chatgate on; chatgate_limit_zone keys; chatgate_admin_token_file $BENCH_RUN_DIR/keys-etc/admin_token;")" "$http" || return 0
-
-    # One nginx serves every key count: replace its instance by one per count.
-    unset 'BENCH_INSTANCES[-1]'
     for keys in $BENCH_KEY_COUNTS; do
-        bench_add_instance "limit_keys-$keys/w1" limit_keys 1 "${INST_URL[$id]}" \
-            "$BENCH_AUTH|X-Admin-Token: $token" "$BENCH_BODY" "${INST_GW[$id]}" \
-            "$BENCH_CONNS" "$keys keys"
-        INST_KEYS[limit_keys-$keys/w1]=$keys
+        bench_limit_keys_instance "$keys" "$so" || continue
+    done
+}
+
+# Prints the size in MB of a zone for $1 key counters. The module caps key
+# counters at zone size / 512 (half the zone at an estimated 256 bytes per
+# counter, max_key_counters in ngx_module/ngx_http_chatgate_limit.c), so N
+# of them need N * 512 bytes. 16 MB more hold the address counters, the
+# rules and the slab allocator's page descriptors.
+bench_key_zone_mb() {
+    echo $(( ($1 * 512 + 1048575) / 1048576 + 16 ))
+}
+
+# Starts the nginx of key count $1 with module $2, fills its zone and
+# registers instance limit_keys-$1/w1, or a skip with the reason.
+bench_limit_keys_instance() {
+    local keys=$1 so=$2
+    local name=limit_keys-$1 id=limit_keys-$1/w1 dir=$BENCH_RUN_DIR/limit_keys-$1-w1
+    local etc=$BENCH_RUN_DIR/keys-etc http
+
+    # The control server lets the harness count the counters in the zone.
+    http="    chatgate_zone keys $(bench_key_zone_mb "$keys")m new_keys=$BENCH_RATE;
+    chatgate_default_rule global per_minute=$BENCH_RATE;
+    chatgate_default_rule key:* per_minute=$BENCH_RATE;
+
+    server {
+        listen unix:$dir/control.sock;
+        location = /chatgate/control {
+            chatgate_control on;
+            chatgate_limit_zone keys;
+        }
+    }"
+
+    bench_nginx_case "$name" 1 "load_module $so;" \
+        "$(bench_emu_location "chatgate on; chatgate_limit_zone keys; chatgate_admin_token_file $etc/admin_token;")" \
+        "$http" || return 1
+
+    INST_CASE[$id]=limit_keys
+    INST_HEADERS[$id]="$BENCH_AUTH|X-Admin-Token: $(cat "$etc/admin_token")"
+    INST_KEYS[$id]=$keys
+    KEYS_DIR[$id]=$dir
+
+    if ! bench_fill_keys "$id"; then
+        bench_drop_instance "$id"
+        bench_add_skip "$name" "$BENCH_SKIP_REASON"
+        BENCH_FAILED_CHECKS=$((BENCH_FAILED_CHECKS + 1))
+        return 1
+    fi
+    INST_NOTE[$id]="$keys keys, zone filled in $BENCH_FILL_SECONDS s"
+}
+
+# Prints how many X-Key-Id counters the zone of limit_keys instance $1
+# contains and how many counters it has evicted since nginx started, from a
+# GET of its control location ("0 -" when that fails). The probe's BYOK
+# counter (key:byok-<hash>) does not count. Only counters used on the
+# current UTC day have a usage line, so a zone filled before 00:00 UTC
+# reads fewer after it.
+bench_key_counters() {
+    curl -s -m 60 --unix-socket "${KEYS_DIR[$1]}/control.sock" http://localhost/chatgate/control |
+        awk '$1 == "usage" && $3 ~ /^key:[0-9a-f]+-/ { n++ }
+             $1 == "evicted" { evicted = $2 }
+             END { print n + 0, evicted == "" ? "-" : evicted }' || true
+}
+
+# Sends each key id of limit_keys instance $1 once (and a few again while
+# the last responses arrive), with wrk at 32 connections. Then checks that
+# the zone contains all of them and evicted none.
+# The fill may take 60 s plus 1 s per 4 000 keys. Sets BENCH_FILL_SECONDS
+# to the time until the last key's response; on failure returns 1 with
+# the count reached in BENCH_SKIP_REASON.
+bench_fill_keys() {
+    local id=$1 keys=${INST_KEYS[$1]} log=${KEYS_DIR[$1]}/fill.log
+    local limit pid start finished=0 tries=0 counters evicted result
+
+    limit=$((60 + keys / 4000))
+    bench_log "$id: filling the zone with $keys key counters (at most $limit s)"
+
+    start=$(date +%s%N)
+    BENCH_BODY_FILE=${INST_BODY[$id]} BENCH_HEADERS=${INST_HEADERS[$id]} \
+    BENCH_KEYS=$keys BENCH_FILL=1 \
+        wrk -t1 -c32 -d"${limit}s" --timeout 10s \
+            -s "$REPO/bench/wrk/chat.lua" "${INST_URL[$id]}" >"$log" 2>&1 &
+    pid=$!
+    bench_track_pid "$pid"
+
+    # wrk ends by itself after $limit s, so SIGKILL is only for a wrk that hangs.
+    while kill -0 "$pid" 2>/dev/null; do
+        if grep -q '^BENCH_FILL_DONE' "$log"; then
+            finished=1
+            break
+        fi
+        if [ $(( ($(date +%s%N) - start) / 1000000000 )) -gt $((limit + 30)) ]; then
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done
+    BENCH_FILL_SECONDS=$(awk -v ns=$(($(date +%s%N) - start)) 'BEGIN { printf "%.1f", ns / 1e9 }')
+
+    # SIGINT makes wrk cut its sleep short and print its summary.
+    kill -INT "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    bench_untrack_pid "$pid"
+    result=$(awk '$1 == "BENCH_RESULT" {
+            for (i = 2; i <= NF; i++)
+                if ($i ~ /^requests=/ || ($i ~ /^err_/ && $i !~ /=0$/)) printf "%s ", $i
+        }' "$log")
+    result=${result% }
+
+    # Requests in flight when wrk stopped reach the zone a moment later.
+    read -r counters evicted <<<"$(bench_key_counters "$id")"
+    while [ "$counters" -lt "$keys" ] && [ "$tries" -lt 5 ]; do
+        sleep 1
+        tries=$((tries + 1))
+        read -r counters evicted <<<"$(bench_key_counters "$id")"
+    done
+
+    if [ "$finished" = 0 ]; then
+        BENCH_SKIP_REASON="zone fill did not finish within $limit s: $counters of $keys key counters, $evicted evicted (wrk: ${result:-no result}; see ${log#"$BENCH_RUN_DIR"/})"
+    elif [ "$counters" != "$keys" ] || [ "$evicted" != 0 ]; then
+        BENCH_SKIP_REASON="zone fill sent every key, but the zone holds $counters of $keys key counters, $evicted evicted (wrk: ${result:-no result})"
+    else
+        bench_log "$id: $counters key counters in the zone after $BENCH_FILL_SECONDS s, $evicted evicted (wrk: $result)"
+        return 0
+    fi
+
+    bench_log "error: $id: $BENCH_SKIP_REASON"
+    return 1
+}
+
+# Checks, after the runs, that the zone of every limit_keys instance still
+# contains its N key counters and that nothing was evicted. It reads the
+# control location and nginx's error log, where the module reports
+# eviction at most once per 10 s. Each failed instance counts in
+# BENCH_FAILED_CHECKS, like a failed fill in bench_limit_keys_instance.
+bench_check_key_zones() {
+    local id counters evicted logged
+
+    for id in "${BENCH_INSTANCES[@]}"; do
+        [ "${INST_CASE[$id]}" = limit_keys ] || continue
+
+        read -r counters evicted <<<"$(bench_key_counters "$id")"
+        logged=$(grep -c -E 'chatgate zone "keys" (is full|has no room)' \
+            "${KEYS_DIR[$id]}/error.log" || true)
+        bench_log "$id after the runs: $counters key counters, $evicted evicted, $logged eviction lines in its error.log"
+
+        if [ "$counters" != "${INST_KEYS[$id]}" ] || [ "$evicted" != 0 ] || [ "$logged" != 0 ]; then
+            bench_log "error: $id: expected ${INST_KEYS[$id]} key counters and no eviction"
+            BENCH_FAILED_CHECKS=$((BENCH_FAILED_CHECKS + 1))
+        fi
     done
 }
 

@@ -30,6 +30,17 @@ bench_track_pid() {
     BENCH_TRACKED_PIDS+=("$1")
 }
 
+# Forgets PID $1 once the harness has waited for it, so that bench_stop_all
+# cannot signal another process that reuses the PID later.
+bench_untrack_pid() {
+    local pid kept=()
+
+    for pid in "${BENCH_TRACKED_PIDS[@]}"; do
+        [ "$pid" = "$1" ] || kept+=("$pid")
+    done
+    BENCH_TRACKED_PIDS=("${kept[@]}")
+}
+
 # Sends SIGTERM to every tracked PID, newest first, waits up to 10 s for each
 # to exit, then sends SIGKILL to what is left.
 bench_stop_all() {

@@ -5,7 +5,9 @@
 --   BENCH_BODY_FILE  file holding the JSON request body (required)
 --   BENCH_HEADERS    extra request headers, "Name: value" pairs separated by "|"
 --   BENCH_KEYS       when set to N > 0, every request carries an X-Key-Id
---                    taken round-robin from N distinct UUIDs
+--                    drawn at random from N distinct UUIDs
+--   BENCH_FILL       when 1 (with BENCH_KEYS), send the N key ids in order
+--                    instead, and stop after N responses (see below)
 
 local body_file = os.getenv("BENCH_BODY_FILE")
 local f = assert(io.open(body_file or "", "rb"), "BENCH_BODY_FILE is missing or unreadable")
@@ -24,15 +26,41 @@ for pair in string.gmatch(os.getenv("BENCH_HEADERS") or "", "[^|]+") do
 end
 
 local keys = tonumber(os.getenv("BENCH_KEYS") or "0") or 0
+local fill = os.getenv("BENCH_FILL") == "1"
 local counter = 0
+local responses = 0
 
-if keys > 0 then
-    -- Builds a new request per call, which costs wrk some CPU: only the
-    -- distinct-key runs pay it.
+local function key_id(n)
+    return string.format("00000000-0000-4000-8000-%012x", n)
+end
+
+if keys > 0 and fill then
+    -- Fill pass: every key id in turn, until the N-th response is in. wrk
+    -- calls request() once before the run to check it, so key 0 is sent
+    -- last. Because wrk cannot end a run early, the script stops its thread
+    -- and prints BENCH_FILL_DONE, and the harness then sends wrk SIGINT,
+    -- which cuts its sleep short.
     request = function()
+        wrk.headers["X-Key-Id"] = key_id(counter % keys)
         counter = counter + 1
-        local n = counter % keys
-        wrk.headers["X-Key-Id"] = string.format("00000000-0000-4000-8000-%012x", n)
+        return wrk.format()
+    end
+
+    response = function(status, headers, body)
+        responses = responses + 1
+        if responses == keys then
+            io.write(string.format("BENCH_FILL_DONE responses=%d\n", responses))
+            io.stdout:flush()
+            wrk.thread:stop()
+        end
+    end
+elseif keys > 0 then
+    -- Measured runs: a key drawn uniformly from all N per request, so that
+    -- every run spreads over the whole zone. Builds a new request per call,
+    -- which costs wrk some CPU: only the distinct-key runs pay it.
+    math.randomseed(os.time())
+    request = function()
+        wrk.headers["X-Key-Id"] = key_id(math.random(0, keys - 1))
         return wrk.format()
     end
 end
