@@ -459,8 +459,9 @@ cg_pick_parse_pointer(const char *pointer, cg_pick_path_t *path)
         end = strchrnul(p, '/');
         n = (size_t) (end - p);
 
+        /* most tokens are names, so the first byte skips the digit loop */
         index = -1;
-        if (n > 0 && n < 10 && (p[0] != '0' || n == 1)) {
+        if (p[0] >= '0' && p[0] <= '9' && n < 10 && (p[0] != '0' || n == 1)) {
             index = 0;
             for (i = 0; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
                 index = index * 10 + (p[i] - '0');
