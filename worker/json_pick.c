@@ -54,6 +54,10 @@ typedef struct {
 typedef struct {
     cg_json_pick_t   *picks;
     size_t            npicks;
+
+    /* the document, which contains no NUL byte */
+    const char       *text;
+    size_t            len;
     cg_pick_path_t    paths[CG_JSON_PICK_MAX];
 
     cg_pick_set_t     all;
@@ -116,6 +120,7 @@ static int cg_pick_store(cg_pick_reader_t *r, cg_json_pick_t *pick,
     cg_json_type_t type, const char *s, size_t len);
 static int cg_pick_integer(const char *s, size_t len, long long *value);
 static size_t cg_pick_name_len(const unsigned char *name, size_t len);
+static int cg_pick_decoded(const cg_pick_reader_t *r, const unsigned char *s);
 static int cg_pick_top_name(cg_pick_reader_t *r, const char *name,
     size_t len);
 static int cg_pick_add_name(cg_pick_reader_t *r, const char *name,
@@ -253,6 +258,8 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
 
     r.picks = picks;
     r.npicks = npicks;
+    r.text = text;
+    r.len = len;
     r.key_match = 0;
     r.depth = 0;
     r.findings = findings;
@@ -696,6 +703,23 @@ cg_pick_name_len(const unsigned char *name, size_t len)
 
 
 /*
+ * Returns 1 when the string s that yajl passed to a callback may contain
+ * U+0000. yajl 2.1.0 passes a string without escapes as a pointer into
+ * the document, which contains no NUL byte, and decodes one with escapes
+ * into a buffer of its own. Only such a decoded string can hold a U+0000
+ * (from "\u0000"), so only a string outside the document needs a search.
+ * A yajl that copied every string would only make each one searched.
+ */
+static int
+cg_pick_decoded(const cg_pick_reader_t *r, const unsigned char *s)
+{
+    uintptr_t  p = (uintptr_t) s, start = (uintptr_t) r->text;
+
+    return p < start || p - start >= r->len;
+}
+
+
+/*
  * Records a top-level member name, or stores it in r->findings when an
  * earlier one equals it. Returns 0, or -1 when out of memory.
  */
@@ -973,7 +997,9 @@ cg_pick_string(void *ctx, const unsigned char *s, size_t len)
 {
     cg_pick_reader_t  *r = ctx;
 
-    if (r->findings != NULL && memchr(s, '\0', len) != NULL) {
+    if (r->findings != NULL && cg_pick_decoded(r, s)
+        && memchr(s, '\0', len) != NULL)
+    {
         r->findings->nul = 1;
     }
 
@@ -1009,7 +1035,7 @@ cg_pick_map_key(void *ctx, const unsigned char *key, size_t len)
     cg_pick_set_t      alive;
     size_t             n, level = r->depth;
 
-    n = cg_pick_name_len(key, len);
+    n = cg_pick_decoded(r, key) ? cg_pick_name_len(key, len) : len;
 
     if (n < len && r->findings != NULL) {
         r->findings->nul = 1;
