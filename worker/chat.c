@@ -548,8 +548,12 @@ cg_chat_answer_ok(cg_chat_t *c, const char *body, size_t len)
     const char       *answer;
     size_t            answer_len;
 
+    _Static_assert(sizeof(id) >= sizeof("chatcmpl-")
+                   + sizeof(c->info.request_id) - 1,
+                   "id must hold the prefix and any request id");
+
     memset(&out, 0, sizeof(out));
-    snprintf(id, sizeof(id), "chatcmpl-%s", c->info.request_id);
+    stpcpy(stpcpy(id, "chatcmpl-"), c->info.request_id);
 
     if (cg_provider_parse_completion(&c->chat, body, len, id,
                                      (long) (c->start_us / 1000000), &out,

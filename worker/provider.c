@@ -23,6 +23,8 @@ static int cg_provider_write_body(const cg_chat_request_t *req,
 static char *cg_provider_url(const char *base_url, cg_provider_id_t id);
 static struct curl_slist *cg_provider_headers(cg_provider_id_t id,
     const char *api_key);
+static int cg_provider_header_line(char *line, size_t size,
+    const char *prefix, const char *value);
 static int cg_header_value_ok(const char *value);
 static const char *cg_error_body_message(yajl_val root);
 
@@ -234,7 +236,8 @@ cg_provider_headers(cg_provider_id_t id, const char *api_key)
     }
 
     if (id == CG_PROVIDER_ANTHROPIC) {
-        n = snprintf(line, sizeof(line), "x-api-key: %s", api_key);
+        n = cg_provider_header_line(line, sizeof(line), "x-api-key: ",
+                                    api_key);
         if ((next = curl_slist_append(list, "anthropic-version: 2023-06-01"))
             == NULL)
         {
@@ -245,10 +248,11 @@ cg_provider_headers(cg_provider_id_t id, const char *api_key)
         n = 0;
 
     } else {
-        n = snprintf(line, sizeof(line), "Authorization: Bearer %s", api_key);
+        n = cg_provider_header_line(line, sizeof(line),
+                                    "Authorization: Bearer ", api_key);
     }
 
-    if (n < 0 || (size_t) n >= sizeof(line)) {
+    if (n < 0) {
         goto fail;
     }
 
@@ -264,11 +268,33 @@ cg_provider_headers(cg_provider_id_t id, const char *api_key)
 
 fail:
 
-    /* only the bytes snprintf() wrote can hold the key */
+    /* only the bytes cg_provider_header_line() wrote can hold the key */
     explicit_bzero(line, n > 0 && (size_t) n < sizeof(line) ? (size_t) n + 1
                                                              : sizeof(line));
     curl_slist_free_all(list);
     return NULL;
+}
+
+
+/*
+ * Writes prefix and value into line as one NUL-terminated string, without
+ * the format parsing of snprintf(). Returns the length, or -1 with nothing
+ * written when the string does not fit in size bytes.
+ */
+static int
+cg_provider_header_line(char *line, size_t size, const char *prefix,
+    const char *value)
+{
+    size_t  prefix_len = strlen(prefix), value_len = strlen(value);
+
+    if (prefix_len + value_len >= size) {
+        return -1;
+    }
+
+    memcpy(line, prefix, prefix_len);
+    memcpy(line + prefix_len, value, value_len + 1);
+
+    return (int) (prefix_len + value_len);
 }
 
 
