@@ -330,6 +330,14 @@ for my $case ([ 'short chunk extension', 50, 200 ],
     ok($closed, 'connection close worker closed');
 }
 
+# Every tchar of RFC 9110 in a header name, and a value with a tab and
+# obs-text bytes, are accepted.
+{
+    my ($r) = one("GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                  . "X-!#\$%&'*+-.^_`|~09azAZ: a\tb \x80\xff~\r\n\r\n");
+    is($r->{status}, 200, 'header of every allowed byte accepted');
+}
+
 # Requests the worker cannot frame: a JSON error, then the connection closes.
 my @bad = (
     [ 'malformed request line', "GARBAGE\r\n\r\n", 400 ],
@@ -345,6 +353,9 @@ my @bad = (
     [ 'folded header', "GET /healthz HTTP/1.1\r\nHost: x\r\n continued\r\n\r\n", 400 ],
     [ 'NUL in header', "GET /healthz HTTP/1.1\r\nHost: x\0y\r\n\r\n", 400 ],
     [ 'bare LF in header', "GET /healthz HTTP/1.1\r\nHost: x\ny: z\r\n\r\n", 400 ],
+    [ 'DEL in header value', "GET /healthz HTTP/1.1\r\nHost: x\x7fy\r\n\r\n", 400 ],
+    [ 'parenthesis in header name', "GET /healthz HTTP/1.1\r\nHost: x\r\nX(a): 1\r\n\r\n", 400 ],
+    [ 'empty header name', "GET /healthz HTTP/1.1\r\nHost: x\r\n: 1\r\n\r\n", 400 ],
     [ 'control byte in target', "GET /health\x01z HTTP/1.1\r\nHost: x\r\n\r\n", 400 ],
     [ 'invalid content length', chat_request(no_length => 1,
         headers => ['Content-Length: 12a']), 400 ],

@@ -976,26 +976,34 @@ cg_http_parse_request_line(cg_http_req_t *req, char *line, int *status,
 static int
 cg_http_parse_header(cg_http_req_t *req, char *line, const char **error)
 {
-    /* RFC 9110 tchar: letters, digits and !#$%&'*+-.^_`|~, one bit each */
-    static const uint32_t  tchar[8] = { 0x00000000, 0x03ff6cfa, 0xc7fffffe,
-                                        0x57ffffff, 0, 0, 0, 0 };
+    /*
+     * One byte per character, because a table lookup per byte costs fewer
+     * instructions than a bit test. RFC 9110 tchar: letters, digits and
+     * !#$%&'*+-.^_`|~.
+     */
+    static const unsigned char  tchar[256] = {
+        ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+        ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+        ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
+        ['`'] = 1, ['|'] = 1, ['~'] = 1
+    };
     /* bytes of a field value: HTAB, SP, VCHAR and obs-text, not DEL */
-    static const uint32_t  vchar[8] = { 0x00000200, 0xffffffff, 0xffffffff,
-                                        0x7fffffff, 0xffffffff, 0xffffffff,
-                                        0xffffffff, 0xffffffff };
+    static const unsigned char  vchar[256] = {
+        ['\t'] = 1, [' ' ... '~'] = 1, [0x80 ... 0xff] = 1
+    };
     cg_http_header_t      *h;
     char                  *value, *end, *p;
-    unsigned char          ch;
     size_t                 name_len;
     unsigned long long     n;
 
-    for (p = line; *p != ':'; p++) {
-        ch = (unsigned char) *p;
-        if (!(tchar[ch >> 5] & (1u << (ch & 31)))) {
-            *error = ch == '\0' ? "a header line has no colon"
-                                 : "a header name contains an invalid character";
-            return -1;
-        }
+    for (p = line; tchar[(unsigned char) *p]; p++) {
+        /* void */
+    }
+
+    if (*p != ':') {
+        *error = *p == '\0' ? "a header line has no colon"
+                            : "a header name contains an invalid character";
+        return -1;
     }
 
     name_len = (size_t) (p - line);
@@ -1010,14 +1018,11 @@ cg_http_parse_header(cg_http_req_t *req, char *line, const char **error)
         value++;
     }
 
-    for (p = value; ; p++) {
-        ch = (unsigned char) *p;
-        if (!(vchar[ch >> 5] & (1u << (ch & 31)))) {
-            break;
-        }
+    for (p = value; vchar[(unsigned char) *p]; p++) {
+        /* void */
     }
 
-    if (ch != '\0') {
+    if (*p != '\0') {
         *error = "a header value contains a control character";
         return -1;
     }
