@@ -338,6 +338,24 @@ for my $case ([ 'short chunk extension', 50, 200 ],
     is($r->{status}, 200, 'header of every allowed byte accepted');
 }
 
+# X-Chatgate-Request-Id comes back as X-Request-Id when it is 1 to 47
+# letters, digits and ".:-_", and is replaced by 32 hex digits otherwise.
+for my $case ([ 'token of every allowed byte', 'azAZ09.:-_', 1 ],
+              [ 'id of 47 bytes', 'a' x 47, 1 ],
+              [ 'id of 48 bytes', 'a' x 48, 0 ],
+              [ 'id with a slash', 'ab/cd', 0 ],
+              [ 'id with a plus', 'ab+cd', 0 ]) {
+    my ($name, $id, $kept) = @$case;
+    my ($r) = one(chat_request(headers => ["X-Chatgate-Request-Id: $id"]));
+    is($r->{status}, 200, "$name status");
+    if ($kept) {
+        is($r->{headers}{'x-request-id'}, $id, "$name kept");
+    } else {
+        like($r->{headers}{'x-request-id'} // '', qr/^[0-9a-f]{32}\z/,
+             "$name replaced");
+    }
+}
+
 # Requests the worker cannot frame: a JSON error, then the connection closes.
 my @bad = (
     [ 'malformed request line', "GARBAGE\r\n\r\n", 400 ],

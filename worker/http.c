@@ -575,23 +575,24 @@ cg_http_new_request_id(char *id)
 static int
 cg_http_copy_token(const char *value, char *dst, size_t size)
 {
-    size_t  len, i;
+    static const unsigned char  token_char[256] = {
+        ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+        ['.'] = 1, [':'] = 1, ['-'] = 1, ['_'] = 1
+    };
+    size_t  len;
 
     dst[0] = '\0';
 
-    if (value == NULL || (len = strlen(value)) == 0 || len >= size) {
+    if (value == NULL) {
         return -1;
     }
 
-    for (i = 0; i < len; i++) {
-        unsigned char  c = (unsigned char) value[i];
+    for (len = 0; token_char[(unsigned char) value[len]]; len++) {
+        /* void */
+    }
 
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '.' || c == ':' || c == '-'
-              || c == '_'))
-        {
-            return -1;
-        }
+    if (value[len] != '\0' || len == 0 || len >= size) {
+        return -1;
     }
 
     memcpy(dst, value, len + 1);
