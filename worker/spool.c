@@ -206,34 +206,37 @@ cg_spool_escape_letter(char c)
 }
 
 
-/* Appends text with COPY's escapes for the bytes that end a field or a row. */
+/*
+ * Appends text with COPY's escapes for the bytes that end a field or a row.
+ * strcspn() finds the runs between those bytes faster than a test of each
+ * byte.
+ */
 int
 cg_pg_copy_add_text(cg_buf_t *buf, const char *text)
 {
-    const char  *p, *run;
+    const char  *p;
     char         esc[2] = { '\\', 0 };
+    size_t       n;
 
     if (text == NULL) {
         return cg_buf_append(buf, "\\N\t", 3);
     }
 
-    for (p = run = text; *p; p++) {
-        esc[1] = cg_spool_escape_letter(*p);
-        if (esc[1] == 0) {
-            continue;
-        }
+    for (p = text; ; p += n + 1) {
+        n = strcspn(p, "\\\t\n\r");
 
-        if (cg_buf_append(buf, run, p - run) != 0
-            || cg_buf_append(buf, esc, 2) != 0)
-        {
+        if (cg_buf_append(buf, p, n) != 0) {
             return -1;
         }
 
-        run = p + 1;
-    }
+        if (p[n] == '\0') {
+            break;
+        }
 
-    if (cg_buf_append(buf, run, p - run) != 0) {
-        return -1;
+        esc[1] = cg_spool_escape_letter(p[n]);
+        if (cg_buf_append(buf, esc, 2) != 0) {
+            return -1;
+        }
     }
 
     return cg_buf_append(buf, "\t", 1);
