@@ -1607,6 +1607,17 @@ cg_http_conn_flush(cg_http_conn_t *c)
             c->active = cg_http_now(c->ls);
             if (!c->writing) {
                 c->writing = 1;
+
+                /*
+                 * event_add() of libevent 2.1 does not register the socket of
+                 * an event that event_active() queued and that has not run
+                 * yet. Once that run ends, nothing would watch the socket.
+                 */
+                if (c->flush_soon) {
+                    c->flush_soon = 0;
+                    event_del(c->write);
+                }
+
                 event_add(c->write, NULL);
             }
             return 0;
