@@ -17,9 +17,10 @@ my $STREAM_JSON = JSON::PP->new->utf8->canonical;
 # /v1/chat/completions), key, tag, timeout (seconds, default 20),
 # hang_up_after (close after this many events), read_delay (seconds to
 # sleep after each read), read_size (bytes per read), rcvbuf (SO_RCVBUF set
-# before connecting). Returns { status, headers, events (data fields),
-# times (arrival of each event, seconds after the request), complete (the
-# last chunk arrived), elapsed, tag }.
+# before connecting), headers (more request headers, a hash). Returns
+# { status, headers, events (data fields), times (arrival of each event,
+# seconds after the request), complete (the last chunk arrived), elapsed,
+# tag }.
 sub stream_chat {
     my ($t, %opt) = @_;
 
@@ -45,6 +46,8 @@ sub stream_chat {
         . "Content-Type: application/json\r\nContent-Length: "
         . length($json) . "\r\nX-Test-Tag: $tag\r\nConnection: close\r\n"
         . (defined $key ? "Authorization: Bearer $key\r\n" : '')
+        . join('', map { "$_: $opt{headers}{$_}\r\n" }
+            sort keys %{ $opt{headers} // {} })
         . "\r\n$json";
 
     my $started = time;

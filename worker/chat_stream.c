@@ -172,6 +172,7 @@ cg_chat_stream_init(cg_chat_t *c)
         free(s);
         return -1;
     }
+    s->translator.secret = c->api_key;
 
     s->bulk = event_new(c->srv->base, -1, 0, cg_chat_stream_bulk_cb, c);
     s->bulk_timer = evtimer_new(c->srv->base, cg_chat_stream_bulk_cb, c);

@@ -653,6 +653,9 @@ cg_stream_fail(cg_stream_t *s, const char *what, const char *cause)
                  cg_provider_name(s->provider), what, cause);
     s->failed = 1;
 
+    /* a provider's error event may quote the key it was called with */
+    cg_redact(s->err.message, sizeof(s->err.message), s->secret);
+
     json = cg_error_json(&s->err, &len);
     if (json != NULL && s->out != NULL) {
         cg_buf_append_str(s->out, "data: ");

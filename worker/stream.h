@@ -31,6 +31,9 @@ typedef struct {
     int                failed;         /* err contains the cause */
     cg_error_t         err;
 
+    /* The provider key of the call, set by the caller and removed from err. */
+    const char        *secret;
+
     /* Private. */
     cg_provider_id_t   provider;
     char               id[64];
