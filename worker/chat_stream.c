@@ -282,6 +282,15 @@ cg_chat_stream_on_data(cg_upstream_call_t *call, const char *data, size_t len,
         return CG_UPSTREAM_ABORT;
     }
 
+    /*
+     * Nothing reached the client yet, so the done callback sends
+     * the error with its status instead of a 200 and an error event.
+     */
+    if (s->translator.failed && !s->started) {
+        cg_buf_reset(&s->frames);
+        return CG_UPSTREAM_ABORT;
+    }
+
     if (fed < len) {
         s->skip = keep + fed;
         s->paused = 1;
