@@ -193,6 +193,19 @@ $r = keep($t->admin('POST', '/tokens', json => {
 is($r->{status}, 400, 'client token invalid models and ttl');
 like($r->{json}{error}{message}, qr/models:.*ttl_s:/, 'client token reasons');
 
+# nginx passes the models on in one comma-separated header and rejects a
+# token whose names hold a comma or a control character, so such a token
+# would never work.
+
+for my $bad ("gpt-4o,gpt-evil", "gpt\t4o", "gpt-4o\x7f") {
+    (my $shown = $bad) =~ s/([^ -~])/sprintf('\\x%02x', ord $1)/ge;
+    $r = keep($t->admin('POST', '/tokens', json => {
+        key_id => $key_id, models => [ 'gpt-4o-mini', $bad ] }));
+    is($r->{status}, 400, "client token model \"$shown\" rejected");
+    like($r->{json}{error}{message} // '', qr/models:/,
+        "client token model \"$shown\" reason");
+}
+
 # Logout revokes the session's jti.
 
 ($rc) = $t->worker_command("$password\n", 'user', 'add', 'ops2@example.com',

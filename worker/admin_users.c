@@ -828,11 +828,16 @@ cg_users_patch(cg_server_t *srv, cg_http_req_t *req,
 
 /* Client tokens. */
 
-/* Checks models (absent, or 1 to CG_JWT_MAX_MODELS non-empty strings) into claims. */
+/*
+ * Checks models (absent, or 1 to CG_JWT_MAX_MODELS non-empty strings) into
+ * claims. nginx passes the names on joined with commas in one header, and
+ * rejects a token whose names contain a comma or a control character.
+ */
 static int
 cg_tokens_models(yajl_val v, cg_jwt_claims_t *claims, char **list)
 {
-    size_t  i;
+    const char  *name, *p;
+    size_t       i;
 
     if (v == NULL) {
         return 0;
@@ -845,12 +850,21 @@ cg_tokens_models(yajl_val v, cg_jwt_claims_t *claims, char **list)
     }
 
     for (i = 0; i < v->u.array.len; i++) {
-        if (!YAJL_IS_STRING(v->u.array.values[i])
-            || v->u.array.values[i]->u.string[0] == '\0'
-            || strlen(v->u.array.values[i]->u.string) > 256)
-        {
+        if (!YAJL_IS_STRING(v->u.array.values[i])) {
             return -1;
         }
+
+        name = v->u.array.values[i]->u.string;
+        if (name[0] == '\0' || strlen(name) > 256) {
+            return -1;
+        }
+
+        for (p = name; *p != '\0'; p++) {
+            if (*p == ',' || (unsigned char) *p < 0x20 || *p == 0x7f) {
+                return -1;
+            }
+        }
+
         list[i] = v->u.array.values[i]->u.string;
     }
 
@@ -889,7 +903,8 @@ cg_tokens_create(cg_server_t *srv, cg_http_req_t *req,
                "usable, this one is unknown or revoked; ");
     }
     if (cg_tokens_models(cg_json_get(root, "models"), &claims, models) != 0) {
-        strcat(reasons, "models: expected 1 to 64 model names; ");
+        strcat(reasons, "models: expected 1 to 64 model names without "
+               "commas or control characters; ");
     }
     if (cg_json_get(root, "ttl_s") != NULL
         && (cg_json_get_long(root, "ttl_s", &ttl) != 0 || ttl < 60
