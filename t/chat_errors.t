@@ -57,6 +57,10 @@ my @invalid = (
     [ 'messages not array', '{"model": "openai/gpt-4o-mini", "messages": "hi"}' ],
     [ 'bad utf-8',
       qq{{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "bad \xff\xfe here"}]}} ],
+    [ 'overlong utf-8',
+      qq{{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "slash \xc0\xaf here"}]}} ],
+    [ 'surrogate utf-8 model',
+      qq{{"model": "openai/gpt-\xed\xa0\x80", "messages": [{"role": "user", "content": "hi"}]}} ],
     [ 'empty body',       '' ],
     [ 'repeated model',
       '{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "twice"}], "model": "openai/o1-pro"}' ],
@@ -72,6 +76,10 @@ for my $case (@invalid) {
 }
 
 is(scalar $t->emulator_requests(), $forwarded, 'invalid requests not forwarded');
+
+$r = $t->request('POST', '/v1/chat/completions', headers => $auth,
+                 body => qq{{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "\xe0\x80\xaf"}]}});
+like($r->{json}{error}{message}, qr/invalid UTF-8 at byte \d+/, 'overlong utf-8 message names the byte');
 
 # The same malformed request over a raw connection, with the bytes exactly
 # as written here.

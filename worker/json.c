@@ -127,6 +127,12 @@ cg_json_parse(const char *text, size_t len, char *errbuf, size_t errbuf_size)
         if (errbuf[0] == '\0') {
             snprintf(errbuf, errbuf_size, "parse error");
         }
+        return NULL;
+    }
+
+    if (cg_json_check_utf8(text, len, errbuf, errbuf_size) != 0) {
+        yajl_tree_free(root);
+        return NULL;
     }
 
     return root;
@@ -536,6 +542,56 @@ cg_utf8_sanitize(char *s, size_t len)
     }
 
     return replaced;
+}
+
+
+size_t
+cg_utf8_valid_len(const char *s, size_t len)
+{
+    const unsigned char  *p = (const unsigned char *) s;
+    size_t                i = 0, n;
+    uint64_t              word;
+
+    while (i < len) {
+
+        /* Most JSON is ASCII: skip eight such bytes at a time. */
+        if (len - i >= sizeof(word)) {
+            memcpy(&word, p + i, sizeof(word));
+            if ((word & 0x8080808080808080ULL) == 0) {
+                i += sizeof(word);
+                continue;
+            }
+        }
+
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+
+        n = cg_utf8_seq_len(p + i, len - i);
+        if (n == 0) {
+            return i;
+        }
+        i += n;
+    }
+
+    return len;
+}
+
+
+int
+cg_json_check_utf8(const char *text, size_t len, char *errbuf,
+    size_t errbuf_size)
+{
+    size_t  valid;
+
+    valid = cg_utf8_valid_len(text, len);
+    if (valid == len) {
+        return 0;
+    }
+
+    snprintf(errbuf, errbuf_size, "invalid UTF-8 at byte %zu", valid);
+    return -1;
 }
 
 

@@ -118,4 +118,19 @@ size_t cg_utf8_sanitize(char *s, size_t len);
 /* Returns the largest length <= max that does not cut a UTF-8 sequence. */
 size_t cg_utf8_cut(const char *s, size_t len, size_t max);
 
+/*
+ * Returns the length of the longest prefix of s that is valid UTF-8 (RFC
+ * 3629), so len when all of s is. Overlong forms, UTF-16 surrogates and
+ * code points past U+10FFFF are invalid. yajl 2.1.0 checks only the byte
+ * structure of a sequence and lets those through.
+ */
+size_t cg_utf8_valid_len(const char *s, size_t len);
+
+/*
+ * Checks that text is valid UTF-8, as RFC 8259 requires of JSON text.
+ * Returns 0, or -1 with the offset of the first invalid byte in errbuf.
+ */
+int cg_json_check_utf8(const char *text, size_t len, char *errbuf,
+    size_t errbuf_size);
+
 #endif

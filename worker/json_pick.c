@@ -288,6 +288,18 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
         status = yajl_complete_parse(h);
     }
 
+    /* After yajl, so that its syntax errors keep coming first. */
+    if (status == yajl_status_ok
+        && cg_json_check_utf8(text, len, errbuf, errbuf_size) != 0)
+    {
+        yajl_free(h);
+        if (r.names != r.names_inline) {
+            free(r.names);
+        }
+        cg_json_pick_free(picks, npicks);
+        return -1;
+    }
+
     /*
      * cg_json_parse() runs the text checks before yajl, so their cause
      * comes first, and nesting past CG_JSON_MAX_DEPTH fails them as well.

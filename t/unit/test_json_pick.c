@@ -313,6 +313,60 @@ test_pick_utf8(void)
 }
 
 
+/*
+ * Sequences with a valid byte structure that RFC 3629 forbids, which yajl
+ * 2.1.0 accepts: both readers must reject them, at the right offset.
+ */
+static void
+test_pick_utf8_strict(void)
+{
+    static const struct {
+        const char  *text;
+        const char  *cause;
+    } bad[] = {
+        { "{\"s\":\"\xc0\xaf\"}",         "invalid UTF-8 at byte 6" },  /* overlong '/' */
+        { "{\"s\":\"\xc1\xbf\"}",         "invalid UTF-8 at byte 6" },  /* overlong 0x7f */
+        { "{\"s\":\"\xe0\x80\xaf\"}",     "invalid UTF-8 at byte 6" },  /* overlong three bytes */
+        { "{\"s\":\"\xf0\x80\x80\xaf\"}", "invalid UTF-8 at byte 6" }, /* overlong four bytes */
+        { "{\"s\":\"\xed\xa0\x80\"}",     "invalid UTF-8 at byte 6" },  /* surrogate U+D800 */
+        { "{\"s\":\"\xed\xbf\xbf\"}",     "invalid UTF-8 at byte 6" },  /* surrogate U+DFFF */
+        { "{\"s\":\"\xf4\x90\x80\x80\"}", "invalid UTF-8 at byte 6" }, /* past U+10FFFF */
+        { "{\"\xc0\xaf\":1}",              "invalid UTF-8 at byte 2" },  /* in a name */
+        { "{\"long\":\"abcdefghijklmnop\xe0\x80\xaf\"}",
+                                         "invalid UTF-8 at byte 25" }, /* after ASCII words */
+    };
+    static const char  *good[] = {
+        "{\"s\":\"\xc2\x80 \xdf\xbf\"}",                 /* U+0080, U+07FF */
+        "{\"s\":\"\xe0\xa0\x80 \xed\x9f\xbf \xee\x80\x80\"}",  /* U+0800, U+D7FF, U+E000 */
+        "{\"s\":\"\xf0\x90\x80\x80 \xf4\x8f\xbf\xbf\"}",     /* U+10000, U+10FFFF */
+    };
+    cg_json_pick_t  p;
+    char            err[256];
+    size_t          i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        is_int(pick_one(bad[i].text, strlen(bad[i].text), "/s", CG_JSON_PICK_COPY,
+                        &p, err, sizeof(err)), -1, "strict utf8 %zu rejected", i);
+        is_str(err, bad[i].cause, "strict utf8 %zu cause", i);
+        ok(p.string == NULL, "strict utf8 %zu no copy left", i);
+        is_str(tree_error(bad[i].text, strlen(bad[i].text)), bad[i].cause,
+               "strict utf8 %zu tree cause", i);
+    }
+
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        is_int(pick_one(good[i], strlen(good[i]), "/s", 0, &p, err, sizeof(err)),
+               0, "boundary utf8 %zu accepted", i);
+        is_str(tree_error(good[i], strlen(good[i])), "",
+               "boundary utf8 %zu tree accepts", i);
+    }
+
+    is_int(cg_utf8_valid_len("abc", 3), 3, "valid len ascii");
+    is_int(cg_utf8_valid_len("abcdefgh\xc3\xa9", 10), 10, "valid len two-byte after word");
+    is_int(cg_utf8_valid_len("abcdefghij\xc3", 11), 10, "valid len cut at end");
+    is_int(cg_utf8_valid_len("", 0), 0, "valid len empty");
+}
+
+
 /* The first member of a repeated name wins below the top level. */
 static void
 test_pick_repeated(void)
@@ -862,6 +916,7 @@ main(void)
     test_pick_long_string();
     test_pick_nul();
     test_pick_utf8();
+    test_pick_utf8_strict();
     test_pick_repeated();
     test_pick_wildcard();
     test_pick_shared_prefix();
