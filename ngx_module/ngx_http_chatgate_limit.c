@@ -1630,18 +1630,21 @@ ngx_http_chatgate_deny(ngx_http_request_t *r,
     ngx_str_t          scope, window, message;
     ngx_table_elt_t   *h;
 
-    /* the jitter spreads clients that were denied together */
-
-    wait = denial->retry / 1000;
-
-    if (lcf->retry_jitter) {
-        wait += ngx_random() % (lcf->retry_jitter + 1);
-    }
-
-    wait = (wait + 999) / 1000;
+    wait = (denial->retry + 999999) / 1000000;
 
     if (wait == 0) {
         wait = 1;
+    }
+
+    /*
+     * The jitter spreads clients that were denied together. Retry-After
+     * counts whole seconds, so the jitter is drawn in whole seconds. A
+     * jitter under a second, added before the rounding, would often
+     * vanish in it.
+     */
+
+    if (lcf->retry_jitter) {
+        wait += ngx_random() % ((lcf->retry_jitter + 999) / 1000 + 1);
     }
 
     h = ngx_list_push(&r->headers_out.headers);
