@@ -39,6 +39,7 @@ static int cg_conf_base_url(const char *name, const char *def, char **out,
 static char *cg_conf_string(const char *name, const char *def);
 static int cg_conf_secret(const char *name, size_t min_len, char **out,
     char *err, size_t err_size);
+static void cg_conf_wipe_env(const char *name, char *value, size_t len);
 static int cg_conf_group(const char *name, gid_t *gid, char *err,
     size_t err_size);
 static int cg_conf_secret_file(const char *name, size_t min_len, char **out,
@@ -249,8 +250,8 @@ static int
 cg_conf_secret(const char *name, size_t min_len, char **out, char *err,
     size_t err_size)
 {
-    const char  *s, *path;
-    char         file_name[64];
+    char        *s, file_name[64];
+    const char  *path;
     size_t       len;
 
     snprintf(file_name, sizeof(file_name), "%s_FILE", name);
@@ -283,7 +284,35 @@ cg_conf_secret(const char *name, size_t min_len, char **out, char *err,
         return -1;
     }
 
+    cg_conf_wipe_env(name, s, len);
     return 0;
+}
+
+
+/*
+ * Removes the variable name from the environment and overwrites its bytes,
+ * once the caller has copied its value. /proc/PID/environ shows the
+ * bytes of the environment the process started with, whatever unsetenv()
+ * does to the environ array, so only overwriting hides the secret there.
+ * glibc's getenv() returns the value inside its "NAME=value" entry, so the
+ * name goes too where the bytes before the value read "NAME=".
+ */
+static void
+cg_conf_wipe_env(const char *name, char *value, size_t len)
+{
+    size_t   name_len;
+    char    *entry;
+
+    name_len = strlen(name);
+    entry = value - name_len - 1;
+
+    unsetenv(name);
+
+    if (memcmp(entry, name, name_len) == 0 && entry[name_len] == '=') {
+        explicit_bzero(entry, name_len + 1 + len);
+    } else {
+        explicit_bzero(value, len);
+    }
 }
 
 

@@ -449,13 +449,15 @@ sub start_emulator {
     });
 }
 
+# Starts the worker with the env file. Variables in %env go into its
+# environment too, where they take precedence over the file.
 sub start_worker {
-    my ($self) = @_;
+    my ($self, %env) = @_;
     my $socket = $self->{socket};
 
     unlink $socket;
     delete $self->{status}{worker};
-    $self->spawn('worker', "$self->{dir}/worker.log", { _clean_env() },
+    $self->spawn('worker', "$self->{dir}/worker.log", { _clean_env(), %env },
         "$self->{build}/chatgate-worker", 'serve',
         '--env-file', "$self->{dir}/chatgate.env");
     $self->_wait_ready('worker', sub {
