@@ -265,7 +265,7 @@ NGINX_ROWS=()
 # $2, location lines $3 and http-context lines $4, and records its table.
 cg_nginx_case() {
     local name=$1 main=$2 location=$3 http=$4
-    local dir=$BENCH_RUN_DIR/nginx-$name port out table total
+    local dir=$BENCH_RUN_DIR/nginx-$name port table total
 
     port=$(bench_free_port)
     mkdir -p "$dir"
@@ -280,16 +280,8 @@ $(bench_emu_location "$location")
     # one process that runs as root: the user directive only applies to a master
     sed -i '/^user root;$/d' "$dir/nginx.conf"
 
-    out=$("$NGINX_BIN" -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>&1) ||
-        bench_die "nginx -t for $name failed: $out"
-
-    CG_OUT=$dir/callgrind.out
-    cg_start_valgrind "$dir/valgrind.log" "$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
-    bench_wait_for 60 bench_tcp_listening "$port" ||
-        bench_die "nginx ($name) under callgrind did not listen within 60 s: $(tail -n 3 "$dir/valgrind.log")"
-
     bench_log "nginx $name: $CG_REQUESTS requests under callgrind"
-    cg_measure "http://127.0.0.1:$port/v1/chat/completions" nginx
+    cg_nginx_measure "$dir" "$port" "$name"
 
     table=$dir/inclusive.tsv
     cg_inclusive "$CG_OUT.1" >"$table"
@@ -300,6 +292,23 @@ $(bench_emu_location "$location")
     fi
 
     bench_stop_all_but_upstream
+}
+
+# Checks the nginx configuration in folder $1, runs that nginx under
+# callgrind, waits until it listens on port $2 and measures it. $3 names it
+# in messages.
+cg_nginx_measure() {
+    local dir=$1 port=$2 name=$3 out
+
+    out=$("$NGINX_BIN" -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>&1) ||
+        bench_die "nginx -t for $name failed: $out"
+
+    CG_OUT=$dir/callgrind.out
+    cg_start_valgrind "$dir/valgrind.log" "$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
+    bench_wait_for 60 bench_tcp_listening "$port" ||
+        bench_die "nginx ($name) under callgrind did not listen within 60 s: $(tail -n 3 "$dir/valgrind.log")"
+
+    cg_measure "http://127.0.0.1:$port/v1/chat/completions" nginx
 }
 
 # Stops the nginx under callgrind and keeps the upstream stand-in running.
@@ -442,23 +451,15 @@ ENV
 # runs under callgrind but whose counters were already dumped. Sets
 # NGINX_FULL_TOTAL.
 cg_nginx_full() {
-    local dir=$BENCH_RUN_DIR/nginx-full port out table
+    local dir=$BENCH_RUN_DIR/nginx-full port table
 
     port=$(bench_free_port)
     bench_full_conf "$dir" 1 "$port"
     # one process that runs as root: the user directive only applies to a master
     sed -i -e '/^user root;$/d' -e '1i master_process off;' "$dir/nginx.conf"
 
-    out=$("$NGINX_BIN" -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>&1) ||
-        bench_die "nginx -t for the full path failed: $out"
-
-    CG_OUT=$dir/callgrind.out
-    cg_start_valgrind "$dir/valgrind.log" "$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
-    bench_wait_for 60 bench_tcp_listening "$port" ||
-        bench_die "nginx (full path) under callgrind did not listen within 60 s: $(tail -n 3 "$dir/valgrind.log")"
-
     bench_log "nginx of the full path: $CG_REQUESTS chats under callgrind"
-    cg_measure "http://127.0.0.1:$port/v1/chat/completions" nginx
+    cg_nginx_measure "$dir" "$port" "the full path"
 
     table=$dir/inclusive.tsv
     cg_inclusive "$CG_OUT.1" >"$table"
