@@ -559,13 +559,33 @@ ngx_http_chatgate_header_safe(ngx_str_t *value)
 static ngx_int_t
 ngx_http_chatgate_unauthorized(ngx_http_request_t *r, const char *message)
 {
-    ngx_str_t  text;
+    ngx_str_t         text;
+    ngx_table_elt_t  *h;
 
     text.data = (u_char *) message;
     text.len = ngx_strlen(message);
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "chatgate rejected credential: %V", &text);
+
+    /*
+     * A 401 must carry a challenge (RFC 9110).  Bearer is what clients
+     * send here, and a browser does not prompt for it, so the basic auth
+     * in front of the admin console does not ask again.
+     */
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "WWW-Authenticate");
+    ngx_str_set(&h->value, "Bearer realm=\"chatgate\"");
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    r->headers_out.www_authenticate = h;
 
     return ngx_http_chatgate_send_error(r, NGX_HTTP_UNAUTHORIZED,
                                         &ngx_http_chatgate_authentication_error,

@@ -206,14 +206,14 @@ $r = $t->raw("$chat\r\nHost: localhost\r\nAuthorization: Bearer a.b.c\r\n"
 error_is($r, 401, 'authentication_error', 'invalid_token', 'module 401 chat');
 unlike($r->{json}{error}{message} // '', qr/basic/i,
     'module 401 chat keeps its message');
-ok(!exists $r->{headers}{'www-authenticate'},
-    'module 401 chat no basic challenge');
+is($r->{headers}{'www-authenticate'} // '', 'Bearer realm="chatgate"',
+    'module 401 chat bearer challenge');
 
 $r = $t->raw("GET /admin/api/limits HTTP/1.1\r\n$basic\r\n"
     . "X-Admin-Token: wrong-token-0123456789\r\n$close");
 error_is($r, 401, 'authentication_error', 'invalid_token', 'module 401 admin');
-ok(!exists $r->{headers}{'www-authenticate'},
-    'module 401 admin no basic challenge');
+is($r->{headers}{'www-authenticate'} // '', 'Bearer realm="chatgate"',
+    'module 401 admin bearer challenge, not basic');
 
 my $viewer = make_jwt($t->jwt_secret, { sub => 'viewer-1', role => 'viewer',
     jti => 'viewer-jti-1', exp => time + 300 });
