@@ -22,7 +22,9 @@ my $secret = 'gsk_' . join('', map { sprintf '%02x', int rand 256 } 1 .. 16);
 
 # A provider on 127.0.0.1 that answers each chat with an SSE stream: with
 # "[content]" in the request one content chunk first, then an error event
-# whose message quotes the bearer token of the request.
+# whose message quotes the bearer token of the request. With "[long]" the
+# message starts with 260 bytes of text, so the key straddles byte 300,
+# where the worker cuts a provider's error message.
 
 my $listener = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
     Proto => 'tcp', Listen => 8, ReuseAddr => 1)
@@ -49,7 +51,8 @@ sub serve_one {
     my $chunk = '{"id":"chatcmpl-fake","object":"chat.completion.chunk",'
         . '"created":1,"model":"fake","choices":[{"index":0,'
         . '"delta":{"content":"partial"},"finish_reason":null}]}';
-    my $error = '{"error":{"message":"Incorrect API key provided: '
+    my $pad = $body =~ /\[long\]/ ? 'x' x 260 : '';
+    my $error = '{"error":{"message":"' . $pad . 'Incorrect API key provided: '
         . $token . '","type":"invalid_request_error"}}';
 
     print $conn "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -62,7 +65,7 @@ sub serve_one {
 
 $t->in_background('fake_provider', sub {
     my $served = 0;
-    $served += serve_one() for 1 .. 2;
+    $served += serve_one() for 1 .. 3;
     return { served => $served };
 });
 close $listener;
@@ -70,8 +73,9 @@ close $listener;
 my $id = $t->add_key(provider => 'openai', label => 'echoing provider',
     secret => $secret, base_url => "http://127.0.0.1:$port/v1");
 
-for my $case ('first', 'content') {
-    my $content = $case eq 'content' ? '[content] hello' : 'hello';
+for my $case ('first', 'content', 'long') {
+    my $content = $case eq 'content' ? '[content] hello'
+        : $case eq 'long' ? '[long] hello' : 'hello';
     my $r = stream_chat($t, key => undef, model => 'gpt-4o-mini',
         content => $content, timeout => 10,
         headers => { 'X-Key-Id' => $id, 'X-Admin-Token' => $t->admin_token });
@@ -80,6 +84,8 @@ for my $case ('first', 'content') {
     like($all, qr/Incorrect API key provided/,
         "stream error $case reaches the client");
     unlike($all, qr/\Q$secret\E/, "stream error $case hides the key");
+    unlike($all, qr/\Q@{[substr $secret, 0, 8]}\E/,
+        "stream error $case hides a key prefix");
 
     my $row = stream_log_row($t, $r) // {};
     ok(defined $row->{ok} && !$row->{ok}, "stream error $case logged not ok");
@@ -87,8 +93,8 @@ for my $case ('first', 'content') {
         "stream error $case log hides the key");
 }
 
-is(($t->result('fake_provider', 15) // {})->{served}, 2,
-    'fake provider served both chats');
+is(($t->result('fake_provider', 15) // {})->{served}, 3,
+    'fake provider served every chat');
 
 $t->stop;
 

@@ -504,9 +504,8 @@ cg_chat_answer_status(cg_chat_t *c, cg_upstream_call_t *call,
     size_t        i, n;
     long          status = cg_upstream_status(call);
 
-    cg_provider_error_message(c->chat.provider, status, body, len, msg,
-                              sizeof(msg));
-    cg_redact(msg, sizeof(msg), c->api_key);
+    cg_provider_error_message(c->chat.provider, status, body, len,
+                              c->api_key, msg, sizeof(msg));
 
     if (status >= 400 && status < 500) {
         type = "invalid_request_error";

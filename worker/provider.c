@@ -429,7 +429,8 @@ cg_completion_gen(yajl_gen g, const char *completion_id, long created,
 
 void
 cg_provider_error_message(cg_provider_id_t id, long status,
-    const char *body, size_t len, char *msg, size_t msg_size)
+    const char *body, size_t len, const char *secret, char *msg,
+    size_t msg_size)
 {
     char         cause[128], *text;
     const char  *found = NULL;
@@ -469,7 +470,7 @@ cg_provider_error_message(cg_provider_id_t id, long status,
     memcpy(text, found, strlen(found) + 1);
     yajl_tree_free(root);
 
-    cg_redact(text, text_size, NULL);
+    cg_redact(text, text_size, secret);
 
     n = strlen(text);
     n = cg_utf8_cut(text, n, CG_ERROR_MSG_MAX);

@@ -115,9 +115,12 @@ void cg_completion_free(cg_completion_t *c);
 /*
  * Extracts a readable message from a provider's error body (any status),
  * with credentials removed, into msg. Falls back to "HTTP <status>".
+ * secret, the key of the call or NULL, is removed before the message is
+ * cut to its size, so a cut cannot leave a prefix of the key.
  */
 void cg_provider_error_message(cg_provider_id_t id, long status,
-    const char *body, size_t len, char *msg, size_t msg_size);
+    const char *body, size_t len, const char *secret, char *msg,
+    size_t msg_size);
 
 
 /*

@@ -673,7 +673,8 @@ cg_stream_provider_error(cg_stream_t *s, const char *data, size_t len)
 {
     char  msg[320];
 
-    cg_provider_error_message(s->provider, 200, data, len, msg, sizeof(msg));
+    cg_provider_error_message(s->provider, 200, data, len, s->secret, msg,
+                              sizeof(msg));
 
     return cg_stream_fail(s, "reported an error mid-stream", msg);
 }

@@ -1133,24 +1133,24 @@ test_error_message(void)
 
     b = "{\"error\":{\"message\":\"Incorrect API key provided: "
         "sk-proj-abcdefghijklmnop.\",\"type\":\"invalid_request_error\"}}";
-    cg_provider_error_message(CG_PROVIDER_OPENAI, 401, b, strlen(b), msg,
-                              sizeof(msg));
+    cg_provider_error_message(CG_PROVIDER_OPENAI, 401, b, strlen(b), NULL,
+                              msg, sizeof(msg));
     is_str(msg, "Incorrect API key provided: [redacted].",
            "openai error message redacted");
 
     b = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
         "\"message\":\"Overloaded\"}}";
-    cg_provider_error_message(CG_PROVIDER_ANTHROPIC, 529, b, strlen(b), msg,
-                              sizeof(msg));
+    cg_provider_error_message(CG_PROVIDER_ANTHROPIC, 529, b, strlen(b), NULL,
+                              msg, sizeof(msg));
     is_str(msg, "Overloaded", "anthropic error message");
 
     b = "{\"error\":\"model \\\"x\\\" not found\"}";
-    cg_provider_error_message(CG_PROVIDER_OLLAMA, 404, b, strlen(b), msg,
-                              sizeof(msg));
+    cg_provider_error_message(CG_PROVIDER_OLLAMA, 404, b, strlen(b), NULL,
+                              msg, sizeof(msg));
     is_str(msg, "model \"x\" not found", "ollama error message");
 
-    cg_provider_error_message(CG_PROVIDER_OLLAMA, 503, "oops", 4, msg,
-                              sizeof(msg));
+    cg_provider_error_message(CG_PROVIDER_OLLAMA, 503, "oops", 4, NULL,
+                              msg, sizeof(msg));
     is_str(msg, "HTTP 503", "error fallback status");
 
     strcpy(body, "{\"error\":{\"message\":\"");
@@ -1159,8 +1159,20 @@ test_error_message(void)
     }
     strcat(body, "\"}}");
     cg_provider_error_message(CG_PROVIDER_OPENAI, 500, body, strlen(body),
-                              msg, sizeof(msg));
+                              NULL, msg, sizeof(msg));
     is_int(strlen(msg), 300, "error message cut at 300 bytes");
+
+    /* The key of the call starts at byte 280, so the cut at 300 splits it. */
+    strcpy(body, "{\"error\":{\"message\":\"");
+    for (i = 0; i < 280; i++) {
+        strcat(body, "x");
+    }
+    strcat(body, "gsk_0123456789abcdefghij0123456789\"}}");
+    cg_provider_error_message(CG_PROVIDER_OPENAI, 401, body, strlen(body),
+                              "gsk_0123456789abcdefghij0123456789", msg,
+                              sizeof(msg));
+    ok(strstr(msg, "gsk_") == NULL, "error message key removed before cut");
+    ok(strstr(msg, "[redacted]") != NULL, "error message key redacted");
 }
 
 
