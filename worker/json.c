@@ -11,6 +11,7 @@ static int cg_json_depth_ok(const char *text, size_t len);
 static int cg_json_find_nul(const char *text, size_t len, char *member,
     size_t member_size);
 static size_t cg_utf8_seq_len(const unsigned char *s, size_t len);
+static int cg_json_strings_valid(yajl_val v);
 
 
 int
@@ -135,7 +136,51 @@ cg_json_parse(const char *text, size_t len, char *errbuf, size_t errbuf_size)
         return NULL;
     }
 
+    /* Only a string with an escape can decode to invalid UTF-8. */
+    if (memmem(text, len, "\\u", 2) != NULL && !cg_json_strings_valid(root)) {
+        snprintf(errbuf, errbuf_size, "%s", CG_JSON_SURROGATE_ERROR);
+        yajl_tree_free(root);
+        return NULL;
+    }
+
     return root;
+}
+
+
+/*
+ * Returns 1 when every string and member name in v is valid UTF-8. The
+ * recursion is bounded by CG_JSON_MAX_DEPTH, which cg_json_parse() checked.
+ */
+static int
+cg_json_strings_valid(yajl_val v)
+{
+    size_t  i, n;
+
+    if (YAJL_IS_STRING(v)) {
+        n = strlen(v->u.string);
+        return cg_utf8_valid_len(v->u.string, n) == n;
+    }
+
+    if (YAJL_IS_OBJECT(v)) {
+        for (i = 0; i < v->u.object.len; i++) {
+            n = strlen(v->u.object.keys[i]);
+            if (cg_utf8_valid_len(v->u.object.keys[i], n) != n
+                || !cg_json_strings_valid(v->u.object.values[i]))
+            {
+                return 0;
+            }
+        }
+    }
+
+    if (YAJL_IS_ARRAY(v)) {
+        for (i = 0; i < v->u.array.len; i++) {
+            if (!cg_json_strings_valid(v->u.array.values[i])) {
+                return 0;
+            }
+        }
+    }
+
+    return 1;
 }
 
 

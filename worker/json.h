@@ -133,4 +133,16 @@ size_t cg_utf8_valid_len(const char *s, size_t len);
 int cg_json_check_utf8(const char *text, size_t len, char *errbuf,
     size_t errbuf_size);
 
+/*
+ * The cause that cg_json_parse() and cg_json_pick() give for a string that
+ * yajl 2.1.0 decoded into invalid UTF-8. yajl turns the escape of a lone
+ * low surrogate such as \udc00 into the 3 bytes of an encoded surrogate,
+ * which the check of the raw text cannot see.
+ * NOTE: yajl turns a lone high surrogate into "?" and a high one followed
+ * by another \u escape into some code point, both valid UTF-8, so those
+ * pass.
+ */
+#define CG_JSON_SURROGATE_ERROR \
+    "invalid \\u escape: a lone UTF-16 surrogate (U+DC00 to U+DFFF)"
+
 #endif

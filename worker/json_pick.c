@@ -80,6 +80,8 @@ typedef struct {
     char              names_inline[256];
 
     int               nomem;
+    /* a decoded string is invalid UTF-8: a \u escape of a lone surrogate */
+    int               surrogate;
 } cg_pick_reader_t;
 
 
@@ -267,6 +269,7 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     r.names_len = 0;
     r.names_size = sizeof(r.names_inline);
     r.nomem = 0;
+    r.surrogate = 0;
 
     arena.used = 0;
     funcs.malloc = cg_pick_malloc;
@@ -307,6 +310,8 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     if (status != yajl_status_ok) {
         if (r.nomem) {
             snprintf(errbuf, errbuf_size, "out of memory");
+        } else if (r.surrogate) {
+            snprintf(errbuf, errbuf_size, "%s", CG_JSON_SURROGATE_ERROR);
         } else if (cg_json_check_text(text, len, errbuf, errbuf_size) == 0) {
             cg_pick_error(h, errbuf, errbuf_size);
         }
@@ -1009,10 +1014,15 @@ cg_pick_string(void *ctx, const unsigned char *s, size_t len)
 {
     cg_pick_reader_t  *r = ctx;
 
-    if (r->findings != NULL && cg_pick_decoded(r, s)
-        && memchr(s, '\0', len) != NULL)
-    {
-        r->findings->nul = 1;
+    if (cg_pick_decoded(r, s)) {
+        if (r->findings != NULL && memchr(s, '\0', len) != NULL) {
+            r->findings->nul = 1;
+        }
+
+        if (cg_utf8_valid_len((const char *) s, len) != len) {
+            r->surrogate = 1;
+            return 0;
+        }
     }
 
     return cg_pick_value(ctx, CG_JSON_STRING, (const char *) s, len);
@@ -1047,7 +1057,14 @@ cg_pick_map_key(void *ctx, const unsigned char *key, size_t len)
     cg_pick_set_t      alive;
     size_t             n, level = r->depth;
 
-    n = cg_pick_decoded(r, key) ? cg_pick_name_len(key, len) : len;
+    n = len;
+    if (cg_pick_decoded(r, key)) {
+        if (cg_utf8_valid_len((const char *) key, len) != len) {
+            r->surrogate = 1;
+            return 0;
+        }
+        n = cg_pick_name_len(key, len);
+    }
 
     if (n < len && r->findings != NULL) {
         r->findings->nul = 1;

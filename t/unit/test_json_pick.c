@@ -367,6 +367,47 @@ test_pick_utf8_strict(void)
 }
 
 
+/*
+ * yajl 2.1.0 decodes the escape of a lone low surrogate into an encoded
+ * surrogate, so both readers check the strings that yajl decoded.
+ */
+static void
+test_pick_surrogate_escape(void)
+{
+    static const char  *bad[] = {
+        "{\"s\":\"\\udc00\"}",
+        "{\"s\":\"a\\udfffb\"}",
+        "{\"s\":\"\\udc00\\ud800\"}",
+        "{\"\\udc00\":1}",
+        "{\"a\":[{\"b\":\"\\ude00\"}]}",
+    };
+    static const char  *good[] = {
+        "{\"s\":\"\\ud83d\\ude00\"}",                  /* a pair: U+1F600 */
+        "{\"s\":\"\\u00e9\\u07ff\\u0800\\uffff\"}",
+        "{\"s\":\"\\\\udc00\"}",                     /* an escaped backslash */
+    };
+    cg_json_pick_t  p;
+    char            err[256];
+    size_t          i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        is_int(pick_one(bad[i], strlen(bad[i]), "/s", CG_JSON_PICK_COPY,
+                        &p, err, sizeof(err)), -1, "surrogate escape %zu rejected", i);
+        is_str(err, CG_JSON_SURROGATE_ERROR, "surrogate escape %zu cause", i);
+        ok(p.string == NULL, "surrogate escape %zu no copy left", i);
+        is_str(tree_error(bad[i], strlen(bad[i])), CG_JSON_SURROGATE_ERROR,
+               "surrogate escape %zu tree cause", i);
+    }
+
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        is_int(pick_one(good[i], strlen(good[i]), "/s", 0, &p, err, sizeof(err)),
+               0, "escape %zu accepted", i);
+        is_str(tree_error(good[i], strlen(good[i])), "",
+               "escape %zu tree accepts", i);
+    }
+}
+
+
 /* The first member of a repeated name wins below the top level. */
 static void
 test_pick_repeated(void)
@@ -917,6 +958,7 @@ main(void)
     test_pick_nul();
     test_pick_utf8();
     test_pick_utf8_strict();
+    test_pick_surrogate_escape();
     test_pick_repeated();
     test_pick_wildcard();
     test_pick_shared_prefix();
