@@ -11,7 +11,9 @@ static int cg_json_depth_ok(const char *text, size_t len);
 static int cg_json_find_nul(const char *text, size_t len, char *member,
     size_t member_size);
 static size_t cg_utf8_seq_len(const unsigned char *s, size_t len);
-static int cg_json_strings_valid(yajl_val v);
+static unsigned cg_json_hex4(const char *p);
+static size_t cg_json_skip_string(const char *text, size_t len, size_t i,
+    int *lone);
 
 
 int
@@ -136,51 +138,12 @@ cg_json_parse(const char *text, size_t len, char *errbuf, size_t errbuf_size)
         return NULL;
     }
 
-    /* Only a string with an escape can decode to invalid UTF-8. */
-    if (memmem(text, len, "\\u", 2) != NULL && !cg_json_strings_valid(root)) {
-        snprintf(errbuf, errbuf_size, "%s", CG_JSON_SURROGATE_ERROR);
+    if (cg_json_check_escapes(text, len, errbuf, errbuf_size) != 0) {
         yajl_tree_free(root);
         return NULL;
     }
 
     return root;
-}
-
-
-/*
- * Returns 1 when every string and member name in v is valid UTF-8. The
- * recursion is bounded by CG_JSON_MAX_DEPTH, which cg_json_parse() checked.
- */
-static int
-cg_json_strings_valid(yajl_val v)
-{
-    size_t  i, n;
-
-    if (YAJL_IS_STRING(v)) {
-        n = strlen(v->u.string);
-        return cg_utf8_valid_len(v->u.string, n) == n;
-    }
-
-    if (YAJL_IS_OBJECT(v)) {
-        for (i = 0; i < v->u.object.len; i++) {
-            n = strlen(v->u.object.keys[i]);
-            if (cg_utf8_valid_len(v->u.object.keys[i], n) != n
-                || !cg_json_strings_valid(v->u.object.values[i]))
-            {
-                return 0;
-            }
-        }
-    }
-
-    if (YAJL_IS_ARRAY(v)) {
-        for (i = 0; i < v->u.array.len; i++) {
-            if (!cg_json_strings_valid(v->u.array.values[i])) {
-                return 0;
-            }
-        }
-    }
-
-    return 1;
 }
 
 
@@ -637,6 +600,133 @@ cg_json_check_utf8(const char *text, size_t len, char *errbuf,
 
     snprintf(errbuf, errbuf_size, "invalid UTF-8 at byte %zu", valid);
     return -1;
+}
+
+
+int
+cg_json_check_escapes(const char *text, size_t len, char *errbuf,
+    size_t errbuf_size)
+{
+    size_t  i;
+    int     lone;
+
+    /* Most texts have no \u escape at all. */
+    if (memmem(text, len, "\\u", 2) == NULL) {
+        return 0;
+    }
+
+    i = 0;
+    lone = 0;
+
+    while (i < len && !lone) {
+
+        if (text[i] == '"') {
+            i = cg_json_skip_string(text, len, i + 1, &lone);
+            continue;
+        }
+
+        /* Comments may quote escapes that name nothing. */
+        if (text[i] == '/' && i + 1 < len && text[i + 1] == '/') {
+            while (i < len && text[i] != '\n') {
+                i++;
+            }
+            continue;
+        }
+
+        if (text[i] == '/' && i + 1 < len && text[i + 1] == '*') {
+            i += 2;
+            while (i + 1 < len && !(text[i] == '*' && text[i + 1] == '/')) {
+                i++;
+            }
+            i += 2;
+            continue;
+        }
+
+        i++;
+    }
+
+    if (lone) {
+        snprintf(errbuf, errbuf_size, "%s", CG_JSON_SURROGATE_ERROR);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * Returns the offset after the closing quote of the string whose contents
+ * start at i, and sets *lone at the first \u escape of a lone surrogate.
+ * yajl has checked the text, so every escape is complete.
+ */
+static size_t
+cg_json_skip_string(const char *text, size_t len, size_t i, int *lone)
+{
+    unsigned  cp;
+
+    while (i < len && text[i] != '"') {
+
+        if (text[i] != '\\') {
+            i++;
+            continue;
+        }
+
+        if (i + 6 > len || text[i + 1] != 'u') {
+            i += 2;
+            continue;
+        }
+
+        cp = cg_json_hex4(text + i + 2);
+
+        if (cp >= 0xdc00 && cp <= 0xdfff) {
+            *lone = 1;
+            return len;
+        }
+
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            if (i + 12 > len || text[i + 6] != '\\' || text[i + 7] != 'u') {
+                *lone = 1;
+                return len;
+            }
+
+            cp = cg_json_hex4(text + i + 8);
+            if (cp < 0xdc00 || cp > 0xdfff) {
+                *lone = 1;
+                return len;
+            }
+
+            i += 12;
+            continue;
+        }
+
+        i += 6;
+    }
+
+    return i + 1;
+}
+
+
+/* Returns the value of four hex digits, which yajl has checked. */
+static unsigned
+cg_json_hex4(const char *p)
+{
+    unsigned  v = 0;
+    int       i;
+    char      c;
+
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') {
+            v |= (unsigned) (c - '0');
+        } else if (c >= 'a' && c <= 'f') {
+            v |= (unsigned) (c - 'a' + 10);
+        } else {
+            v |= (unsigned) (c - 'A' + 10);
+        }
+    }
+
+    return v;
 }
 
 

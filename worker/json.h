@@ -134,15 +134,22 @@ int cg_json_check_utf8(const char *text, size_t len, char *errbuf,
     size_t errbuf_size);
 
 /*
- * The cause that cg_json_parse() and cg_json_pick() give for a string that
- * yajl 2.1.0 decoded into invalid UTF-8. yajl turns the escape of a lone
- * low surrogate such as \udc00 into the 3 bytes of an encoded surrogate,
- * which the check of the raw text cannot see.
- * NOTE: yajl turns a lone high surrogate into "?" and a high one followed
- * by another \u escape into some code point, both valid UTF-8, so those
- * pass.
+ * The cause that cg_json_parse() and cg_json_pick() give for a \u escape of
+ * a UTF-16 surrogate without its partner: a high one (U+D800 to U+DBFF)
+ * not followed by a low one, or a low one (U+DC00 to U+DFFF) on its own.
+ * JSON's grammar allows them (RFC 8259), but they name no character, and
+ * yajl 2.1.0 turns them into an encoded surrogate, a "?" or a wrong code
+ * point, so the text is rejected as written.
  */
 #define CG_JSON_SURROGATE_ERROR \
-    "invalid \\u escape: a lone UTF-16 surrogate (U+DC00 to U+DFFF)"
+    "invalid \\u escape: a lone UTF-16 surrogate"
+
+/*
+ * Checks the \u escapes in the strings of text, which yajl has accepted, for
+ * lone surrogates. Comments, which yajl allows, are skipped. Returns 0, or
+ * -1 with CG_JSON_SURROGATE_ERROR in errbuf.
+ */
+int cg_json_check_escapes(const char *text, size_t len, char *errbuf,
+    size_t errbuf_size);
 
 #endif

@@ -293,7 +293,8 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
 
     /* After yajl, so that its syntax errors keep coming first. */
     if (status == yajl_status_ok
-        && cg_json_check_utf8(text, len, errbuf, errbuf_size) != 0)
+        && (cg_json_check_utf8(text, len, errbuf, errbuf_size) != 0
+            || cg_json_check_escapes(text, len, errbuf, errbuf_size) != 0))
     {
         yajl_free(h);
         if (r.names != r.names_inline) {

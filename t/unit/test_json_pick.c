@@ -186,11 +186,11 @@ test_pick_escapes(void)
     is_str(p.string, "gpt", "escaped name matched");
     cg_json_pick_free(&p, 1);
 
-    /* A lone surrogate is accepted as cg_json_parse() accepts it. */
+    /* A lone surrogate is rejected by both readers alike. */
     text = "{\"s\":\"\\ud800\"}";
-    is_int(pick_one(text, strlen(text), "/s", 0, &p, err, sizeof(err)), 0,
-           "lone surrogate accepted");
-    is_str(tree_error(text, strlen(text)), "", "lone surrogate tree accepts");
+    is_int(pick_one(text, strlen(text), "/s", 0, &p, err, sizeof(err)), -1,
+           "lone surrogate rejected");
+    is_str(err, tree_error(text, strlen(text)), "lone surrogate tree message");
 
     text = "{\"s\":\"\\x41\"}";
     is_int(pick_one(text, strlen(text), "/s", 0, &p, err, sizeof(err)), -1,
@@ -404,6 +404,56 @@ test_pick_surrogate_escape(void)
                0, "escape %zu accepted", i);
         is_str(tree_error(good[i], strlen(good[i])), "",
                "escape %zu tree accepts", i);
+    }
+}
+
+
+/*
+ * \u escapes of surrogates: pairs pass, a high one without its low one, a
+ * low one alone, and a high one before another escape are rejected, in
+ * values and names, while comments and escaped backslashes are no escapes.
+ */
+static void
+test_pick_surrogate_pairs(void)
+{
+    static const char  *bad[] = {
+        "{\"s\":\"\\ud800\"}",                  /* high at the end */
+        "{\"s\":\"\\ud800x\"}",                 /* high, then a letter */
+        "{\"s\":\"\\udbff\\u0041\"}",           /* high, then no low */
+        "{\"s\":\"\\ud800\\ud800\"}",           /* two highs */
+        "{\"s\":\"\\udc00\\ud800\"}",           /* low before high */
+        "{\"s\":\"\\uDFFF\"}",                  /* low, upper case hex */
+        "{\"\\ud800\":1}",                       /* in a name */
+        "{\"s\":\"\\\\\\ud800\"}",              /* after an escaped backslash */
+        "[\"ok\", /* \\ud800 */ \"\\ud801\"]",    /* after a comment */
+    };
+    static const char  *good[] = {
+        "{\"s\":\"\\ud83d\\ude00\"}",           /* U+1F600 */
+        "{\"s\":\"\\udbff\\udfff\"}",           /* U+10FFFF */
+        "{\"s\":\"\\uD800\\uDC00\"}",           /* U+10000, upper case */
+        "{\"s\":\"\\\\ud800\"}",                /* a backslash, then text */
+        "{\"s\":\"\\u00e9 \\ud7ff \\ue000\"}",  /* around the surrogates */
+        "/* \\ud800 */ {\"s\":1}",                /* in a comment */
+        "// \\udc00\n{\"s\":\"\\\"\\u0041\"}",     /* in a line comment */
+    };
+    cg_json_pick_t  p;
+    char            err[256];
+    size_t          i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        is_int(pick_one(bad[i], strlen(bad[i]), "/s", 0, &p, err, sizeof(err)),
+               -1, "surrogate pair %zu rejected", i);
+        is_str(err, CG_JSON_SURROGATE_ERROR, "surrogate pair %zu cause", i);
+        is_str(tree_error(bad[i], strlen(bad[i])), CG_JSON_SURROGATE_ERROR,
+               "surrogate pair %zu tree cause", i);
+    }
+
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        is_int(pick_one(good[i], strlen(good[i]), "/s", 0, &p, err,
+                        sizeof(err)), 0, "surrogate pair %zu accepted", i);
+        is_str(err, "", "surrogate pair %zu no error", i);
+        is_str(tree_error(good[i], strlen(good[i])), "",
+               "surrogate pair %zu tree accepts", i);
     }
 }
 
@@ -958,6 +1008,7 @@ main(void)
     test_pick_nul();
     test_pick_utf8();
     test_pick_utf8_strict();
+    test_pick_surrogate_pairs();
     test_pick_surrogate_escape();
     test_pick_repeated();
     test_pick_wildcard();
