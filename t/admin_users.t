@@ -142,6 +142,8 @@ my @matrix = (
     [ 'PATCH', "/admin/api/users/$viewer_id", 'admin' ],
     [ 'GET',   '/admin/api/keys',           'admin' ],
     [ 'POST',  '/admin/api/tokens',         'admin' ],
+    [ 'GET',   '/admin/api/tokens',         'admin' ],
+    [ 'GET',   '/admin/api/tokens?limit=1&state=all', 'admin' ],
     [ 'GET',   '/admin/api/tokens/revoked', 'admin' ],
 );
 my %rank = (viewer => 1, operator => 2, admin => 3);

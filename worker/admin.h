@@ -64,6 +64,32 @@ void cg_admin_handle(cg_server_t *srv, cg_http_req_t *req,
 const char *cg_admin_body(cg_http_req_t *req,
     const cg_request_info_t *info, size_t max, size_t *len);
 
+/*
+ * A query parameter that a route accepts: its name, and after
+ * cg_admin_query() whether the request contains it and its decoded value.
+ */
+#define CG_ADMIN_PARAM_MAX  256
+
+typedef struct {
+    const char  *name;
+    int          present;
+    char         value[CG_ADMIN_PARAM_MAX];
+} cg_admin_param_t;
+
+/*
+ * Parses the request's query into params, the n parameters the route
+ * accepts, percent-decoding names and values ("+" is a space). A parameter
+ * without "=" has the value "". Returns 0, or -1 after sending a 400 for an
+ * unknown or repeated parameter, a malformed escape, an escaped NUL, or a
+ * name or value of CG_ADMIN_PARAM_MAX bytes or more (admin_query.c).
+ */
+int cg_admin_query(cg_http_req_t *req, const cg_request_info_t *info,
+    cg_admin_param_t *params, size_t n);
+
+/* GET /admin/api/tokens, one page of client tokens (admin_tokens_list.c). */
+void cg_tokens_list(cg_server_t *srv, cg_http_req_t *req,
+    const cg_request_info_t *info, const cg_admin_match_t *match);
+
 const char *cg_role_name(cg_role_t role);
 int cg_role_by_name(const char *name, cg_role_t *role);
 

@@ -70,8 +70,6 @@ static void cg_tokens_create(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
 static void cg_tokens_revoked(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
-static void cg_tokens_list(cg_server_t *srv, cg_http_req_t *req,
-    const cg_request_info_t *info, const cg_admin_match_t *match);
 static void cg_tokens_revoke(cg_server_t *srv, cg_http_req_t *req,
     const cg_request_info_t *info, const cg_admin_match_t *match);
 static void cg_tokens_store(cg_server_t *srv, cg_http_req_t *req,
@@ -1047,21 +1045,6 @@ cg_tokens_store(cg_server_t *srv, cg_http_req_t *req,
     }
 
     free(models);
-}
-
-
-static void
-cg_tokens_list(cg_server_t *srv, cg_http_req_t *req,
-    const cg_request_info_t *info, const cg_admin_match_t *match)
-{
-    (void) match;
-
-    cg_users_query_rows(srv, req, info, "SELECT jti, key_id, "
-                        "array_to_json(models) AS models, "
-                        CG_SQL_TIME("created_at") ", "
-                        "extract(epoch FROM expires_at)::bigint AS expires_at, "
-                        CG_SQL_TIME("revoked_at") " FROM client_tokens "
-                        "ORDER BY created_at, jti");
 }
 
 

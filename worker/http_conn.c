@@ -108,6 +108,7 @@ struct cg_http_req_s {
     unsigned             has_length_out:1;
     unsigned             has_connection_out:1;
     char                *path;
+    char                *query;       /* after "?", without the fragment; NULL without "?" */
     char                *body;
     size_t               body_len;
     size_t               head_len;
@@ -577,6 +578,9 @@ cg_http_req_rebase(cg_http_req_t *req, char *from, char *to)
 
     if (to == NULL) {
         req->path = (char *) (uintptr_t) (req->path - from);
+        if (req->query != NULL) {
+            req->query = (char *) (uintptr_t) (req->query - from);
+        }
         for (i = 0; i < req->nheaders; i++) {
             req->headers[i].name = (const char *) (uintptr_t)
                                    (req->headers[i].name - from);
@@ -587,6 +591,9 @@ cg_http_req_rebase(cg_http_req_t *req, char *from, char *to)
     }
 
     req->path = to + (uintptr_t) req->path;
+    if (req->query != NULL) {
+        req->query = to + (uintptr_t) req->query;
+    }
     for (i = 0; i < req->nheaders; i++) {
         req->headers[i].name = to + (uintptr_t) req->headers[i].name;
         req->headers[i].value = to + (uintptr_t) req->headers[i].value;
@@ -957,14 +964,20 @@ cg_http_parse_request_line(cg_http_req_t *req, char *line, int *status,
         return -1;
     }
 
+    req->query = NULL;
+
     for (p = target; *p != '\0'; p++) {
         if ((unsigned char) *p <= 0x20 || *p == 0x7f) {
             *error = "the request target contains a control character";
             return -1;
         }
-        if (*p == '?' || *p == '#') {
+        if (*p == '#') {
             *p = '\0';
             break;
+        }
+        if (*p == '?' && req->query == NULL) {
+            *p = '\0';
+            req->query = p + 1;
         }
     }
 
@@ -1182,6 +1195,13 @@ const char *
 cg_http_path(const cg_http_req_t *req)
 {
     return req->path;
+}
+
+
+const char *
+cg_http_query(const cg_http_req_t *req)
+{
+    return req->query != NULL ? req->query : "";
 }
 
 

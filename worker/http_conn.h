@@ -67,6 +67,12 @@ cg_http_method_t cg_http_method(const cg_http_req_t *req);
 /* The path of the request target, without the query, as sent (not decoded). */
 const char *cg_http_path(const cg_http_req_t *req);
 
+/*
+ * The query of the request target, after "?" and without a fragment, as
+ * sent (not decoded); "" when there is none.
+ */
+const char *cg_http_query(const cg_http_req_t *req);
+
 /* The first header of that name (case-insensitive), or NULL. */
 const char *cg_http_header(const cg_http_req_t *req, const char *name);
 

@@ -612,6 +612,13 @@ cg_admin_gen_fields(yajl_gen g, const PGresult *res, int row)
 char *
 cg_admin_rows_json(const PGresult *res)
 {
+    return cg_admin_rows_json_first(res, PQntuples(res));
+}
+
+
+char *
+cg_admin_rows_json_first(const PGresult *res, int n)
+{
     yajl_gen  g = cg_json_gen_new();
     size_t    len;
     int       i, rc = 0;
@@ -620,8 +627,12 @@ cg_admin_rows_json(const PGresult *res)
         return NULL;
     }
 
+    if (n > PQntuples(res)) {
+        n = PQntuples(res);
+    }
+
     rc |= yajl_gen_array_open(g) != yajl_gen_status_ok;
-    for (i = 0; i < PQntuples(res); i++) {
+    for (i = 0; i < n; i++) {
         rc |= cg_admin_gen_row(g, res, i);
     }
     rc |= yajl_gen_array_close(g) != yajl_gen_status_ok;

@@ -110,6 +110,9 @@ int cg_admin_gen_fields(yajl_gen g, const PGresult *res, int row);
 /* Writes every row of res as a JSON array. Returns the malloc'ed text, or NULL. */
 char *cg_admin_rows_json(const PGresult *res);
 
+/* Writes the first n rows of res (all, if it has fewer) as a JSON array. */
+char *cg_admin_rows_json_first(const PGresult *res, int n);
+
 /* SQL for a timestamptz column as ISO 8601 text, e.g. "2026-05-01T10:00:00.5+00:00". */
 /*
  * Revokes the unrevoked client tokens whose column col equals $1 (jti for
