@@ -360,6 +360,19 @@ static ngx_int_t
 ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx, ngx_uint_t own_headers)
 {
+    /*
+     * nginx reads no headers for an HTTP/0.9 request and leaves its header
+     * list uninitialized, so ngx_list_push() on it would crash.
+     */
+
+    if (r->headers_in.headers.last == NULL
+        && ngx_list_init(&r->headers_in.headers, r->pool, 8,
+                         sizeof(ngx_table_elt_t))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if ((own_headers || ctx->drop_authorization)
         && ngx_http_chatgate_strip_headers(r, ctx) != NGX_OK)
     {
