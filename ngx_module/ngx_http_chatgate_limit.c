@@ -1616,7 +1616,7 @@ ngx_http_chatgate_set_result(ngx_http_chatgate_ctx_t *ctx,
     ngx_memcpy(ctx->limit_scope, w->scope.data, ctx->limit_scope_len);
     ctx->limit = w->limit;
     ctx->remaining = w->remaining;
-    ctx->reset = (w->denied ? w->retry : w->reset + 999999) / 1000000;
+    ctx->reset = ((w->denied ? w->retry : w->reset) + 999999) / 1000000;
     ctx->limited = 1;
 }
 

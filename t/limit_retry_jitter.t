@@ -86,6 +86,21 @@ cmp_ok(min(@none), '>=', 1, 'no jitter at least one second');
 cmp_ok(max(@none), '<=', 60, 'no jitter at most the minute');
 cmp_ok(max(@none) - min(@none), '<=', 1, 'no jitter values within a second');
 
+# RateLimit-Reset on a 429 is the same wait as Retry-After without the
+# jitter, rounded up too: a client that waits RateLimit-Reset seconds must
+# not be denied again. The pause leaves a wait of about 59.4 s.
+
+my $r = http_request(port => $port, path => '/none',
+                     headers => [['X-Real-IP', '192.0.2.4']]);
+is($r->{status}, 200, 'reset rounding first request admitted');
+select(undef, undef, undef, 0.6);
+$r = http_request(port => $port, path => '/none',
+                  headers => [['X-Real-IP', '192.0.2.4']]);
+is($r->{status}, 429, 'reset rounding request denied');
+is($r->{headers}{'ratelimit-reset'}[0], $r->{headers}{'retry-after'}[0],
+    'reset rounding equals retry-after without jitter');
+is($r->{headers}{'retry-after'}[0], 60, 'reset rounding retry-after rounded up');
+
 # 500ms adds 0 or 1 s. Twenty denials all getting the same value has a
 # chance of 2 in 2^20. The pause leaves a wait of about 59.4 s, where a
 # jitter added in milliseconds before the rounding would never reach
