@@ -182,6 +182,19 @@ for my $case ([ 'no credentials', '' ], [ 'wrong password', "$wrong_basic\r\n" ]
     }
 }
 
+# /admin/api without the slash: no 301 with nginx's HTML page, which a
+# prefix location with proxy_pass would send for it.
+
+for my $case ([ 'without credentials', '' ], [ 'with basic auth', "$basic\r\n" ]) {
+    my ($what, $header) = @$case;
+
+    $r = $t->raw("GET /admin/api HTTP/1.1\r\n$header$close");
+    error_is($r, 404, 'invalid_request_error', 'not_found',
+        "admin api without slash $what");
+    ok(!exists $r->{headers}{location},
+        "admin api without slash $what no redirect");
+}
+
 $r = $t->raw("GET /admin/console/ HTTP/1.1\r\n$basic\r\n$close");
 error_is($r, 404, 'invalid_request_error', 'not_found', 'admin console path');
 
