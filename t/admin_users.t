@@ -55,6 +55,7 @@ like($r->{headers}{'set-cookie'} // '',
     qr/^chatgate_session=\Q$token\E; HttpOnly; SameSite=Strict; Path=\/admin/,
     'login cookie');
 unlike($r->{headers}{'set-cookie'} // '', qr/Secure/, 'login cookie not secure');
+is($r->{headers}{'cache-control'}, 'no-store', 'login cache-control sent once');
 
 $r = keep($t->admin_login('OPS@example.com', $password,
     headers => { 'X-Forwarded-Proto' => 'https' }));

@@ -236,7 +236,6 @@ cg_users_login_ok(cg_user_op_t *op)
                  "Path=/admin; Max-Age=%ld%s", token, srv->conf->jwt_ttl_s,
                  op->secure_cookie ? "; Secure" : "");
         cg_http_add_header(op->a.req, "Set-Cookie", cookie);
-        cg_http_add_header(op->a.req, "Cache-Control", "no-store");
         cg_log_info(op->a.info.request_id, "user %s logged in as %s, token "
                     "id %s", op->user_id, op->role, jti);
         cg_admin_async_json(&op->a, 200, json);
