@@ -1143,7 +1143,8 @@ cg_http_has_token(const char *value, const char *token)
 /*
  * Sends a JSON error in the OpenAI format for a request the server cannot
  * parse or accept, and closes the connection after it, because the rest of
- * the input cannot be framed.
+ * the input cannot be framed.  Every status but 500 rejects what the client
+ * sent, 501 (unknown method) and 505 (HTTP version) included.
  */
 static void
 cg_http_conn_fail(cg_http_conn_t *c, int status, const char *message)
@@ -1159,7 +1160,7 @@ cg_http_conn_fail(cg_http_conn_t *c, int status, const char *message)
 
     n = snprintf(body, sizeof(body), "{\"error\":{\"message\":\"%s\","
                  "\"type\":\"%s\",\"param\":null,\"code\":null}}\n", message,
-                 status >= 500 ? "server_error" : "invalid_request_error");
+                 status == 500 ? "server_error" : "invalid_request_error");
     m = snprintf(head, sizeof(head), "Content-Type: application/json\r\n"
                  "Content-Length: %d\r\nConnection: close\r\n\r\n", n);
 
