@@ -222,6 +222,19 @@ unlike($r->{json}{error}{message} // '', qr/basic/i,
 is($r->{headers}{'www-authenticate'} // '', 'Bearer realm="chatgate"',
     'module 401 chat bearer challenge');
 
+# The worker's own 401 (a chat without a provider key) carries the same
+# challenge, as HTTP requires of every 401.
+
+my $chat_body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}';
+$r = $t->raw("$chat\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    . "Content-Length: " . length($chat_body) . "\r\nConnection: close\r\n\r\n"
+    . $chat_body);
+is($r->{status}, 401, 'worker 401 chat without key status');
+is($r->{json}{error}{type}, 'authentication_error',
+    'worker 401 chat without key error type');
+is($r->{headers}{'www-authenticate'} // '', 'Bearer realm="chatgate"',
+    'worker 401 chat without key bearer challenge');
+
 $r = $t->raw("GET /admin/api/limits HTTP/1.1\r\n$basic\r\n"
     . "X-Admin-Token: wrong-token-0123456789\r\n$close");
 error_is($r, 401, 'authentication_error', 'invalid_token', 'module 401 admin');

@@ -163,6 +163,12 @@ cg_http_send_json(cg_http_req_t *req, const char *request_id,
     cg_http_add_header(req, "Cache-Control", "no-store");
     cg_http_add_header(req, "X-Request-Id", request_id);
 
+    /* HTTP requires a challenge with every 401: the same as the module's */
+    if (status == 401) {
+        cg_http_add_header(req, "WWW-Authenticate",
+                           "Bearer realm=\"chatgate\"");
+    }
+
     cg_http_reply(req, status, body, len < 0 ? strlen(body) : (size_t) len);
 }
 
