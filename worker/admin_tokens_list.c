@@ -259,9 +259,9 @@ cg_tokens_cursor_parse(const char *text, char *us, char *jti)
 
 /*
  * Writes the cursor of a row into out (CG_TOKENS_CURSOR_MAX + 1 bytes).
- * NOTE: POST /tokens issues 22-character ids. A row written by hand with a
- * jti over CG_TOKENS_JTI_MAX characters or with a space gets a cursor that
- * the next request rejects, or that repeats rows after a cut jti.
+ * NOTE: the API issues 22-character token ids. A jti written into the table
+ * by hand that is longer than CG_TOKENS_JTI_MAX or contains a space gets a
+ * cursor that the next request rejects, or one cut short that repeats rows.
  */
 static void
 cg_tokens_cursor_make(const char *us, const char *jti, char *out)

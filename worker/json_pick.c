@@ -80,8 +80,8 @@ typedef struct {
     char              names_inline[256];
 
     int               nomem;
-    /* a decoded string is invalid UTF-8: a \u escape of a lone surrogate */
-    int               surrogate;
+    /* yajl decoded a string or name, so the text may hold a lone surrogate */
+    int               decoded;
 } cg_pick_reader_t;
 
 
@@ -269,7 +269,7 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     r.names_len = 0;
     r.names_size = sizeof(r.names_inline);
     r.nomem = 0;
-    r.surrogate = 0;
+    r.decoded = 0;
 
     arena.used = 0;
     funcs.malloc = cg_pick_malloc;
@@ -294,7 +294,8 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     /* After yajl, so that its syntax errors keep coming first. */
     if (status == yajl_status_ok
         && (cg_json_check_utf8(text, len, errbuf, errbuf_size) != 0
-            || cg_json_check_escapes(text, len, errbuf, errbuf_size) != 0))
+            || (r.decoded
+                && cg_json_check_escapes(text, len, errbuf, errbuf_size) != 0)))
     {
         yajl_free(h);
         if (r.names != r.names_inline) {
@@ -311,8 +312,6 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     if (status != yajl_status_ok) {
         if (r.nomem) {
             snprintf(errbuf, errbuf_size, "out of memory");
-        } else if (r.surrogate) {
-            snprintf(errbuf, errbuf_size, "%s", CG_JSON_SURROGATE_ERROR);
         } else if (cg_json_check_text(text, len, errbuf, errbuf_size) == 0) {
             cg_pick_error(h, errbuf, errbuf_size);
         }
@@ -1016,13 +1015,9 @@ cg_pick_string(void *ctx, const unsigned char *s, size_t len)
     cg_pick_reader_t  *r = ctx;
 
     if (cg_pick_decoded(r, s)) {
+        r->decoded = 1;
         if (r->findings != NULL && memchr(s, '\0', len) != NULL) {
             r->findings->nul = 1;
-        }
-
-        if (cg_utf8_valid_len((const char *) s, len) != len) {
-            r->surrogate = 1;
-            return 0;
         }
     }
 
@@ -1060,10 +1055,7 @@ cg_pick_map_key(void *ctx, const unsigned char *key, size_t len)
 
     n = len;
     if (cg_pick_decoded(r, key)) {
-        if (cg_utf8_valid_len((const char *) key, len) != len) {
-            r->surrogate = 1;
-            return 0;
-        }
+        r->decoded = 1;
         n = cg_pick_name_len(key, len);
     }
 
