@@ -68,6 +68,7 @@ static ngx_int_t ngx_http_chatgate_limit_scope_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_chatgate_limit_remaining_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static void ngx_http_chatgate_quiet_upstream(ngx_http_request_t *r);
 static ngx_int_t ngx_http_chatgate_header_filter(ngx_http_request_t *r);
 
 static ngx_int_t ngx_http_chatgate_add_variables(ngx_conf_t *cf);
@@ -1024,13 +1025,67 @@ ngx_http_chatgate_limit_remaining_variable(ngx_http_request_t *r,
 }
 
 
+/*
+ * A unix stream socket wakes its writer each time the reader takes data
+ * off it, writable or not, and epoll connections of nginx wait for
+ * EPOLLOUT for their whole life.  So each request sent to the worker over
+ * its unix socket would wake nginx once for nothing, when the worker reads
+ * it.
+ * Once the response header arrives the request has been sent, so the write
+ * event is dropped until a send blocks.  nginx adds it back itself then,
+ * as it does for any edge-triggered event that is neither active nor
+ * ready.  The read event stays edge-triggered.
+ */
+
+static void
+ngx_http_chatgate_quiet_upstream(ngx_http_request_t *r)
+{
+#if (NGX_HAVE_EPOLL && NGX_HAVE_UNIX_DOMAIN)
+    ngx_connection_t       *c;
+    ngx_peer_connection_t  *pc;
+
+    if (!(ngx_event_flags & NGX_USE_EPOLL_EVENT) || r->upstream == NULL) {
+        return;
+    }
+
+    /* an upstream connection leaves its c->sockaddr unset */
+
+    pc = &r->upstream->peer;
+    c = pc->connection;
+
+    if (c == NULL
+        || pc->sockaddr == NULL
+        || pc->sockaddr->sa_family != AF_UNIX
+        || !c->read->active
+        || !c->write->active
+        || !c->write->ready)
+    {
+        return;
+    }
+
+    if (ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLEAR_EVENT) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "chatgate: removing the write event of upstream "
+                      "connection fd:%d failed", c->fd);
+    }
+#endif
+}
+
+
 static ngx_int_t
 ngx_http_chatgate_header_filter(ngx_http_request_t *r)
 {
-    ngx_http_chatgate_ctx_t  *ctx;
+    ngx_http_chatgate_ctx_t       *ctx;
+    ngx_http_chatgate_loc_conf_t  *clcf;
 
     if (r != r->main) {
         return ngx_http_next_header_filter(r);
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_chatgate_module);
+
+    if (clcf->enable || clcf->admin || clcf->login_rate) {
+        ngx_http_chatgate_quiet_upstream(r);
     }
 
     ctx = ngx_http_chatgate_get_ctx(r, 0);

@@ -5,7 +5,7 @@ set -eu
 
 packages="nginx nginx-dev postgresql postgresql-contrib libpq-dev libssl-dev
 libcurl4-openssl-dev libyajl-dev libevent-dev libmimalloc-dev pkg-config make gcc perl
-curl ca-certificates util-linux"
+curl ca-certificates util-linux strace"
 
 # Some images bring Node.js from elsewhere with npm inside it; Debian's npm
 # package would conflict there, so only a missing command pulls it in.
