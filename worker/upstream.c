@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <event2/buffer.h>
 
 #include "heap.h"
@@ -60,12 +61,29 @@
 
 typedef struct cg_upstream_sock_s  cg_upstream_sock_t;
 
-/* A socket that curl watches through the loop, freed on CURL_POLL_REMOVE. */
+/*
+ * A socket that curl watches through the loop.
+ *
+ * curl stops watching a connection's socket (CURL_POLL_REMOVE) at the end
+ * of each call and watches it again when the next call takes the connection
+ * from its cache: an epoll_ctl() to delete it and one to add it again, per
+ * call. So the socket of a connection that curl keeps stays in the loop
+ * between calls, parked, and a parked socket that turns readable (the
+ * provider closed an idle connection) leaves the loop until curl wants it
+ * again. curl closes a kept connection through CURLOPT_CLOSESOCKETFUNCTION,
+ * which frees its socket here. Other sockets, such as a resolver's or a
+ * connection attempt that lost, are freed on CURL_POLL_REMOVE, because curl
+ * closes them without a callback. Left in the loop after its close, such a
+ * descriptor would hide the next socket with its number from epoll, since
+ * libevent would take that socket as registered already.
+ */
 struct cg_upstream_sock_s {
     cg_upstream_t       *up;
     curl_socket_t        fd;
     struct event        *ev;
-    short                events;      /* what ev watches, EV_READ | EV_WRITE */
+    short                events;      /* what ev watches, 0 when not added */
+    unsigned             kept:1;      /* a kept connection's, closed by curl */
+    unsigned             parked:1;
     cg_upstream_sock_t  *prev, *next;
 };
 
@@ -88,6 +106,8 @@ struct cg_upstream_s {
     int                  trim;        /* set when ncalls exceeded CG_UPSTREAM_TRIM_CALLS */
     struct event        *trim_timer;
     cg_upstream_sock_t  *socks;
+    cg_upstream_sock_t **by_fd;       /* socks indexed by descriptor */
+    size_t               nby_fd;
     CURL                *pool[CG_UPSTREAM_POOL_SIZE];
     size_t               pooled;
     cg_upstream_url_t    urls[CG_UPSTREAM_URLS];
@@ -114,7 +134,12 @@ struct cg_upstream_call_s {
 
 static int cg_upstream_socket_cb(CURL *easy, curl_socket_t fd, int what,
     void *userp, void *socketp);
+static cg_upstream_sock_t *cg_upstream_sock_new(cg_upstream_t *up,
+    curl_socket_t fd);
 static void cg_upstream_sock_free(cg_upstream_t *up, cg_upstream_sock_t *sock);
+static int cg_upstream_sock_kept(CURL *easy, curl_socket_t fd);
+static int cg_upstream_sock_watch(cg_upstream_sock_t *sock, short events);
+static int cg_upstream_close_cb(void *arg, curl_socket_t fd);
 static int cg_upstream_timer_cb(CURLM *multi, long timeout_ms, void *userp);
 static void cg_upstream_event_cb(evutil_socket_t fd, short events, void *arg);
 static void cg_upstream_timeout_cb(evutil_socket_t fd, short events, void *arg);
@@ -208,10 +233,11 @@ cg_upstream_free(cg_upstream_t *up)
         curl_multi_cleanup(up->multi);
     }
 
-    /* sockets of cached connections that curl closed without telling us */
+    /* curl closed its cached connections through cg_upstream_close_cb() */
     while (up->socks != NULL) {
         cg_upstream_sock_free(up, up->socks);
     }
+    free(up->by_fd);
 
     if (up->timer != NULL) {
         event_free(up->timer);
@@ -380,29 +406,37 @@ cg_upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
     cg_upstream_sock_t  *sock = socketp;
     short                events;
 
-    (void) easy;
+    if (sock == NULL && fd >= 0 && (size_t) fd < up->nby_fd) {
+        sock = up->by_fd[fd];
+    }
 
     if (what == CURL_POLL_REMOVE) {
-        if (sock != NULL) {
-            cg_upstream_sock_free(up, sock);
-            curl_multi_assign(up->multi, fd, NULL);
+        if (sock == NULL) {
+            return 0;
         }
+
+        if (!sock->kept && cg_upstream_sock_kept(easy, fd)) {
+            sock->kept = 1;
+        }
+
+        if (sock->kept) {
+            sock->parked = 1;
+            return 0;
+        }
+
+        cg_upstream_sock_free(up, sock);
         return 0;
     }
 
     if (sock == NULL) {
-        sock = calloc(1, sizeof(*sock));
+        sock = cg_upstream_sock_new(up, fd);
         if (sock == NULL) {
-            cg_log_error(NULL, "out of memory watching a provider socket");
             return -1;
         }
-        sock->up = up;
-        sock->fd = fd;
-        sock->next = up->socks;
-        if (up->socks != NULL) {
-            up->socks->prev = sock;
-        }
-        up->socks = sock;
+    }
+
+    if (sock->parked || socketp == NULL) {
+        sock->parked = 0;
         curl_multi_assign(up->multi, fd, sock);
     }
 
@@ -414,19 +448,31 @@ cg_upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
         events |= EV_WRITE;
     }
 
-    if (sock->ev != NULL && sock->events == events) {
+    return cg_upstream_sock_watch(sock, events);
+}
+
+
+/* Registers sock's event for events, unless it is registered for them. */
+static int
+cg_upstream_sock_watch(cg_upstream_sock_t *sock, short events)
+{
+    cg_upstream_t  *up = sock->up;
+
+    if (sock->events == events) {
         return 0;
     }
 
     /* one event per socket for its lifetime: a change costs no allocation */
     if (sock->ev == NULL) {
-        sock->ev = event_new(up->base, fd, events | EV_PERSIST,
+        sock->ev = event_new(up->base, sock->fd, events | EV_PERSIST,
                              cg_upstream_event_cb, up);
     } else {
         event_del(sock->ev);
-        event_assign(sock->ev, up->base, fd, events | EV_PERSIST,
+        event_assign(sock->ev, up->base, sock->fd, events | EV_PERSIST,
                      cg_upstream_event_cb, up);
     }
+
+    sock->events = 0;
 
     if (sock->ev == NULL || event_add(sock->ev, NULL) != 0) {
         cg_log_error(NULL, "cannot watch a provider socket");
@@ -435,6 +481,53 @@ cg_upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
     sock->events = events;
 
     return 0;
+}
+
+
+static cg_upstream_sock_t *
+cg_upstream_sock_new(cg_upstream_t *up, curl_socket_t fd)
+{
+    size_t               n;
+    cg_upstream_sock_t  *sock, **by_fd;
+
+    if (fd < 0) {
+        return NULL;
+    }
+
+    if ((size_t) fd >= up->nby_fd) {
+        n = up->nby_fd ? up->nby_fd : 64;
+        while (n <= (size_t) fd) {
+            n *= 2;
+        }
+
+        by_fd = realloc(up->by_fd, n * sizeof(*by_fd));
+        if (by_fd == NULL) {
+            cg_log_error(NULL, "out of memory watching provider socket %d",
+                         (int) fd);
+            return NULL;
+        }
+        memset(by_fd + up->nby_fd, 0, (n - up->nby_fd) * sizeof(*by_fd));
+        up->by_fd = by_fd;
+        up->nby_fd = n;
+    }
+
+    sock = calloc(1, sizeof(*sock));
+    if (sock == NULL) {
+        cg_log_error(NULL, "out of memory watching provider socket %d",
+                     (int) fd);
+        return NULL;
+    }
+
+    sock->up = up;
+    sock->fd = fd;
+    sock->next = up->socks;
+    if (up->socks != NULL) {
+        up->socks->prev = sock;
+    }
+    up->socks = sock;
+    up->by_fd[fd] = sock;
+
+    return sock;
 }
 
 
@@ -450,10 +543,52 @@ cg_upstream_sock_free(cg_upstream_t *up, cg_upstream_sock_t *sock)
         sock->next->prev = sock->prev;
     }
 
+    if ((size_t) sock->fd < up->nby_fd && up->by_fd[sock->fd] == sock) {
+        up->by_fd[sock->fd] = NULL;
+    }
+
     if (sock->ev != NULL) {
         event_free(sock->ev);
     }
     free(sock);
+}
+
+
+/*
+ * Tells whether fd is the socket of the connection that curl kept after
+ * easy's call. From the call's end on, curl 7.88 reports that socket as the
+ * handle's active socket, found by a walk over its connection cache. So the
+ * check runs once per connection, at the end of its first call.
+ */
+static int
+cg_upstream_sock_kept(CURL *easy, curl_socket_t fd)
+{
+    curl_socket_t  active;
+
+    if (easy == NULL
+        || curl_easy_getinfo(easy, CURLINFO_ACTIVESOCKET, &active) != CURLE_OK)
+    {
+        return 0;
+    }
+
+    return active == fd;
+}
+
+
+/* curl closes a connection: its socket leaves the loop first. */
+static int
+cg_upstream_close_cb(void *arg, curl_socket_t fd)
+{
+    cg_upstream_t       *up = arg;
+    cg_upstream_sock_t  *sock;
+
+    sock = (fd >= 0 && (size_t) fd < up->nby_fd) ? up->by_fd[fd] : NULL;
+
+    if (sock != NULL) {
+        cg_upstream_sock_free(up, sock);
+    }
+
+    return close(fd);
 }
 
 
@@ -491,8 +626,21 @@ cg_upstream_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 static void
 cg_upstream_event_cb(evutil_socket_t fd, short events, void *arg)
 {
-    cg_upstream_t  *up = arg;
-    int             action = 0, running;
+    cg_upstream_t       *up = arg;
+    cg_upstream_sock_t  *sock;
+    int                  action = 0, running;
+
+    /* A parked socket that turns readable (the provider closed the
+     * connection) leaves the loop. curl finds the connection dead when a
+     * call takes it again, and closes it. */
+
+    sock = ((size_t) fd < up->nby_fd) ? up->by_fd[fd] : NULL;
+
+    if (sock != NULL && sock->parked) {
+        event_del(sock->ev);
+        sock->events = 0;
+        return;
+    }
 
     if (events & EV_READ) {
         action |= CURL_CSELECT_IN;
@@ -850,6 +998,8 @@ cg_upstream_easy_get(cg_upstream_t *up)
     /* no CURLOPT_PIPEWAIT: it makes a call wait for another call's connection */
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, cg_upstream_close_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, up);
 
     /*
      * No Accept-Encoding, because chat responses are a few kilobytes and
