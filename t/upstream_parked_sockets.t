@@ -3,9 +3,11 @@
 # Between two calls on a kept provider connection the worker leaves the
 # connection's socket in its event loop, so that a call does not cost an
 # epoll_ctl() to remove the socket and one to add it back.  This script runs
-# the worker against a small provider of its own, reached as "localhost"
-# (curl tries ::1 first, where nothing listens), that can close idle
-# connections, and checks that:
+# the worker against a small provider of its own on 127.0.0.1, reached as
+# "localhost", that can close idle connections. curl 7.88 resolves
+# "localhost" itself, to 127.0.0.1 and then ::1, so every attempt here
+# connects at once; t/upstream_socket_reuse.t makes an IPv4 attempt lose to
+# ::1. The script checks that:
 # - a connection the provider closes while idle leaves the loop: the worker
 #   does not spin on it, and the next chat opens a new connection;
 # - a kept connection serves the next chats, and its socket stays in the
