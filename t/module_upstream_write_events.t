@@ -48,7 +48,7 @@ sub chat {
 sub check {
     my ($r, $status, $what) = @_;
     is($r->{status}, $status, "$what: status");
-    cmp_ok($r->{elapsed}, '<', 5, "$what: within 5 s");
+    cmp_ok($r->{elapsed}, '<', 15, "$what: within 15 s");
 }
 
 for my $round (1 .. 3) {
@@ -72,7 +72,7 @@ for my $round (1 .. 3) {
     my $r = chat($large);
     ok($r->{status} == 413 || $r->{status} == 502,
         "early answer round $round: 413 or 502 ($r->{status})");
-    cmp_ok($r->{elapsed}, '<', 5, "early answer round $round: within 5 s");
+    cmp_ok($r->{elapsed}, '<', 15, "early answer round $round: within 15 s");
     check(chat("after $round"), 200, "early answer round $round chat after it");
 }
 
@@ -112,10 +112,10 @@ SKIP: {
     for my $i (0 .. $#lines) {
         my $r = eval { $json->decode($lines[$i]) } // {};
         is($r->{status}, 200, "http2 request $i ($order[$i]) status");
-        cmp_ok($r->{ms} // 1e9, '<', 5000, "http2 request $i ($order[$i]) within 5 s");
+        cmp_ok($r->{ms} // 1e9, '<', 15000, "http2 request $i ($order[$i]) within 15 s");
         is($r->{connects}, 1, "http2 request $i ($order[$i]) on the first connection");
     }
-    cmp_ok($elapsed, '<', 20, "http2 requests took $elapsed s");
+    cmp_ok($elapsed, "<", 90, "http2 requests took $elapsed s");
 }
 
 $t->finish;

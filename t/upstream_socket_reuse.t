@@ -209,7 +209,7 @@ sub chat_ok {
     is($r->{status}, 200, "$what: status");
     is(eval { $r->{json}{choices}[0]{message}{content} }, 'reused',
         "$what: the provider's answer");
-    cmp_ok($r->{elapsed}, '<', 3, "$what: answered within 3 s");
+    cmp_ok($r->{elapsed}, '<', 10, "$what: answered within 10 s");
 }
 
 sub direct_chats {
@@ -296,7 +296,7 @@ for my $c (1 .. 4) {
         for my $i (1 .. 5) {
             my $r = $t->chat(content => "parallel $c $i",
                 model => $i % 2 ? $openai : $openrouter);
-            $ok++ if $r->{status} == 200 && $r->{elapsed} < 3;
+            $ok++ if $r->{status} == 200 && $r->{elapsed} < 10;
         }
         return { ok => $ok };
     });
@@ -313,7 +313,7 @@ direct_chats('after the parallel chats', 4);
 for my $i (1 .. 3) {
     my $r = $t->chat(content => "refused $i", model => 'anthropic/claude-3-5-haiku');
     isnt($r->{status}, 200, "refused provider chat $i: an error");
-    cmp_ok($r->{elapsed}, '<', 5, "refused provider chat $i: answered within 5 s");
+    cmp_ok($r->{elapsed}, '<', 10, "refused provider chat $i: answered within 10 s");
 
     my @statuses = health_checks_at_once(8);
     is(scalar(grep { $_ == 200 } @statuses), 8,
