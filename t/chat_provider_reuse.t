@@ -87,4 +87,4 @@ is(scalar(grep { $_ == 200 } @status), $burst, 'second burst all answered');
 my @after_second = provider_connections();
 is("@after_second", "@after_lull", 'second burst reused the same connections');
 
-done_testing();
+$t->finish;

@@ -97,4 +97,4 @@ $r = $t->worker_request('HEAD', '/admin/api/limits',
     headers => { 'X-Admin-Token' => $t->admin_token });
 is($r->{status}, 200, 'admin HEAD 200');
 
-done_testing();
+$t->finish;

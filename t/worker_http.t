@@ -454,4 +454,4 @@ health_ok('after bad requests');
 
 ok($t->is_running('worker'), 'worker still running');
 
-done_testing();
+$t->finish;
