@@ -18,10 +18,10 @@
 use strict;
 use warnings;
 
-use IO::Select;
 use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep time);
+use Chatgate::Provider qw(serve read_count wait_count);
 use Chatgate::Test;
 
 my $listener = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
@@ -35,7 +35,7 @@ my $t = Chatgate::Test->new(
 my $dir = $t->dir;
 my $close_flag = "$dir/provider.close-idle";
 my $stop_flag = "$dir/provider.stop";
-my $accepted_file = "$dir/provider.accepted";
+my $accepted_file = "$dir/provider.accepted.v4";
 my $closed_file = "$dir/provider.closed";
 
 my $answer = '{"id":"chatcmpl-parked","object":"chat.completion","created":1,'
@@ -43,75 +43,9 @@ my $answer = '{"id":"chatcmpl-parked","object":"chat.completion","created":1,'
     . '"assistant","content":"parked"},"finish_reason":"stop"}],'
     . '"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}';
 
-sub write_count {
-    my ($file, $n) = @_;
-    open my $fh, '>', "$file.tmp" or die "open $file.tmp failed: $!";
-    print $fh $n;
-    close $fh;
-    rename "$file.tmp", $file or die "rename $file failed: $!";
-}
-
-sub read_count {
-    my ($file) = @_;
-    open my $fh, '<', $file or return 0;
-    return <$fh> // 0;
-}
-
-# The provider: answers every chat with keep-alive, and while $close_flag
-# exists closes a connection that has been idle for 150 ms after an answer.
 $t->in_background('provider', sub {
-    my $select = IO::Select->new($listener);
-    my (%buf, %idle_since);
-    my ($accepted, $closed) = (0, 0);
-
-    until (-e $stop_flag) {
-        for my $fh ($select->can_read(0.02)) {
-            if ($fh == $listener) {
-                my $c = $listener->accept or next;
-                $select->add($c);
-                $buf{$c} = '';
-                write_count($accepted_file, ++$accepted);
-                next;
-            }
-
-            my $n = sysread($fh, $buf{$fh}, 65536, length $buf{$fh});
-            if (!$n) {
-                $select->remove($fh);
-                delete $buf{$fh};
-                delete $idle_since{$fh};
-                close $fh;
-                next;
-            }
-
-            while ($buf{$fh} =~ /\r\n\r\n/) {
-                my ($head) = $buf{$fh} =~ /^(.*?\r\n\r\n)/s;
-                my ($length) = $head =~ /^Content-Length:\s*(\d+)/mi;
-                $length //= 0;
-                last if length($buf{$fh}) < length($head) + $length;
-
-                substr($buf{$fh}, 0, length($head) + $length) = '';
-                print $fh "HTTP/1.1 200 OK\r\n"
-                    . "Content-Type: application/json\r\n"
-                    . 'Content-Length: ' . length($answer) . "\r\n\r\n"
-                    . $answer;
-                $idle_since{$fh} = time;
-            }
-        }
-
-        next unless -e $close_flag;
-
-        for my $fh ($select->handles) {
-            next if $fh == $listener || !defined $idle_since{$fh};
-            next if time - $idle_since{$fh} < 0.15 || length $buf{$fh};
-            $select->remove($fh);
-            delete $buf{$fh};
-            delete $idle_since{$fh};
-            close $fh;
-            write_count($closed_file, ++$closed);
-        }
-    }
-
-    return { accepted => $accepted, closed => $closed };
+    serve(listeners => { v4 => $listener }, dir => $dir, answer => $answer,
+        close_after => 0.15);
 });
 
 sub chat_ok {
@@ -120,13 +54,6 @@ sub chat_ok {
     is($r->{status}, 200, "$what: status");
     is(eval { $r->{json}{choices}[0]{message}{content} }, 'parked',
         "$what: the provider's answer");
-}
-
-sub wait_count {
-    my ($file, $n) = @_;
-    my $deadline = time + 10;
-    sleep 0.02 while time < $deadline && read_count($file) < $n;
-    return read_count($file);
 }
 
 sub tracer_of {
@@ -240,6 +167,6 @@ for my $i (1 .. 4) {
 open $flag, '>', $stop_flag or die "open $stop_flag failed: $!";
 close $flag;
 my $provider = $t->result('provider', 10);
-is($provider->{accepted}, read_count($accepted_file), 'the provider stopped');
+is($provider->{v4}, read_count($accepted_file), 'the provider stopped');
 
 $t->finish;

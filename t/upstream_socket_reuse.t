@@ -32,6 +32,7 @@ use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_REUSEADDR inet_aton
     pack_sockaddr_in);
 use Test::More;
 use Time::HiRes qw(sleep time);
+use Chatgate::Provider qw(serve read_count wait_count);
 use Chatgate::Test;
 
 # A name that only /etc/hosts resolves, to 127.0.0.1.
@@ -95,78 +96,12 @@ my $answer = '{"id":"chatcmpl-reuse","object":"chat.completion","created":1,'
     . '"assistant","content":"reused"},"finish_reason":"stop"}],'
     . '"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}';
 
-sub write_count {
-    my ($file, $n) = @_;
-    open my $fh, '>', "$file.tmp" or die "open $file.tmp failed: $!";
-    print $fh $n;
-    close $fh;
-    rename "$file.tmp", $file or die "rename $file failed: $!";
-}
-
-sub read_count {
-    my ($file) = @_;
-    open my $fh, '<', $file or return 0;
-    return <$fh> // 0;
-}
-
 # The provider on ::1 and on the second 127.0.0.1 port: answers every chat
 # with keep-alive and, while $close_flag exists, closes a connection idle for
 # 100 ms. It counts accepted connections per listener and closed ones.
 $t->in_background('provider', sub {
-    my $select = IO::Select->new($v6, $v4);
-    my (%buf, %idle_since);
-    my %accepted = (v6 => 0, v4 => 0);
-    my $closed = 0;
-
-    until (-e $stop_flag) {
-        for my $fh ($select->can_read(0.02)) {
-            if ($fh == $v6 || $fh == $v4) {
-                my $c = $fh->accept or next;
-                my $which = $fh == $v6 ? 'v6' : 'v4';
-                $select->add($c);
-                $buf{$c} = '';
-                write_count("$dir/provider.accepted.$which", ++$accepted{$which});
-                next;
-            }
-
-            my $n = sysread($fh, $buf{$fh}, 65536, length $buf{$fh});
-            if (!$n) {
-                $select->remove($fh);
-                delete $buf{$fh};
-                delete $idle_since{$fh};
-                close $fh;
-                next;
-            }
-
-            while ($buf{$fh} =~ /\r\n\r\n/) {
-                my ($head) = $buf{$fh} =~ /^(.*?\r\n\r\n)/s;
-                my ($length) = $head =~ /^Content-Length:\s*(\d+)/mi;
-                $length //= 0;
-                last if length($buf{$fh}) < length($head) + $length;
-
-                substr($buf{$fh}, 0, length($head) + $length) = '';
-                print $fh "HTTP/1.1 200 OK\r\n"
-                    . "Content-Type: application/json\r\n"
-                    . 'Content-Length: ' . length($answer) . "\r\n\r\n"
-                    . $answer;
-                $idle_since{$fh} = time;
-            }
-        }
-
-        next unless -e $close_flag;
-
-        for my $fh ($select->handles) {
-            next if $fh == $v6 || $fh == $v4 || !defined $idle_since{$fh};
-            next if time - $idle_since{$fh} < 0.1 || length $buf{$fh};
-            $select->remove($fh);
-            delete $buf{$fh};
-            delete $idle_since{$fh};
-            close $fh;
-            write_count("$dir/provider.closed", ++$closed);
-        }
-    }
-
-    return { %accepted, closed => $closed };
+    serve(listeners => { v6 => $v6, v4 => $v4 }, dir => $dir, answer => $answer,
+        close_after => 0.1);
 });
 
 # SYNs that the kernel dropped for a full accept queue, on any socket.
@@ -184,13 +119,6 @@ sub listen_overflows {
         return $value{ListenOverflows} // 0;
     }
     return 0;
-}
-
-sub wait_count {
-    my ($file, $n) = @_;
-    my $deadline = time + 10;
-    sleep 0.02 while time < $deadline && read_count($file) < $n;
-    return read_count($file);
 }
 
 # CPU time of the worker process in clock ticks (utime + stime).

@@ -1,6 +1,6 @@
 // Sends chats one after the other over one HTTP/2 connection (prior
 // knowledge, cleartext) and prints one JSON line per chat: status, bytes of
-// the response body and milliseconds.
+// the response body, milliseconds, and the connections opened so far.
 //
 // usage: node t/node/h2_chats.mjs URL KEY FILE...
 // Each FILE contains one request body, sent to URL in the order given.
