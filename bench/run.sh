@@ -63,18 +63,6 @@ BENCH_CLEANUP_DIRS=()
 . "$REPO/bench/lib/cases.sh"
 . "$REPO/bench/lib/measure.sh"
 
-# Exits unless every word of setting $1 (value $2) is a whole number from $3
-# to $4, before any server starts or any results file is written.
-bench_check_numbers() {
-    local name=$1 value=$2 min=$3 max=$4 word
-
-    [ -n "${value// /}" ] || bench_die "$name is empty: expected whole numbers from $min to $max"
-    for word in $value; do
-        [[ $word =~ ^[0-9]{1,9}$ ]] && ((10#$word >= min && 10#$word <= max)) ||
-            bench_die "invalid $name \"$value\": expected whole numbers from $min to $max"
-    done
-}
-
 bench_check_numbers BENCH_SECONDS "$BENCH_SECONDS" 1 3600
 bench_check_numbers BENCH_RUNS "$BENCH_RUNS" 1 100
 bench_check_numbers BENCH_WARMUP "$BENCH_WARMUP" 0 60

@@ -15,6 +15,18 @@ bench_die() {
     exit 1
 }
 
+# Exits unless every word of setting $1 (value $2) is a whole number from $3
+# to $4, before any server starts or any results file is written.
+bench_check_numbers() {
+    local name=$1 value=$2 min=$3 max=$4 word
+
+    [ -n "${value// /}" ] || bench_die "$name is empty: expected whole numbers from $min to $max"
+    for word in $value; do
+        [[ $word =~ ^[0-9]{1,9}$ ]] && ((10#$word >= min && 10#$word <= max)) ||
+            bench_die "invalid $name \"$value\": expected whole numbers from $min to $max"
+    done
+}
+
 # Prints a TCP port on 127.0.0.1 that was free a moment ago. The kernel picks
 # it (bind to port 0), so two calls rarely collide. A server that loses the
 # race fails to start, and the harness reports it.
