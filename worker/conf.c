@@ -81,7 +81,7 @@ cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
     };
     long long    value[sizeof(numbers) / sizeof(numbers[0])];
     const char  *s;
-    char        *end;
+    char        *end, *url;
     size_t       i;
 
     memset(conf, 0, sizeof(*conf));
@@ -191,6 +191,12 @@ cg_conf_load(cg_conf_t *conf, const char *env_file, char *err,
         goto fail;
     }
 
+    /* A libpq URL may carry the database password, so keep only the copy. */
+    url = getenv("DATABASE_URL");
+    if (conf->database_url != NULL && url != NULL) {
+        cg_conf_wipe_env("DATABASE_URL", url, strlen(url));
+    }
+
     if (cg_conf_control_url(conf, err, err_size) != 0) {
         goto fail;
     }
@@ -220,7 +226,7 @@ cg_conf_free(cg_conf_t *conf)
     size_t  i;
 
     free(conf->socket_path);
-    free(conf->database_url);
+    cg_conf_free_secret(conf->database_url);
     free(conf->proxy);
     free(conf->spool_path);
     free(conf->sql_dir);
