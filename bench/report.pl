@@ -155,7 +155,9 @@ if (@stream_keys) {
         my ($id, $conns) = split /\t/, $key;
         my $first = $groups{$key}[0];
         my ($ttft) = stat_of($key, 'ttft_p50_ms');
-        my ($bare) = stat_of("nginx_stream/w$first->{workers}\t$conns", 'ttft_p50_ms');
+        # Portkey has no nginx workers ("-"): it is compared with one.
+        my $workers = $first->{workers} eq '-' ? 1 : $first->{workers};
+        my ($bare) = stat_of("nginx_stream/w$workers\t$conns", 'ttft_p50_ms');
         my $added = defined $bare && $first->{case} ne 'nginx_stream' ? $ttft - $bare : undef;
 
         printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d / %d |\n",

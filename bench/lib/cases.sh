@@ -165,8 +165,8 @@ bench_case_nginx() {
 # The streaming cases' chunk count, as set in BENCH_STREAM_BODY.
 BENCH_STREAM_CHUNKS=200
 
-# Registers stream instance $1 for case $2 on the URL and processes of
-# instance $3, measured with bench/stream_load. Returns 1 with a skip when
+# Registers stream instance $1 for case $2 on the URL, request headers and
+# processes of instance $3, measured with bench/stream_load. Returns 1 with a skip when
 # $3 did not start or does not stream.
 bench_stream_instance() {
     local id=$1 name=$2 base=$3
@@ -175,14 +175,14 @@ bench_stream_instance() {
         bench_add_skip "$name" "needs instance $base (the ${base%/*} case with 1 nginx worker process), which did not start: put 1 in BENCH_WORKERS and ${base%/*} before $name in BENCH_CASES, or leave ${base%/*} out"
         return 1
     fi
-    if ! bench_probe "${INST_URL[$base]}" "$BENCH_AUTH" "$BENCH_STREAM_BODY" ||
+    if ! bench_probe "${INST_URL[$base]}" "${INST_HEADERS[$base]}" "$BENCH_STREAM_BODY" ||
             [[ "$PROBE_CONTENT_TYPE" != text/event-stream* ]]; then
         bench_add_skip "$name" "streaming not available: ${BENCH_SKIP_REASON:-content type $PROBE_CONTENT_TYPE}"
         return 1
     fi
 
     bench_add_instance "$id" "$name" "${INST_WORKERS[$base]}" "${INST_URL[$base]}" \
-        "$BENCH_AUTH" "$BENCH_STREAM_BODY" "${INST_GW[$base]}" "$BENCH_CONNS" \
+        "${INST_HEADERS[$base]}" "$BENCH_STREAM_BODY" "${INST_GW[$base]}" "$BENCH_CONNS" \
         "$BENCH_STREAM_CHUNKS chunks"
     INST_CLIENT[$id]=stream_load
 }
@@ -485,4 +485,20 @@ bench_case_portkey() {
 
     bench_add_instance portkey portkey - "$url" "$headers" "$BENCH_BODY" \
         "pid:$PORTKEY_PID" "$(bench_conns_for portkey)" "@portkey-ai/gateway $PORTKEY_VERSION"
+}
+
+# Case 7s: 200-chunk streamed chats through Portkey, measured like
+# nginx_stream. Without the portkey case in BENCH_CASES it starts Portkey
+# itself and does not measure its complete chats.
+bench_case_portkey_stream() {
+    if [ -z "${INST_URL[portkey]:-}" ] && [[ " $BENCH_CASES " != *" portkey "* ]]; then
+        bench_case_portkey
+        bench_drop_instance portkey
+    fi
+    if [ -z "${INST_URL[portkey]:-}" ]; then
+        bench_add_skip portkey_stream "the Portkey gateway did not start (see the portkey case)"
+        return 0
+    fi
+
+    bench_stream_instance portkey_stream portkey_stream portkey || return 0
 }
