@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "log.h"
 
 cg_log_level_t  cg_log_level = CG_LOG_INFO;
@@ -34,14 +35,35 @@ cg_log_level_parse(const char *name, cg_log_level_t *level)
 }
 
 
+/*
+ * Replaces each byte that a terminal or a log shipper would act on with
+ * '?', in place. These are C0 controls, DEL and bytes that are not valid
+ * UTF-8, which include the 8-bit C1 controls 0x80 to 0x9F. They are also
+ * the UTF-8 forms of the C1 controls U+0080 to U+009F (U+009B is a CSI,
+ * U+0085 a line break) and of the separators U+2028 and U+2029.
+ */
 static void
 cg_log_neutralize(char *text, size_t len)
 {
-    size_t  i;
+    unsigned char  *p = (unsigned char *) text;
+    size_t          i;
+
+    cg_utf8_sanitize(text, len);
 
     for (i = 0; i < len; i++) {
-        if ((unsigned char) text[i] < 0x20 || text[i] == 0x7f) {
-            text[i] = '?';
+        if (p[i] < 0x20 || p[i] == 0x7f) {
+            p[i] = '?';
+
+        } else if (p[i] == 0xc2 && i + 1 < len && p[i + 1] <= 0x9f) {
+            /* after cg_utf8_sanitize(), p[i + 1] is a continuation byte */
+            p[i] = p[i + 1] = '?';
+            i++;
+
+        } else if (p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x80
+                   && (p[i + 2] == 0xa8 || p[i + 2] == 0xa9))
+        {
+            p[i] = p[i + 1] = p[i + 2] = '?';
+            i += 2;
         }
     }
 }
@@ -81,7 +103,8 @@ cg_log(cg_log_level_t level, const char *request_id, const char *fmt, ...)
 
     /*
      * Messages quote client-chosen values such as model names: a CR or LF
-     * among them would start a forged log line, so control bytes become '?'.
+     * among them would start a forged log line, and an escape sequence
+     * would act on the terminal that shows the log.
      */
     cg_log_neutralize(line + len, (size_t) n);
     len += (size_t) n;
