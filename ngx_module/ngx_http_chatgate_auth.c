@@ -402,6 +402,7 @@ ngx_http_chatgate_auth_models(ngx_http_request_t *r,
 {
     u_char      *p;
     size_t       len;
+    ngx_str_t   *model;
     ngx_uint_t   i;
 
     if (claims->models == NULL) {
@@ -410,16 +411,25 @@ ngx_http_chatgate_auth_models(ngx_http_request_t *r,
 
     len = 0;
 
+    /*
+     * The worker drops the spaces around the whole header value, so a name
+     * with a space at either end would match without it when it comes
+     * first or last in the list, and only with it elsewhere.
+     */
+
     for (i = 0; i < claims->nmodels; i++) {
-        if (claims->models[i].len == 0
-            || ngx_http_chatgate_header_safe(&claims->models[i]) != NGX_OK
-            || ngx_strlchr(claims->models[i].data,
-                           claims->models[i].data + claims->models[i].len,
-                           ',')
+        model = &claims->models[i];
+
+        if (model->len == 0
+            || model->data[0] == ' '
+            || model->data[model->len - 1] == ' '
+            || ngx_http_chatgate_header_safe(model) != NGX_OK
+            || ngx_strlchr(model->data, model->data + model->len, ',')
                != NULL)
         {
             return ngx_http_chatgate_unauthorized(r, "token has a model name "
-                       "that is empty or has a comma or control characters");
+                       "that is empty, has a comma or control characters, "
+                       "or has a space at either end");
         }
 
         len += claims->models[i].len + 1;

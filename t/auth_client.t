@@ -121,6 +121,8 @@ my %bad = (
     'two segments' => "$h64.$p64",
     'sk with dot' => 'sk-proj.abc.def',
     'model with comma' => client_jwt(models => ['a,b']),
+    'model with leading space' => client_jwt(models => ['llama3', ' a']),
+    'model with trailing space' => client_jwt(models => ['a ', 'llama3']),
 );
 
 for my $name (sort keys %bad) {

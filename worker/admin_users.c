@@ -828,13 +828,16 @@ cg_users_patch(cg_server_t *srv, cg_http_req_t *req,
 /*
  * Checks models (absent, or 1 to CG_JWT_MAX_MODELS non-empty strings) into
  * claims. nginx passes the names on joined with commas in one header, and
- * rejects a token whose names contain a comma or a control character.
+ * rejects a token whose names contain a comma or a control character. A
+ * space at either end of a name is rejected too, because the header's
+ * parser drops the spaces around the whole value. The first and last
+ * names would then match without their spaces, the others only with them.
  */
 static int
 cg_tokens_models(yajl_val v, cg_jwt_claims_t *claims, char **list)
 {
     const char  *name, *p;
-    size_t       i;
+    size_t       i, len;
 
     if (v == NULL) {
         return 0;
@@ -852,7 +855,8 @@ cg_tokens_models(yajl_val v, cg_jwt_claims_t *claims, char **list)
         }
 
         name = v->u.array.values[i]->u.string;
-        if (name[0] == '\0' || strlen(name) > 256) {
+        len = strlen(name);
+        if (len == 0 || len > 256 || name[0] == ' ' || name[len - 1] == ' ') {
             return -1;
         }
 
@@ -901,7 +905,8 @@ cg_tokens_create(cg_server_t *srv, cg_http_req_t *req,
     }
     if (cg_tokens_models(cg_json_get(root, "models"), &claims, models) != 0) {
         strcat(reasons, "models: expected 1 to 64 model names without "
-               "commas or control characters; ");
+               "commas or control characters and without a space at "
+               "either end; ");
     }
     if (cg_json_get(root, "ttl_s") != NULL
         && (cg_json_get_long(root, "ttl_s", &ttl) != 0 || ttl < 60
