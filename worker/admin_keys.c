@@ -239,7 +239,9 @@ cg_keys_seal(cg_server_t *srv, cg_key_op_t *op, cg_error_t *err)
 /*
  * Puts the key of a created or rotated row into the vault and answers with
  * the row. A failure to put it is logged: the key is stored, and the next
- * start loads it.
+ * start loads it. A key revoked while its rotation was being written stays
+ * out of the vault (cg_vault_put() returns 1), because the revoke wiped it
+ * first and its UPDATE committed after the rotation's.
  */
 static void
 cg_keys_answer_row(cg_key_op_t *op, PGresult *res, int status)
@@ -249,18 +251,23 @@ cg_keys_answer_row(cg_key_op_t *op, PGresult *res, int status)
     char         *json;
     char          msg[256];
     size_t        len;
-    int           url;
+    int           url, rc;
 
     url = PQfnumber(res, "_base_url");
 
-    if (cg_vault_put(cg_keys_vault(srv->keys), op->id, op->provider,
-                     PQgetvalue(res, 0, 2),
-                     PQgetisnull(res, 0, url) ? NULL : PQgetvalue(res, 0, url),
-                     op->version, op->secret, op->secret_len, msg,
-                     sizeof(msg)) != 0)
-    {
+    rc = cg_vault_put(cg_keys_vault(srv->keys), op->id, op->provider,
+                      PQgetvalue(res, 0, 2),
+                      PQgetisnull(res, 0, url) ? NULL
+                                               : PQgetvalue(res, 0, url),
+                      op->version, op->secret, op->secret_len, msg,
+                      sizeof(msg));
+    if (rc < 0) {
         cg_log_error(op->a.info.request_id, "key %s is stored but not usable "
                      "until restart: %s", op->id, msg);
+    } else if (rc > 0) {
+        cg_log_info(op->a.info.request_id, "key %s version %u is stored, "
+                    "but the key was revoked meanwhile: %s", op->id,
+                    op->version, msg);
     }
 
     g = cg_json_gen_new();

@@ -718,12 +718,43 @@ cg_vault_strdup(const char *s)
     return s == NULL ? NULL : strdup(s);
 }
 
+/* Returns the link that points to the entry for id, or NULL. */
+static cg_vault_entry_t **
+cg_vault_find(cg_vault_t *vault, const char *id)
+{
+    cg_vault_entry_t  **link;
+
+    for (link = &vault->buckets[cg_vault_bucket(id)]; *link;
+         link = &(*link)->next)
+    {
+        if (memcmp((*link)->id, id, CG_UUID_LEN) == 0) {
+            return link;
+        }
+    }
+
+    return NULL;
+}
+
+/* Unlinks the entry that link points to, wipes its key and frees it. */
+static void
+cg_vault_remove(cg_vault_t *vault, cg_vault_entry_t **link)
+{
+    cg_vault_entry_t  *entry = *link;
+
+    *link = entry->next;
+    if (!entry->revoked) {
+        vault->count--;
+    }
+    cg_vault_entry_free(entry);
+}
+
+
 int
 cg_vault_put(cg_vault_t *vault, const char *id, const char *provider,
     const char *label, const char *base_url, uint32_t version,
     const char *secret, size_t secret_len, char *err, size_t errlen)
 {
-    cg_vault_entry_t  *entry;
+    cg_vault_entry_t  *entry, **link;
 
     if (!cg_uuid_valid(id) || provider == NULL) {
         snprintf(err, errlen, "add key: invalid key id or missing provider");
@@ -734,6 +765,12 @@ cg_vault_put(cg_vault_t *vault, const char *id, const char *provider,
         snprintf(err, errlen, "add key \"%s\": invalid length %zu bytes, "
                  "expected 1 to %d", id, secret_len, CG_VAULT_SECRET_MAX);
         return -1;
+    }
+
+    link = cg_vault_find(vault, id);
+    if (link != NULL && (*link)->revoked) {
+        snprintf(err, errlen, "add key \"%s\": the key was revoked", id);
+        return 1;
     }
 
     entry = calloc(1, sizeof(cg_vault_entry_t));
@@ -758,7 +795,9 @@ cg_vault_put(cg_vault_t *vault, const char *id, const char *provider,
 
     cg_vault_fingerprint(secret, secret_len, entry->fingerprint);
 
-    (void) cg_vault_revoke(vault, id);
+    if (link != NULL) {
+        cg_vault_remove(vault, link);
+    }
 
     entry->next = vault->buckets[cg_vault_bucket(id)];
     vault->buckets[cg_vault_bucket(id)] = entry;
@@ -807,7 +846,7 @@ cg_vault_lookup(const cg_vault_t *vault, const char *id)
 
     for (entry = vault->buckets[cg_vault_bucket(id)]; entry; entry = entry->next) {
         if (memcmp(entry->id, id, CG_UUID_LEN) == 0) {
-            return entry;
+            return entry->revoked ? NULL : entry;
         }
     }
 
@@ -817,25 +856,37 @@ cg_vault_lookup(const cg_vault_t *vault, const char *id)
 int
 cg_vault_revoke(cg_vault_t *vault, const char *id)
 {
-    cg_vault_entry_t  **link, *entry;
+    cg_vault_entry_t  **link, *tombstone;
 
     if (!cg_uuid_valid(id)) {
         return -1;
     }
 
-    for (link = &vault->buckets[cg_vault_bucket(id)]; *link; link = &entry->next) {
-        entry = *link;
-
-        if (memcmp(entry->id, id, CG_UUID_LEN) == 0) {
-            *link = entry->next;
-            vault->count--;
-            cg_vault_entry_free(entry);
-            return 0;
-        }
+    link = cg_vault_find(vault, id);
+    if (link != NULL && (*link)->revoked) {
+        return -1;
     }
 
-    return -1;
+    /*
+     * NOTE: without memory for the tombstone, the key is still wiped, but
+     * a rotation that finishes later can put it back.
+     */
+    tombstone = calloc(1, sizeof(cg_vault_entry_t));
+
+    if (link != NULL) {
+        cg_vault_remove(vault, link);
+    }
+
+    if (tombstone != NULL) {
+        memcpy(tombstone->id, id, CG_UUID_LEN + 1);
+        tombstone->revoked = 1;
+        tombstone->next = vault->buckets[cg_vault_bucket(id)];
+        vault->buckets[cg_vault_bucket(id)] = tombstone;
+    }
+
+    return link != NULL ? 0 : -1;
 }
+
 
 size_t
 cg_vault_count(const cg_vault_t *vault)

@@ -45,6 +45,7 @@ struct cg_vault_entry_s {
     char               fingerprint[CG_VAULT_FINGERPRINT_SIZE];
     char              *secret;         /* secret memory, NUL-terminated */
     size_t             secret_len;
+    unsigned           revoked:1;      /* a tombstone: id only, no key */
     cg_vault_entry_t  *next;
 };
 
@@ -107,6 +108,9 @@ void cg_vault_destroy(cg_vault_t *vault);
  * Adds a key given in plaintext, copying every string; secret goes into
  * secret memory. An entry with the same id is replaced and wiped. Returns 0,
  * or -1 with err set (invalid id, empty or oversized secret, out of memory).
+ * Returns 1 with err set, and adds nothing, when the id was revoked in this
+ * table, because a rotation whose result arrives after a revoke of the same
+ * key must not bring the key back.
  */
 int cg_vault_put(cg_vault_t *vault, const char *id, const char *provider,
     const char *label, const char *base_url, uint32_t version,
@@ -119,13 +123,17 @@ int cg_vault_load(cg_vault_t *vault, const cg_vault_kms_key_t *kms,
     size_t errlen);
 
 /*
- * Returns the entry for id, or NULL. The entry stays valid until the id is
- * revoked or replaced, or the table is destroyed.
+ * Returns the entry for id, or NULL when id is unknown or revoked. The entry
+ * stays valid until the id is revoked or replaced, or the table is destroyed.
  */
 const cg_vault_entry_t *cg_vault_lookup(const cg_vault_t *vault,
     const char *id);
 
-/* Removes the entry for id and wipes its key. Returns 0, or -1 if not found. */
+/*
+ * Wipes the key of id and keeps the id as revoked, so that cg_vault_put()
+ * rejects it until the table is destroyed. Returns 0, or -1 when the table
+ * had no usable key for id.
+ */
 int cg_vault_revoke(cg_vault_t *vault, const char *id);
 
 /* Returns the number of keys in the table. */

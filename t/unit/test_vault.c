@@ -10,6 +10,7 @@
 
 #define ID_A   "0f8fad5b-d9cb-469f-a165-70867728950e"
 #define ID_B   "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+#define ID_C   "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 #define HEX_1  "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 #define HEX_2  "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
 #define SECRET "sk-test-0123456789abcdefWXYZ"
@@ -346,6 +347,18 @@ test_table(void)
     ok(cg_vault_lookup(vault, ID_A) == NULL, "revoked key is gone");
     is_int(cg_vault_revoke(vault, ID_A), -1, "table revoke twice fails");
     is_int(cg_vault_count(vault), 1, "table count after revoke");
+
+    /* a rotation that finishes after the revoke must not bring it back */
+    is_int(cg_vault_put(vault, ID_A, "openai", "prod", NULL, 3, "k-new", 5,
+                        err, sizeof(err)), 1, "table put after revoke rejected");
+    ok(cg_vault_lookup(vault, ID_A) == NULL, "revoked key stays gone");
+    is_int(cg_vault_count(vault), 1, "table count after rejected put");
+
+    is_int(cg_vault_revoke(vault, ID_C), -1, "table revoke of unknown id");
+    is_int(cg_vault_put(vault, ID_C, "openai", NULL, NULL, 1, "k", 1,
+                        err, sizeof(err)), 1, "table put after unknown revoke");
+    ok(cg_vault_lookup(vault, ID_C) == NULL, "unknown revoked key stays gone");
+    is_int(cg_vault_count(vault), 1, "table count after unknown revoke");
 
     free(blob);
     cg_vault_destroy(vault);
