@@ -14,6 +14,7 @@
 
 #include <event2/event.h>
 #include <libpq-fe.h>
+#include <openssl/crypto.h>
 
 #include "db.h"
 #include "log.h"
@@ -384,6 +385,53 @@ cg_db_connect(const char *conninfo)
     const char  *values[] = { conninfo, "UTF8", NULL };
 
     return PQconnectdbParams(cg_db_connect_keywords, values, 1);
+}
+
+
+int
+cg_db_conninfo_check(const char *conninfo, char *err, size_t err_size)
+{
+    PQconninfoOption  *options, *o;
+    char              *message = NULL;
+
+    /*
+     * libpq expands a dbname into a connection string only when it contains
+     * "=" or starts with a URI prefix (libpq docs, "dbname"). Any other
+     * value is a database name.
+     */
+    if (strncmp(conninfo, "postgresql://", 13) != 0
+        && strncmp(conninfo, "postgres://", 11) != 0
+        && strchr(conninfo, '=') == NULL)
+    {
+        return 0;
+    }
+
+    options = PQconninfoParse(conninfo, &message);
+
+    if (options != NULL) {
+        for (o = options; o->keyword != NULL; o++) {
+            if (o->val != NULL) {
+                OPENSSL_cleanse(o->val, strlen(o->val));
+            }
+        }
+        PQconninfoFree(options);
+        return 0;
+    }
+
+    if (message == NULL) {
+        snprintf(err, err_size, "out of memory while parsing DATABASE_URL");
+        return -1;
+    }
+
+    OPENSSL_cleanse(message, strlen(message));
+    PQfreemem(message);
+
+    snprintf(err, err_size, "invalid DATABASE_URL: libpq cannot parse it. "
+             "In a postgresql:// URI, write each '%%' of the password as "
+             "%%25, and in the keyword=value form, put a value with spaces "
+             "in single quotes. libpq's message is not shown because it "
+             "may quote the password");
+    return -1;
 }
 
 

@@ -38,6 +38,14 @@ PGconn *cg_db_connect_start(const char *conninfo);
 PGconn *cg_db_connect(const char *conninfo);
 
 /*
+ * Checks that libpq can parse conninfo as cg_db_connect() reads it, which is
+ * a postgresql:// URI, a keyword/value string or a database name. Returns 0,
+ * or -1 with a message in err. libpq's own message quotes the part that it
+ * rejected, which may be the password, so err never includes it.
+ */
+int cg_db_conninfo_check(const char *conninfo, char *err, size_t err_size);
+
+/*
  * Queues a parameterized query. sql and the values are copied; a NULL value
  * is SQL NULL. Returns 0, or -1 when the queue is full (the callback is then
  * not called).

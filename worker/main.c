@@ -129,6 +129,12 @@ main(int argc, char **argv)
         return 1;
     }
 
+    if (cg_db_conninfo_check(m.conf.database_url, err, sizeof(err)) != 0) {
+        cg_log_error(NULL, "%s", err);
+        cg_conf_free(&m.conf);
+        return 1;
+    }
+
     if (strcmp(command, "migrate") == 0) {
         rc = cg_db_migrate(m.conf.database_url, m.conf.sql_dir) == 0 ? 0 : 1;
     } else if (strcmp(command, "rekey") == 0) {
