@@ -793,3 +793,34 @@ cg_conf_base_url_valid(const char *url)
 
     return ok;
 }
+
+
+void
+cg_conf_url_for_log(const char *url, char *out, size_t size)
+{
+    const char  *authority, *end, *at, *p;
+
+    authority = strstr(url, "://");
+    if (authority == NULL) {
+        snprintf(out, size, "%s", url);
+        return;
+    }
+
+    authority += 3;
+    end = authority + strcspn(authority, "/");
+
+    /* up to the last '@', in case the password contains an unescaped one */
+    at = NULL;
+    for (p = authority; p < end; p++) {
+        if (*p == '@') {
+            at = p;
+        }
+    }
+
+    if (at == NULL) {
+        snprintf(out, size, "%s", url);
+        return;
+    }
+
+    snprintf(out, size, "%.*s***%s", (int) (authority - url), url, at);
+}

@@ -73,5 +73,12 @@ void cg_conf_free(cg_conf_t *conf);
  */
 int cg_conf_base_url_valid(const char *url);
 
+/*
+ * Copies url into out for a log line, with the user info of the authority
+ * shown as "***", because it may carry a password. The admin API shows a
+ * stored key's base URL the same way.
+ */
+void cg_conf_url_for_log(const char *url, char *out, size_t size);
+
 
 #endif

@@ -189,7 +189,7 @@ static int
 cg_main_serve(cg_main_t *m)
 {
     cg_vault_kms_key_t  *kms;
-    char                 err[256];
+    char                 err[256], url[1024];
     int                  rc = 1;
     int                  i;
 
@@ -231,8 +231,9 @@ cg_main_serve(cg_main_t *m)
                 "default provider \"%s\"", CG_VERSION, m->conf.socket_path,
                 (int) getpid(), cg_provider_name(m->conf.default_provider));
     for (i = 0; i < CG_PROVIDER_COUNT; i++) {
+        cg_conf_url_for_log(m->conf.base_url[i], url, sizeof(url));
         cg_log_info(NULL, "provider \"%s\" at %s",
-                    cg_provider_name((cg_provider_id_t) i), m->conf.base_url[i]);
+                    cg_provider_name((cg_provider_id_t) i), url);
     }
 
     if (event_base_dispatch(m->base) == -1) {
