@@ -212,6 +212,7 @@ ngx_int_t ngx_http_chatgate_revoke_parse(ngx_str_t *jti, ngx_str_t *exp,
 
 ngx_int_t ngx_http_chatgate_auth(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf);
+ngx_int_t ngx_http_chatgate_basic_user_handler(ngx_http_request_t *r);
 char *ngx_http_chatgate_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_chatgate_roles(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -75,6 +75,86 @@ static ngx_str_t  ngx_http_chatgate_permission_error =
     ngx_string("permission_error");
 static ngx_str_t  ngx_http_chatgate_invalid_token =
     ngx_string("invalid_token");
+static ngx_str_t  ngx_http_chatgate_invalid_request_error =
+    ngx_string("invalid_request_error");
+static ngx_str_t  ngx_http_chatgate_invalid_request_code =
+    ngx_string("invalid_request");
+
+
+/*
+ * Rejects a basic auth credential whose user name contains a C0 or C1
+ * control character, DEL, U+2028 or U+2029, or is not valid UTF-8.
+ * auth_basic logs the user name of a failed login at the error level as
+ * it was sent, so such a name would forge or hide lines of the error log.
+ * A preaccess phase handler, so it runs before auth_basic.
+ */
+
+ngx_int_t
+ngx_http_chatgate_basic_user_handler(ngx_http_request_t *r)
+{
+    u_char                        *p, *last;
+    uint32_t                       c;
+    ngx_int_t                      rc;
+    ngx_str_t                      message;
+    ngx_http_chatgate_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_chatgate_module);
+
+    if ((!lcf->enable && !lcf->admin && !lcf->login_rate)
+        || r->headers_in.authorization == NULL)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* sets r->headers_in.user, which auth_basic reads again */
+
+    rc = ngx_http_auth_basic_user(r);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    p = r->headers_in.user.data;
+    last = p + r->headers_in.user.len;
+
+    while (p < last) {
+
+        if (*p < 0x80) {
+            if (*p < 0x20 || *p == 0x7f) {
+                goto invalid;
+            }
+
+            p++;
+            continue;
+        }
+
+        c = ngx_utf8_decode(&p, last - p);
+
+        if (c > 0x10ffff || c <= 0x9f || c == 0x2028 || c == 0x2029) {
+            goto invalid;
+        }
+    }
+
+    return NGX_DECLINED;
+
+invalid:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "chatgate rejected a basic auth user name with a control "
+                  "character or invalid UTF-8");
+
+    ngx_str_set(&message, "the user name of the basic auth credential "
+                          "contains a control character or invalid UTF-8");
+
+    return ngx_http_chatgate_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        &ngx_http_chatgate_invalid_request_error,
+                                        &message, NULL,
+                                        &ngx_http_chatgate_invalid_request_code);
+}
 
 
 /*

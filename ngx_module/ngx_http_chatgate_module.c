@@ -1256,6 +1256,13 @@ ngx_http_chatgate_init(ngx_conf_t *cf)
 
     *h = ngx_http_chatgate_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_chatgate_basic_user_handler;
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_chatgate_header_filter;
 
