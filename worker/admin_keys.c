@@ -65,6 +65,12 @@ const cg_admin_route_t  cg_admin_keys_routes[] = {
     { 0, NULL, CG_ROLE_ADMIN, NULL }
 };
 
+/* The members that each body accepts. */
+static const char *const  cg_keys_create_members[] = {
+    "provider", "label", "secret", "base_url", NULL
+};
+static const char *const  cg_keys_rotate_members[] = { "secret", NULL };
+
 
 static void
 cg_key_op_free(cg_key_op_t *op)
@@ -337,6 +343,14 @@ cg_keys_create(cg_server_t *srv, cg_http_req_t *req,
 
     root = cg_keys_parse_body(req, info, op, reasons, sizeof(reasons));
     if (root == NULL) {
+        cg_key_op_free(op);
+        return;
+    }
+
+    if (cg_admin_check_members(req, info, root, cg_keys_create_members)
+        != 0)
+    {
+        yajl_tree_free(root);
         cg_key_op_free(op);
         return;
     }
@@ -715,6 +729,14 @@ cg_keys_rotate(cg_server_t *srv, cg_http_req_t *req,
 
     root = cg_keys_parse_body(req, info, op, reasons, sizeof(reasons));
     if (root == NULL) {
+        cg_key_op_free(op);
+        return;
+    }
+
+    if (cg_admin_check_members(req, info, root, cg_keys_rotate_members)
+        != 0)
+    {
+        yajl_tree_free(root);
         cg_key_op_free(op);
         return;
     }

@@ -92,6 +92,20 @@ const cg_admin_route_t  cg_admin_users_routes[] = {
     { 0, NULL, CG_ROLE_ADMIN, NULL }
 };
 
+/* The members that each body accepts. */
+static const char *const  cg_users_login_members[] = {
+    "email", "password", NULL
+};
+static const char *const  cg_users_create_members[] = {
+    "email", "role", "password", NULL
+};
+static const char *const  cg_users_patch_members[] = {
+    "role", "disabled", NULL
+};
+static const char *const  cg_tokens_create_members[] = {
+    "key_id", "models", "ttl_s", NULL
+};
+
 
 static void
 cg_user_op_free(cg_user_op_t *op)
@@ -127,12 +141,12 @@ cg_users_async_error(cg_admin_async_t *a, int status, const char *type,
 
 /*
  * Parses and wipes the body, copying the password member (if any) into
- * op's secret memory and wiping the parser's copy. Returns the tree, or NULL
- * after answering.
+ * op's secret memory and wiping the parser's copy. Every member must be one
+ * of names. Returns the tree, or NULL after sending the error response.
  */
 static yajl_val
 cg_users_parse_body(cg_http_req_t *req, const cg_request_info_t *info,
-    cg_user_op_t *op)
+    cg_user_op_t *op, const char *const *names)
 {
     yajl_val     root, v;
     const char  *body;
@@ -158,10 +172,17 @@ cg_users_parse_body(cg_http_req_t *req, const cg_request_info_t *info,
     }
 
     v = cg_json_get(root, "password");
-    if (op != NULL && v != NULL && YAJL_IS_STRING(v)) {
-        op->password_len = strlen(v->u.string);
-        op->password = cg_secret_strndup(v->u.string, op->password_len);
-        explicit_bzero(v->u.string, op->password_len);
+    if (v != NULL && YAJL_IS_STRING(v)) {
+        if (op != NULL) {
+            op->password_len = strlen(v->u.string);
+            op->password = cg_secret_strndup(v->u.string, op->password_len);
+        }
+        explicit_bzero(v->u.string, strlen(v->u.string));
+    }
+
+    if (cg_admin_check_members(req, info, root, names) != 0) {
+        yajl_tree_free(root);
+        return NULL;
     }
 
     return root;
@@ -327,7 +348,7 @@ cg_users_login(cg_server_t *srv, cg_http_req_t *req,
         return;
     }
 
-    root = cg_users_parse_body(req, info, op);
+    root = cg_users_parse_body(req, info, op, cg_users_login_members);
     if (root == NULL) {
         cg_user_op_free(op);
         return;
@@ -693,7 +714,7 @@ cg_users_create(cg_server_t *srv, cg_http_req_t *req,
         return;
     }
 
-    root = cg_users_parse_body(req, info, op);
+    root = cg_users_parse_body(req, info, op, cg_users_create_members);
     if (root == NULL) {
         cg_user_op_free(op);
         return;
@@ -762,7 +783,7 @@ cg_users_patch(cg_server_t *srv, cg_http_req_t *req,
         return;
     }
 
-    root = cg_users_parse_body(req, info, NULL);
+    root = cg_users_parse_body(req, info, NULL, cg_users_patch_members);
     if (root == NULL) {
         return;
     }
@@ -889,7 +910,8 @@ cg_tokens_create(cg_server_t *srv, cg_http_req_t *req,
     size_t            n;
 
     if ((secret = cg_users_jwt_secret(srv, req, info)) == NULL
-        || (root = cg_users_parse_body(req, info, NULL)) == NULL)
+        || (root = cg_users_parse_body(req, info, NULL,
+                                       cg_tokens_create_members)) == NULL)
     {
         return;
     }

@@ -544,6 +544,51 @@ cg_admin_bad_request(cg_http_req_t *req,
 
 
 int
+cg_admin_check_members(cg_http_req_t *req, const cg_request_info_t *info,
+    yajl_val root, const char *const *names)
+{
+    const char  *name, *separator;
+    char         expected[256] = "", message[400];
+    size_t       i, j, len;
+
+    for (i = 0; i < root->u.object.len; i++) {
+        name = root->u.object.keys[i];
+
+        for (j = 0; names[j] != NULL && strcmp(name, names[j]) != 0; j++) {
+            /* void */
+        }
+
+        if (names[j] == NULL) {
+            break;
+        }
+    }
+
+    if (i == root->u.object.len) {
+        return 0;
+    }
+
+    for (j = 0; names[j] != NULL; j++) {
+        if (j == 0) {
+            separator = "";
+        } else if (names[j + 1] == NULL) {
+            separator = " and ";
+        } else {
+            separator = ", ";
+        }
+
+        len = strlen(expected);
+        snprintf(expected + len, sizeof(expected) - len, "%s%s", separator,
+                 names[j]);
+    }
+
+    snprintf(message, sizeof(message), "unknown field \"%.40s\": expected "
+             "%s", root->u.object.keys[i], expected);
+
+    return cg_admin_bad_request(req, info, message);
+}
+
+
+int
 cg_admin_gen_row(yajl_gen g, const PGresult *res, int row)
 {
     int  rc = 0;

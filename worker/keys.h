@@ -5,6 +5,7 @@
 #include <event2/http.h>
 #include <libpq-fe.h>
 #include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
 
 #include "db.h"
 #include "http.h"
@@ -95,6 +96,15 @@ void cg_admin_async_error(cg_admin_async_t *a, const cg_error_t *err);
  */
 int cg_admin_bad_request(cg_http_req_t *req,
     const cg_request_info_t *info, const char *reasons);
+
+/*
+ * Checks that every member of the object root is one of names (a NULL-ended
+ * list). Returns 0, or -1 after sending a 400 that names the first unknown
+ * member and lists names, because a misspelled optional field would
+ * otherwise be ignored and its default used.
+ */
+int cg_admin_check_members(cg_http_req_t *req,
+    const cg_request_info_t *info, yajl_val root, const char *const *names);
 
 /*
  * Writes row of res as a JSON object named by the columns: SQL NULL as null,
