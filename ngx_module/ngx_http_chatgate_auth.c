@@ -95,13 +95,28 @@ ngx_http_chatgate_basic_user_handler(ngx_http_request_t *r)
     u_char                        *p, *last;
     uint32_t                       c;
     ngx_int_t                      rc;
-    ngx_str_t                      message;
+    ngx_str_t                      message, *value;
     ngx_http_chatgate_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_chatgate_module);
 
     if ((!lcf->enable && !lcf->admin && !lcf->login_rate)
         || r->headers_in.authorization == NULL)
+    {
+        return NGX_DECLINED;
+    }
+
+    /*
+     * Chats carry bearer credentials, so this runs on every chat: the
+     * scheme is compared here, without the call that decodes a user name.
+     */
+
+    value = &r->headers_in.authorization->value;
+
+    if (value->len < sizeof("Basic ") - 1
+        || ngx_strncasecmp(value->data, (u_char *) "Basic ",
+                           sizeof("Basic ") - 1)
+           != 0)
     {
         return NGX_DECLINED;
     }

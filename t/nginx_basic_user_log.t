@@ -39,6 +39,11 @@ for my $case (@bad) {
        "$name user code");
 }
 
+# nginx takes the scheme name in any case, so the check must too.
+my $lower = $t->request('GET', '/admin/api/limits',
+    headers => { Authorization => 'basic ' . encode_base64("evil\nforged-$tag:pw", '') });
+is($lower->{status}, 400, 'lower case scheme status');
+
 is(join("\n", $t->log_lines('error', qr/forged/)), '', 'forged names not logged');
 
 # Names nginx may log are left to auth_basic: a printable unknown name,
