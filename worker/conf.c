@@ -231,6 +231,7 @@ cg_conf_free(cg_conf_t *conf)
     free(conf->spool_path);
     free(conf->sql_dir);
     free(conf->control_url);
+    free(conf->control_url_log);
     free(conf->control_socket);
 
     for (i = 0; i < CG_PROVIDER_COUNT; i++) {
@@ -712,6 +713,7 @@ cg_conf_string(const char *name, const char *def)
 static int
 cg_conf_control_url(cg_conf_t *conf, char *err, size_t err_size)
 {
+    char         masked[1024];
     const char  *s, *sep;
     size_t       path_len;
 
@@ -720,9 +722,13 @@ cg_conf_control_url(cg_conf_t *conf, char *err, size_t err_size)
         return 0;
     }
 
+    /* the URL may carry a password in its user info, as a base URL may */
+    cg_conf_url_for_log(s, masked, sizeof(masked));
+
     if (strncmp(s, "http://", 7) == 0 && s[7] != '\0' && s[7] != '/') {
         conf->control_url = strdup(s);
-        if (conf->control_url == NULL) {
+        conf->control_url_log = strdup(masked);
+        if (conf->control_url == NULL || conf->control_url_log == NULL) {
             snprintf(err, err_size, "out of memory while reading settings");
             return -1;
         }
@@ -733,7 +739,7 @@ cg_conf_control_url(cg_conf_t *conf, char *err, size_t err_size)
     if (sep == NULL) {
         snprintf(err, err_size, "invalid CHATGATE_CONTROL_URL \"%s\": "
                  "expected http://127.0.0.1:PORT/PATH or "
-                 "unix:/SOCKET/PATH:/PATH", s);
+                 "unix:/SOCKET/PATH:/PATH", masked);
         return -1;
     }
 
@@ -744,6 +750,12 @@ cg_conf_control_url(cg_conf_t *conf, char *err, size_t err_size)
         || asprintf(&conf->control_url, "http://localhost%s", sep + 1) < 0)
     {
         conf->control_url = NULL;
+        snprintf(err, err_size, "out of memory while reading settings");
+        return -1;
+    }
+
+    conf->control_url_log = strdup(conf->control_url);
+    if (conf->control_url_log == NULL) {
         snprintf(err, err_size, "out of memory while reading settings");
         return -1;
     }

@@ -42,6 +42,8 @@ typedef struct {
      * then no rule is pushed.
      */
     char              *control_url;
+    char              *control_url_log;    /* control_url with its user info
+                                              masked, for logs and errors */
     char              *control_socket;
     int                limits_sync_ms;     /* CHATGATE_LIMITS_SYNC_MS */
 

@@ -175,7 +175,7 @@ cg_limits_start(cg_limits_t *l)
     }
 
     cg_log_info(NULL, "limits sync to %s%s%s every %d ms",
-                l->conf->control_url,
+                l->conf->control_url_log,
                 l->conf->control_socket ? " over unix socket " : "",
                 l->conf->control_socket ? l->conf->control_socket : "",
                 l->conf->limits_sync_ms);
@@ -269,7 +269,7 @@ cg_limits_revoke_done(cg_upstream_call_t *call, cg_upstream_result_t result,
 
     if (result != CG_UPSTREAM_OK) {
         snprintf(msg, sizeof(msg), "pushing a revoked token id to %s "
-                 "failed: %s", r->limits->conf->control_url,
+                 "failed: %s", r->limits->conf->control_url_log,
                  error ? error : "no answer");
         r->done(msg, r->arg);
 
@@ -417,11 +417,12 @@ cg_limits_pull_done(cg_upstream_call_t *call, cg_upstream_result_t result,
 
     if (result != CG_UPSTREAM_OK || status != 200) {
         snprintf(l->error, sizeof(l->error), "reading counters from %s "
-                 "failed: %s", l->conf->control_url,
+                 "failed: %s", l->conf->control_url_log,
                  error ? error : "unexpected HTTP status");
         if (result == CG_UPSTREAM_OK) {
             snprintf(l->error, sizeof(l->error), "reading counters from %s "
-                     "failed: HTTP status %ld", l->conf->control_url, status);
+                     "failed: HTTP status %ld", l->conf->control_url_log,
+                     status);
         }
 
         cg_limits_load(l);
@@ -788,7 +789,7 @@ cg_limits_push_done(cg_upstream_call_t *call, cg_upstream_result_t result,
     if (result != CG_UPSTREAM_OK) {
         /* curl names "localhost port 80" for a unix socket: add the socket */
         snprintf(msg, sizeof(msg), "pushing the rules to %s%s%s failed: %s",
-                 l->conf->control_url,
+                 l->conf->control_url_log,
                  l->conf->control_socket ? " over unix socket " : "",
                  l->conf->control_socket ? l->conf->control_socket : "",
                  error ? error : "no answer");
