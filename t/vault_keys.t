@@ -57,6 +57,25 @@ for my $field (qw(provider label secret)) {
         "key create invalid reason $field");
 }
 
+# A label is one line of printable text: no control character a terminal
+# would obey (C0, DEL, C1) and no line or paragraph separator.
+for my $case ([ 'escape', "team\e[2J" ], [ 'tab', "team\ta" ],
+              [ 'C1 CSI', "team\x{9b}2J" ], [ 'next line', "team\x{85}a" ],
+              [ 'line separator', "team\x{2028}a" ]) {
+    my ($name, $label) = @$case;
+    $r = keep($t->admin('POST', '/keys', json => {
+        provider => 'openai', label => $label, secret => 'sk-label-test' }));
+    is($r->{status}, 400, "key label $name status");
+    like($r->{json}{error}{message}, qr/label:/, "key label $name reason");
+}
+
+$r = keep($t->admin('POST', '/keys', json => {
+    provider => 'openai', label => "caf\x{e9} team", secret => 'sk-label-test' }));
+is($r->{status}, 201, 'key label non-ascii status');
+is($r->{json}{label}, "caf\x{e9} team", 'key label non-ascii kept');
+is($t->admin('DELETE', "/keys/$r->{json}{id}")->{status}, 200,
+   'key label non-ascii revoked');
+
 $r = keep($t->admin('POST', '/keys', body => '{"provider":'));
 is($r->{status}, 400, 'key create malformed json');
 

@@ -190,9 +190,9 @@ cg_keys_check_fields(yajl_val root, cg_key_op_t *op, char *reasons,
 
     label = cg_json_get_string(root, "label");
     n = label ? strlen(label) : 0;
-    if (n == 0 || n > CG_KEYS_LABEL_MAX || strpbrk(label, "\r\n\t") != NULL) {
+    if (n == 0 || n > CG_KEYS_LABEL_MAX || !cg_utf8_printable_line(label, n)) {
         cg_keys_reason(reasons, size, "label: expected 1 to 200 bytes of "
-                       "text on one line");
+                       "printable text on one line");
     } else {
         op->label = strdup(label);
     }

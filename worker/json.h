@@ -119,6 +119,14 @@ size_t cg_utf8_sanitize(char *s, size_t len);
 size_t cg_utf8_cut(const char *s, size_t len, size_t max);
 
 /*
+ * Tests whether the UTF-8 text s is one line of printable text: 1 when it
+ * holds no C0 control, DEL, C1 control (U+0080 to U+009F), U+2028 or
+ * U+2029, which a terminal would obey or a log shipper would split at.
+ * Expects valid UTF-8, as every string from cg_json_parse() is.
+ */
+int cg_utf8_printable_line(const char *s, size_t len);
+
+/*
  * Returns the length of the longest prefix of s that is valid UTF-8 (RFC
  * 3629), so len when all of s is. Overlong forms, UTF-16 surrogates and
  * code points past U+10FFFF are invalid. yajl 2.1.0 checks only the byte

@@ -275,6 +275,36 @@ test_utf8(void)
 
 
 static void
+test_printable_line(void)
+{
+    static const struct {
+        const char  *text;
+        int          printable;
+        const char  *name;
+    } cases[] = {
+        { "team a", 1, "printable ascii" },
+        { "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 1, "printable non-ascii" },
+        { "\xc2\xa0nbsp", 1, "printable U+00A0" },
+        { "\xe2\x80\xa7", 1, "printable U+2027" },
+        { "a\tb", 0, "printable tab" },
+        { "a\nb", 0, "printable line feed" },
+        { "a\x1b[2Jb", 0, "printable escape" },
+        { "a\x7f", 0, "printable del" },
+        { "a\xc2\x85" "b", 0, "printable U+0085" },
+        { "a\xc2\x9b" "2J", 0, "printable U+009B" },
+        { "a\xe2\x80\xa8" "b", 0, "printable U+2028" },
+        { "a\xe2\x80\xa9", 0, "printable U+2029 at the end" },
+    };
+    size_t  i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        is_int(cg_utf8_printable_line(cases[i].text, strlen(cases[i].text)),
+               cases[i].printable, "%s", cases[i].name);
+    }
+}
+
+
+static void
 test_file(void)
 {
     char           path[] = "/tmp/cg-spool-test-XXXXXX";
@@ -441,6 +471,7 @@ main(void)
     test_copy_rows();
     test_arrays_int();
     test_utf8();
+    test_printable_line();
     test_file();
     test_offset();
 
