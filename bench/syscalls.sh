@@ -162,7 +162,7 @@ sc_measure() {
         perf stat -x, -e "$SC_EVENTS" -p "$worker_pid" -o "$BENCH_RUN_DIR/perf.worker" &
         perf_worker=$!
     fi
-    # perf attaches to a running process within a few milliseconds.
+    # Let perf attach before the load starts, so that it counts every request.
     sleep 0.3
 
     nginx0=$(bench_cpu_ticks "$nginx_pid")
