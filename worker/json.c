@@ -553,26 +553,42 @@ cg_utf8_sanitize(char *s, size_t len)
 }
 
 
+size_t
+cg_utf8_control_len(const char *s, size_t len)
+{
+    const unsigned char  *p = (const unsigned char *) s;
+
+    if (len == 0) {
+        return 0;
+    }
+
+    if (p[0] < 0x20 || p[0] == 0x7f) {
+        return 1;
+    }
+
+    /* U+0080 to U+009F are 0xc2 0x80 to 0xc2 0x9f */
+    if (p[0] == 0xc2 && len >= 2 && p[1] <= 0x9f) {
+        return 2;
+    }
+
+    /* U+2028 and U+2029 are 0xe2 0x80 0xa8 and 0xe2 0x80 0xa9 */
+    if (p[0] == 0xe2 && len >= 3 && p[1] == 0x80
+        && (p[2] == 0xa8 || p[2] == 0xa9))
+    {
+        return 3;
+    }
+
+    return 0;
+}
+
+
 int
 cg_utf8_printable_line(const char *s, size_t len)
 {
-    const unsigned char  *p = (const unsigned char *) s;
-    size_t                i;
+    size_t  i;
 
     for (i = 0; i < len; i++) {
-        if (p[i] < 0x20 || p[i] == 0x7f) {
-            return 0;
-        }
-
-        /* U+0080 to U+009F are 0xc2 0x80 to 0xc2 0x9f */
-        if (p[i] == 0xc2 && i + 1 < len && p[i + 1] <= 0x9f) {
-            return 0;
-        }
-
-        /* U+2028 and U+2029 are 0xe2 0x80 0xa8 and 0xe2 0x80 0xa9 */
-        if (p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x80
-            && (p[i + 2] == 0xa8 || p[i + 2] == 0xa9))
-        {
+        if (cg_utf8_control_len(s + i, len - i) != 0) {
             return 0;
         }
     }

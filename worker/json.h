@@ -119,10 +119,17 @@ size_t cg_utf8_sanitize(char *s, size_t len);
 size_t cg_utf8_cut(const char *s, size_t len, size_t max);
 
 /*
+ * Returns the length of the control character at the start of the UTF-8
+ * text s, or 0 when s starts with printable text. The control characters
+ * are those a terminal obeys or a log shipper splits lines at: C0 controls,
+ * DEL, C1 controls (U+0080 to U+009F), U+2028 and U+2029.
+ */
+size_t cg_utf8_control_len(const char *s, size_t len);
+
+/*
  * Tests whether the UTF-8 text s is one line of printable text: 1 when it
- * holds no C0 control, DEL, C1 control (U+0080 to U+009F), U+2028 or
- * U+2029, which a terminal would obey or a log shipper would split at.
- * Expects valid UTF-8, as every string from cg_json_parse() is.
+ * contains no control character of cg_utf8_control_len(). Expects valid
+ * UTF-8, as every string from cg_json_parse() is.
  */
 int cg_utf8_printable_line(const char *s, size_t len);
 

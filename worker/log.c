@@ -36,35 +36,21 @@ cg_log_level_parse(const char *name, cg_log_level_t *level)
 
 
 /*
- * Replaces each byte that a terminal or a log shipper would act on with
- * '?', in place. These are C0 controls, DEL and bytes that are not valid
- * UTF-8, which include the 8-bit C1 controls 0x80 to 0x9F. They are also
- * the UTF-8 forms of the C1 controls U+0080 to U+009F (U+009B is a CSI,
- * U+0085 a line break) and of the separators U+2028 and U+2029.
+ * Replaces with '?', in place, the bytes that a terminal or a log shipper
+ * would act on: bytes that are not valid UTF-8 (the 8-bit C1 controls 0x80
+ * to 0x9F among them), and each control character of cg_utf8_control_len(),
+ * such as U+009B (a CSI) or U+0085 (a line break).
  */
 static void
 cg_log_neutralize(char *text, size_t len)
 {
-    unsigned char  *p = (unsigned char *) text;
-    size_t          i;
+    size_t  i, n;
 
     cg_utf8_sanitize(text, len);
 
-    for (i = 0; i < len; i++) {
-        if (p[i] < 0x20 || p[i] == 0x7f) {
-            p[i] = '?';
-
-        } else if (p[i] == 0xc2 && i + 1 < len && p[i + 1] <= 0x9f) {
-            /* after cg_utf8_sanitize(), p[i + 1] is a continuation byte */
-            p[i] = p[i + 1] = '?';
-            i++;
-
-        } else if (p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x80
-                   && (p[i + 2] == 0xa8 || p[i + 2] == 0xa9))
-        {
-            p[i] = p[i + 1] = p[i + 2] = '?';
-            i += 2;
-        }
+    for (i = 0; i < len; i += n ? n : 1) {
+        n = cg_utf8_control_len(text + i, len - i);
+        memset(text + i, '?', n);
     }
 }
 

@@ -301,6 +301,12 @@ test_printable_line(void)
         is_int(cg_utf8_printable_line(cases[i].text, strlen(cases[i].text)),
                cases[i].printable, "%s", cases[i].name);
     }
+
+    is_int(cg_utf8_control_len("\n", 1), 1, "control length C0");
+    is_int(cg_utf8_control_len("\xc2\x9b" "2J", 4), 2, "control length C1");
+    is_int(cg_utf8_control_len("\xe2\x80\xa8", 3), 3, "control length U+2028");
+    is_int(cg_utf8_control_len("\xe2\x80", 2), 0, "control length cut sequence");
+    is_int(cg_utf8_control_len("a\n", 2), 0, "control length printable first");
 }
 
 
