@@ -21,7 +21,7 @@ use warnings;
 use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep time);
-use Chatgate::Provider qw(serve read_count wait_count);
+use Chatgate::Provider qw(serve read_count wait_count completion_body);
 use Chatgate::Test;
 
 my $listener = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
@@ -38,10 +38,7 @@ my $stop_flag = "$dir/provider.stop";
 my $accepted_file = "$dir/provider.accepted.v4";
 my $closed_file = "$dir/provider.closed";
 
-my $answer = '{"id":"chatcmpl-parked","object":"chat.completion","created":1,'
-    . '"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":'
-    . '"assistant","content":"parked"},"finish_reason":"stop"}],'
-    . '"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}';
+my $answer = completion_body('parked', 'parked');
 
 $t->in_background('provider', sub {
     serve(listeners => { v4 => $listener }, dir => $dir, answer => $answer,

@@ -32,7 +32,7 @@ use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_REUSEADDR inet_aton
     pack_sockaddr_in);
 use Test::More;
 use Time::HiRes qw(sleep time);
-use Chatgate::Provider qw(serve read_count wait_count);
+use Chatgate::Provider qw(serve read_count wait_count completion_body);
 use Chatgate::Test;
 
 # A name that only /etc/hosts resolves, to 127.0.0.1.
@@ -91,10 +91,7 @@ my $dir = $t->dir;
 my $close_flag = "$dir/provider.close-idle";
 my $stop_flag = "$dir/provider.stop";
 
-my $answer = '{"id":"chatcmpl-reuse","object":"chat.completion","created":1,'
-    . '"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":'
-    . '"assistant","content":"reused"},"finish_reason":"stop"}],'
-    . '"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}';
+my $answer = completion_body('reuse', 'reused');
 
 # The provider on ::1 and on the second 127.0.0.1 port: answers every chat
 # with keep-alive and, while $close_flag exists, closes a connection idle for

@@ -18,7 +18,18 @@ use Exporter qw(import);
 use IO::Select;
 use Time::HiRes qw(sleep time);
 
-our @EXPORT_OK = qw(serve read_count wait_count);
+our @EXPORT_OK = qw(serve read_count wait_count completion_body);
+
+# Returns a chat completion body with id chatcmpl-ID and content CONTENT,
+# in the OpenAI format, for serve()'s answer.
+sub completion_body {
+    my ($id, $content) = @_;
+
+    return qq({"id":"chatcmpl-$id","object":"chat.completion","created":1,)
+        . qq("model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":)
+        . qq("assistant","content":"$content"},"finish_reason":"stop"}],)
+        . qq("usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}});
+}
 
 # Serves until DIR/provider.stop exists. Options: listeners (name => listening
 # socket), dir, answer (the JSON body), close_after (seconds, default 0.15).
