@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Counts what one request costs each gateway process in the kernel: system
-# calls by kind, epoll_wait calls and context switches, from perf's software
-# tracepoints while wrk loads the case. Like the instruction counts of
+# calls by kind, epoll_wait calls and context switches. perf's software
+# tracepoints count them while wrk loads the case. Like the instruction counts of
 # bench/callgrind.sh, these counts move far less with the load of a shared
 # machine than requests/s or CPU time do. So they show whether two cases do
 # the same work per request, and where a wakeup comes from.

@@ -722,7 +722,7 @@ cg_conf_control_url(cg_conf_t *conf, char *err, size_t err_size)
         return 0;
     }
 
-    /* the URL may carry a password in its user info, as a base URL may */
+    /* The URL may carry a password in its user info, as a base URL may. */
     cg_conf_url_for_log(s, masked, sizeof(masked));
 
     if (strncmp(s, "http://", 7) == 0 && s[7] != '\0' && s[7] != '/') {
