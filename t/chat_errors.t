@@ -70,6 +70,11 @@ my @invalid = (
     [ 'high surrogate before letter',
       '{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi \\udbff\\u0041"}]}' ],
     [ 'empty body',       '' ],
+    # yajl 2.1.0 accepts a token the text ends inside of after the value
+    [ 'unterminated string after object',
+      '{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]} "x' ],
+    [ 'unfinished number after object',
+      '{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]} -' ],
     [ 'repeated model',
       '{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "twice"}], "model": "openai/o1-pro"}' ],
 );
@@ -88,6 +93,15 @@ is(scalar $t->emulator_requests(), $forwarded, 'invalid requests not forwarded')
 $r = $t->request('POST', '/v1/chat/completions', headers => $auth,
                  body => qq{{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "\xe0\x80\xaf"}]}});
 like($r->{json}{error}{message}, qr/invalid UTF-8 at byte \d+/, 'overlong utf-8 message names the byte');
+
+$r = $t->request('POST', '/v1/chat/completions', headers => $auth,
+                 body => '{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]} "tail');
+is($r->{json}{error}{message}, 'invalid JSON: parse error: trailing garbage',
+   'unterminated string after object message');
+
+$r = $t->request('POST', '/v1/chat/completions', headers => $auth,
+                 body => '{"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]} /* note');
+is($r->{status}, 200, 'comment to the end after object accepted');
 
 # The same malformed request over a raw connection, with the bytes exactly
 # as written here.

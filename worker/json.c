@@ -5,12 +5,15 @@
 #include <string.h>
 
 #include "json.h"
+#include "json_scan.h"
 
+
+/* A scan for the verdict alone. */
+static const yajl_callbacks  cg_json_no_callbacks;
 
 static int cg_json_depth_ok(const char *text, size_t len);
 static int cg_json_find_nul(const char *text, size_t len, char *member,
     size_t member_size);
-static size_t cg_utf8_seq_len(const unsigned char *s, size_t len);
 static unsigned cg_json_hex4(const char *p);
 static size_t cg_json_skip_string(const char *text, size_t len, size_t i,
     int *lone);
@@ -139,6 +142,13 @@ cg_json_parse(const char *text, size_t len, char *errbuf, size_t errbuf_size)
     }
 
     if (cg_json_check_escapes(text, len, errbuf, errbuf_size) != 0) {
+        yajl_tree_free(root);
+        return NULL;
+    }
+
+    /* After those checks, the scanner rejects only what yajl misses. */
+    if (cg_json_scan(text, len, &cg_json_no_callbacks, NULL) != 0) {
+        snprintf(errbuf, errbuf_size, "%s", CG_JSON_TRAILING_ERROR);
         yajl_tree_free(root);
         return NULL;
     }
@@ -490,8 +500,7 @@ cg_json_gen_finish(yajl_gen g, size_t *len)
 }
 
 
-/* Returns the length of the valid UTF-8 sequence at s, or 0. */
-static size_t
+size_t
 cg_utf8_seq_len(const unsigned char *s, size_t len)
 {
     size_t    n, i;

@@ -134,6 +134,12 @@ size_t cg_utf8_control_len(const char *s, size_t len);
 int cg_utf8_printable_line(const char *s, size_t len);
 
 /*
+ * Returns the length of the valid UTF-8 sequence at the start of s, 1 to
+ * 4, or 0 when s starts with an invalid one. len must be at least 1.
+ */
+size_t cg_utf8_seq_len(const unsigned char *s, size_t len);
+
+/*
  * Returns the length of the longest prefix of s that is valid UTF-8 (RFC
  * 3629), so len when all of s is. Overlong forms, UTF-16 surrogates and
  * code points past U+10FFFF are invalid. yajl 2.1.0 checks only the byte
@@ -147,6 +153,14 @@ size_t cg_utf8_valid_len(const char *s, size_t len);
  */
 int cg_json_check_utf8(const char *text, size_t len, char *errbuf,
     size_t errbuf_size);
+
+/*
+ * The cause that cg_json_parse() and cg_json_pick() give for bytes after the
+ * document's value that are neither white space nor a comment, where yajl
+ * 2.1.0 gives none: it takes a token that the text ends in the middle of,
+ * such as the string in {} "abc, for one that a next chunk would finish.
+ */
+#define CG_JSON_TRAILING_ERROR  "parse error: trailing garbage"
 
 /*
  * The cause that cg_json_parse() and cg_json_pick() give for a \u escape of

@@ -9,6 +9,7 @@
 
 #include "json.h"
 #include "json_pick.h"
+#include "json_scan.h"
 
 
 /*
@@ -105,6 +106,9 @@ typedef struct {
 } cg_pick_arena_t;
 
 
+static void cg_pick_start(cg_pick_reader_t *r);
+static int cg_pick_yajl(cg_pick_reader_t *r, char *errbuf,
+    size_t errbuf_size);
 static void *cg_pick_malloc(void *ctx, size_t size);
 static void *cg_pick_realloc(void *ctx, void *ptr, size_t size);
 static void cg_pick_free(void *ctx, void *ptr);
@@ -204,11 +208,8 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     size_t errbuf_size)
 {
     cg_pick_reader_t  r;
-    cg_pick_arena_t   arena;
-    yajl_alloc_funcs  funcs;
-    yajl_handle       h;
-    yajl_status       status;
     size_t            i;
+    int               rc;
 
     errbuf[0] = '\0';
 
@@ -222,13 +223,6 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     memset(r.target, 0, sizeof(r.target));
 
     for (i = 0; i < npicks; i++) {
-        picks[i].type = CG_JSON_ABSENT;
-        picks[i].count = 0;
-        picks[i].string = NULL;
-        picks[i].len = 0;
-        picks[i].integer = 0;
-        picks[i].is_integer = 0;
-
         if (cg_pick_parse_pointer(picks[i].pointer, &r.paths[i]) != 0) {
             snprintf(errbuf, errbuf_size, "invalid JSON Pointer \"%s\": "
                      "expected \"\" or \"/\" tokens, at most %d, without "
@@ -240,11 +234,92 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
         r.target[r.paths[i].ntokens] |= (cg_pick_set_t) 1 << i;
     }
 
-    if (findings != NULL) {
-        findings->repeated = 0;
-        findings->repeated_name[0] = '\0';
-        findings->nul = 0;
+    r.picks = picks;
+    r.npicks = npicks;
+    r.text = text;
+    r.len = len;
+    r.findings = findings;
+    r.names = r.names_inline;
+    r.names_size = sizeof(r.names_inline);
+
+    cg_pick_start(&r);
+
+    if (cg_json_scan(text, len, &cg_pick_callbacks, &r) == 0 && !r.nomem) {
+        rc = 0;
+
+    } else if (r.nomem) {
+        cg_json_pick_free(picks, npicks);
+        snprintf(errbuf, errbuf_size, "out of memory");
+        rc = -1;
+
+    } else {
+        /*
+         * The scanner gives no cause, so yajl reads the text again for the
+         * one cg_json_parse() gives. Handlers see the values before the
+         * error twice.
+         */
+        cg_json_pick_free(picks, npicks);
+        cg_pick_start(&r);
+        rc = cg_pick_yajl(&r, errbuf, errbuf_size);
+
+        if (rc == 0) {
+            cg_json_pick_free(picks, npicks);
+            snprintf(errbuf, errbuf_size, "%s", CG_JSON_TRAILING_ERROR);
+            rc = -1;
+        }
     }
+
+    if (r.names != r.names_inline) {
+        free(r.names);
+    }
+
+    return rc;
+}
+
+
+/* Clears the picks, the findings and the reader's state for a new read. */
+static void
+cg_pick_start(cg_pick_reader_t *r)
+{
+    size_t  i;
+
+    for (i = 0; i < r->npicks; i++) {
+        r->picks[i].type = CG_JSON_ABSENT;
+        r->picks[i].count = 0;
+        r->picks[i].string = NULL;
+        r->picks[i].len = 0;
+        r->picks[i].integer = 0;
+        r->picks[i].is_integer = 0;
+    }
+
+    if (r->findings != NULL) {
+        r->findings->repeated = 0;
+        r->findings->repeated_name[0] = '\0';
+        r->findings->nul = 0;
+    }
+
+    r->key_match = 0;
+    r->depth = 0;
+    r->names_len = 0;
+    r->nomem = 0;
+    r->decoded = 0;
+}
+
+
+/*
+ * Reads the text with yajl and the checks of json.c, in the order
+ * cg_json_parse() runs them, so a text that fails gets its cause. Returns
+ * 0, or -1 with the cause in errbuf and the picks freed.
+ */
+static int
+cg_pick_yajl(cg_pick_reader_t *r, char *errbuf, size_t errbuf_size)
+{
+    cg_pick_arena_t   arena;
+    yajl_alloc_funcs  funcs;
+    yajl_handle       h;
+    yajl_status       status;
+    const char       *text = r->text;
+    size_t            len = r->len;
 
     /*
      * Outside strings, a '/' can only start a comment, and brackets in a
@@ -258,26 +333,13 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
         return -1;
     }
 
-    r.picks = picks;
-    r.npicks = npicks;
-    r.text = text;
-    r.len = len;
-    r.key_match = 0;
-    r.depth = 0;
-    r.findings = findings;
-    r.names = r.names_inline;
-    r.names_len = 0;
-    r.names_size = sizeof(r.names_inline);
-    r.nomem = 0;
-    r.decoded = 0;
-
     arena.used = 0;
     funcs.malloc = cg_pick_malloc;
     funcs.realloc = cg_pick_realloc;
     funcs.free = cg_pick_free;
     funcs.ctx = &arena;
 
-    h = yajl_alloc(&cg_pick_callbacks, &funcs, &r);
+    h = yajl_alloc(&cg_pick_callbacks, &funcs, r);
     if (h == NULL) {
         snprintf(errbuf, errbuf_size, "out of memory");
         return -1;
@@ -294,14 +356,11 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     /* After yajl, so that its syntax errors keep coming first. */
     if (status == yajl_status_ok
         && (cg_json_check_utf8(text, len, errbuf, errbuf_size) != 0
-            || (r.decoded
+            || (r->decoded
                 && cg_json_check_escapes(text, len, errbuf, errbuf_size) != 0)))
     {
         yajl_free(h);
-        if (r.names != r.names_inline) {
-            free(r.names);
-        }
-        cg_json_pick_free(picks, npicks);
+        cg_json_pick_free(r->picks, r->npicks);
         return -1;
     }
 
@@ -310,7 +369,7 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
      * comes first, and nesting past CG_JSON_MAX_DEPTH fails them as well.
      */
     if (status != yajl_status_ok) {
-        if (r.nomem) {
+        if (r->nomem) {
             snprintf(errbuf, errbuf_size, "out of memory");
         } else if (cg_json_check_text(text, len, errbuf, errbuf_size) == 0) {
             cg_pick_error(h, errbuf, errbuf_size);
@@ -318,12 +377,9 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     }
 
     yajl_free(h);
-    if (r.names != r.names_inline) {
-        free(r.names);
-    }
 
     if (status != yajl_status_ok) {
-        cg_json_pick_free(picks, npicks);
+        cg_json_pick_free(r->picks, r->npicks);
         return -1;
     }
 

@@ -979,7 +979,8 @@ test_pick_agrees_with_tree(void)
         "{a:1}", "{'a':1}", "[01]", "[1.]", "[.5]", "[+1]", "[-]", "[1e]",
         "[NaN]", "[Infinity]", "[tru]", "{\"a\":1}{\"b\":2}", "{\"a\":1} x",
         "[\"\t\"]", "[\"\\u12\"]", "\"unterminated", "<html>bad</html>",
-        "{\"a\":1} /* open", "{\"a\":\"b\"\"c\"}",
+        "{\"a\":1} /* open", "{\"a\":\"b\"\"c\"}", "{\"a\":1} \"open",
+        "4\"\\\"", "[1] -", "{} /", "{} //", "\v{}\f",
     };
     cg_json_pick_t  p;
     char            err[256];
@@ -994,6 +995,27 @@ test_pick_agrees_with_tree(void)
         is_int(rc, expected[0] == '\0' ? 0 : -1, "text %zu (%s) verdict", i,
                texts[i]);
         is_str(err, expected, "text %zu message", i);
+    }
+}
+
+
+/* yajl 2.1.0 accepts these, because the text ends inside a token. */
+static void
+test_pick_trailing_token(void)
+{
+    static const char  *texts[] = {
+        "{\"a\":1} \"open", "{\"a\":1} \"\\", "1 -", "[] tru", "null \"\\u12",
+    };
+    cg_json_pick_t  p;
+    char            err[256];
+    size_t          i;
+
+    for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        is_int(pick_one(texts[i], strlen(texts[i]), "", 0, &p, err,
+                        sizeof(err)), -1, "trailing token %zu rejected", i);
+        is_str(err, CG_JSON_TRAILING_ERROR, "trailing token %zu message", i);
+        is_str(tree_error(texts[i], strlen(texts[i])), CG_JSON_TRAILING_ERROR,
+               "trailing token %zu tree message", i);
     }
 }
 
@@ -1022,6 +1044,7 @@ main(void)
     test_pick_depth_comment();
     test_pick_numbers();
     test_pick_agrees_with_tree();
+    test_pick_trailing_token();
     test_gen_members();
 
     return done();
