@@ -151,6 +151,25 @@ test_pick_pointers(void)
     is_int(pick_one("{}", 2, "/1/2/3/4/5/6/7/8", 0, p, err, sizeof(err)), 0,
            "pointer of max length accepted");
 
+    /* index tokens: digits without a leading zero, nine at most */
+    is_int(pick_one("[5,6]", 5, "/1", 0, p, err, sizeof(err)), 0,
+           "index token read");
+    is_int(p[0].type, CG_JSON_NUMBER, "index token names the element");
+    is_int(p[0].integer, 6, "index token element value");
+    pick_one("[5,6]", 5, "/01", 0, p, err, sizeof(err));
+    is_int(p[0].type, CG_JSON_ABSENT, "leading zero is no index");
+    pick_one("{\"01\":7}", 8, "/01", 0, p, err, sizeof(err));
+    is_int(p[0].integer, 7, "leading zero token names a member");
+    pick_one("{\"1234567890\":8}", 16, "/1234567890", 0, p, err,
+             sizeof(err));
+    is_int(p[0].integer, 8, "ten-digit token names a member");
+    pick_one("[1]", 3, "/1234567890", 0, p, err, sizeof(err));
+    is_int(p[0].type, CG_JSON_ABSENT, "ten-digit token is no index");
+    pick_one("{\"\":9}", 6, "/", 0, p, err, sizeof(err));
+    is_int(p[0].integer, 9, "empty token names the empty member");
+    pick_one("[3,4]", 5, "/*", 0, p, err, sizeof(err));
+    is_int(p[0].integer, 4, "star token names every element");
+
     memset(p, 0, sizeof(p));
     for (i = 0; i < CG_JSON_PICK_MAX + 1; i++) {
         p[i].pointer = "";
