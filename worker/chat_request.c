@@ -663,6 +663,8 @@ cg_request_read(const char *body, size_t len, cg_json_pick_t *picks,
                                          cg_request_on_tool_call },
     };
 
+    /* the loop's thread is the only reader, and the pointers are constants */
+    static cg_json_plan_t  plan;
     cg_json_findings_t  findings;
     char                cause[256];
     size_t              i;
@@ -682,8 +684,8 @@ cg_request_read(const char *body, size_t len, cg_json_pick_t *picks,
      * in a string comes from the escape \u0000 that cg_json_check_nul()
      * looks for, so its scan runs only to name the member.
      */
-    if (cg_json_pick(body, len, picks, CG_REQUEST_PICK_N, &findings, cause,
-                     sizeof(cause)) != 0
+    if (cg_json_pick_planned(body, len, picks, CG_REQUEST_PICK_N, &plan,
+                             &findings, cause, sizeof(cause)) != 0
         || (findings.nul
             && cg_json_check_nul(body, len, cause, sizeof(cause)) != 0)
         || (findings.repeated

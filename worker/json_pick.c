@@ -22,14 +22,8 @@ _Static_assert(CG_JSON_PICK_MAX <= sizeof(cg_pick_set_t) * CHAR_BIT,
                "CG_JSON_PICK_MAX must fit the bits of cg_pick_set_t");
 _Static_assert(sizeof(cg_pick_set_t) == sizeof(unsigned),
                "cg_pick_set_t must be the unsigned int of __builtin_ctz()");
-
-/* A parsed pointer. */
-typedef struct {
-    const char  *token[CG_JSON_POINTER_MAX_LEN];
-    size_t       token_len[CG_JSON_POINTER_MAX_LEN];
-    long         index[CG_JSON_POINTER_MAX_LEN];  /* array index, -1 or ANY */
-    size_t       ntokens;
-} cg_pick_path_t;
+_Static_assert(sizeof(cg_pick_set_t) == sizeof(uint32_t),
+               "cg_json_plan_t keeps sets as uint32_t");
 
 /*
  * An open array or object. stack[l] is the one whose value starts at level
@@ -59,11 +53,13 @@ typedef struct {
     /* the document, which contains no NUL byte */
     const char       *text;
     size_t            len;
-    cg_pick_path_t    paths[CG_JSON_PICK_MAX];
 
-    cg_pick_set_t     all;
-    /* target[n]: the pointers of n tokens, which name a value at level n */
-    cg_pick_set_t     target[CG_JSON_POINTER_MAX_LEN + 1];
+    /*
+     * The parsed pointers. Its target[n] are the pointers of n tokens,
+     * which name a value at level n.
+     */
+    const cg_json_plan_t  *plan;
+
     /* the pointers whose next token equals the last member name read */
     cg_pick_set_t     key_match;
 
@@ -113,7 +109,9 @@ static void *cg_pick_malloc(void *ctx, size_t size);
 static void *cg_pick_realloc(void *ctx, void *ptr, size_t size);
 static void cg_pick_free(void *ctx, void *ptr);
 static int cg_pick_in_arena(const cg_pick_arena_t *arena, const void *ptr);
-static int cg_pick_parse_pointer(const char *pointer, cg_pick_path_t *path);
+static int cg_pick_plan(cg_json_pick_t *picks, size_t npicks,
+    cg_json_plan_t *plan, char *errbuf, size_t errbuf_size);
+static int cg_pick_parse_pointer(const char *pointer, cg_json_path_t *path);
 static int cg_pick_value(cg_pick_reader_t *r, cg_json_type_t type,
     const char *s, size_t len);
 static cg_pick_set_t cg_pick_follow(cg_pick_reader_t *r,
@@ -207,35 +205,32 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     size_t npicks, cg_json_findings_t *findings, char *errbuf,
     size_t errbuf_size)
 {
+    cg_json_plan_t  plan;
+
+    plan.npicks = 0;
+
+    return cg_json_pick_planned(text, len, picks, npicks, &plan, findings,
+                                errbuf, errbuf_size);
+}
+
+
+int
+cg_json_pick_planned(const char *text, size_t len, cg_json_pick_t *picks,
+    size_t npicks, cg_json_plan_t *plan, cg_json_findings_t *findings,
+    char *errbuf, size_t errbuf_size)
+{
     cg_pick_reader_t  r;
-    size_t            i;
     int               rc;
 
     errbuf[0] = '\0';
 
-    if (npicks > CG_JSON_PICK_MAX) {
-        snprintf(errbuf, errbuf_size, "too many pointers: %zu, at most %d",
-                 npicks, CG_JSON_PICK_MAX);
+    if (cg_pick_plan(picks, npicks, plan, errbuf, errbuf_size) != 0) {
         return -1;
-    }
-
-    r.all = 0;
-    memset(r.target, 0, sizeof(r.target));
-
-    for (i = 0; i < npicks; i++) {
-        if (cg_pick_parse_pointer(picks[i].pointer, &r.paths[i]) != 0) {
-            snprintf(errbuf, errbuf_size, "invalid JSON Pointer \"%s\": "
-                     "expected \"\" or \"/\" tokens, at most %d, without "
-                     "\"~\"", picks[i].pointer, CG_JSON_POINTER_MAX_LEN);
-            return -1;
-        }
-
-        r.all |= (cg_pick_set_t) 1 << i;
-        r.target[r.paths[i].ntokens] |= (cg_pick_set_t) 1 << i;
     }
 
     r.picks = picks;
     r.npicks = npicks;
+    r.plan = plan;
     r.text = text;
     r.len = len;
     r.findings = findings;
@@ -274,6 +269,55 @@ cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     }
 
     return rc;
+}
+
+
+/*
+ * Parses the pointers of picks into plan, unless plan contains these very
+ * strings already. Returns 0, or -1 with the cause in errbuf.
+ */
+static int
+cg_pick_plan(cg_json_pick_t *picks, size_t npicks, cg_json_plan_t *plan,
+    char *errbuf, size_t errbuf_size)
+{
+    size_t  i;
+
+    if (npicks > CG_JSON_PICK_MAX) {
+        snprintf(errbuf, errbuf_size, "too many pointers: %zu, at most %d",
+                 npicks, CG_JSON_PICK_MAX);
+        return -1;
+    }
+
+    if (plan->npicks == npicks && npicks > 0) {
+        for (i = 0; i < npicks && plan->pointer[i] == picks[i].pointer; i++) {
+            /* void */
+        }
+
+        if (i == npicks) {
+            return 0;
+        }
+    }
+
+    plan->npicks = 0;
+    plan->all = 0;
+    memset(plan->target, 0, sizeof(plan->target));
+
+    for (i = 0; i < npicks; i++) {
+        if (cg_pick_parse_pointer(picks[i].pointer, &plan->paths[i]) != 0) {
+            snprintf(errbuf, errbuf_size, "invalid JSON Pointer \"%s\": "
+                     "expected \"\" or \"/\" tokens, at most %d, without "
+                     "\"~\"", picks[i].pointer, CG_JSON_POINTER_MAX_LEN);
+            return -1;
+        }
+
+        plan->pointer[i] = picks[i].pointer;
+        plan->all |= (cg_pick_set_t) 1 << i;
+        plan->target[plan->paths[i].ntokens] |= (cg_pick_set_t) 1 << i;
+    }
+
+    plan->npicks = npicks;
+
+    return 0;
 }
 
 
@@ -518,7 +562,7 @@ cg_pick_free(void *ctx, void *ptr)
  * "~1" are not supported, so "~" is rejected.
  */
 static int
-cg_pick_parse_pointer(const char *pointer, cg_pick_path_t *path)
+cg_pick_parse_pointer(const char *pointer, cg_json_path_t *path)
 {
     const char  *p, *end;
     size_t       n, i;
@@ -579,7 +623,7 @@ cg_pick_value(cg_pick_reader_t *r, cg_json_type_t type, const char *s,
     cg_pick_set_t     alive, children, on_path, targets;
 
     children = 0;
-    on_path = level == 0 ? r->all : 0;
+    on_path = level == 0 ? r->plan->all : 0;
 
     /*
      * A pointer of level - 1 tokens that reaches the parent names the
@@ -590,14 +634,14 @@ cg_pick_value(cg_pick_reader_t *r, cg_json_type_t type, const char *s,
         alive = parent->inside;
 
         if (alive != 0) {
-            children = alive & r->target[level - 1];
+            children = alive & r->plan->target[level - 1];
             on_path = cg_pick_follow(r, parent, alive & ~children, level - 1);
         }
 
         parent->count++;
     }
 
-    targets = on_path != 0 ? on_path & r->target[level] : 0;
+    targets = on_path != 0 ? on_path & r->plan->target[level] : 0;
 
     if ((children | targets) != 0
         && cg_pick_visit(r, children, targets, type, s, len) != 0)
@@ -648,7 +692,7 @@ cg_pick_follow(cg_pick_reader_t *r, cg_pick_level_t *parent,
         i = (unsigned) __builtin_ctz(alive);
         alive &= alive - 1;
 
-        index = r->paths[i].index[t];
+        index = r->plan->paths[i].index[t];
         if (index == CG_PICK_ANY || index == (long) parent->count) {
             next |= (cg_pick_set_t) 1 << i;
         }
@@ -1124,7 +1168,8 @@ cg_pick_map_key(void *ctx, const unsigned char *key, size_t len)
     r->key_match = 0;
 
     if (object->inside != 0) {
-        alive = object->inside & ~(r->target[level - 1] | object->matched);
+        alive = object->inside & ~(r->plan->target[level - 1]
+                                  | object->matched);
         r->key_match = cg_pick_match_name(r, alive, level - 1, key, n);
         object->matched |= r->key_match;
     }
@@ -1149,14 +1194,14 @@ cg_pick_match_name(cg_pick_reader_t *r, cg_pick_set_t alive, size_t t,
     const unsigned char *name, size_t len)
 {
     cg_pick_set_t    match = 0;
-    cg_pick_path_t  *p;
+    const cg_json_path_t  *p;
     unsigned         i;
 
     while (alive != 0) {
         i = (unsigned) __builtin_ctz(alive);
         alive &= alive - 1;
 
-        p = &r->paths[i];
+        p = &r->plan->paths[i];
         if (p->token_len[t] != len) {
             continue;
         }

@@ -2,6 +2,7 @@
 #define CG_JSON_PICK_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <yajl/yajl_gen.h>
 
 /*
@@ -100,6 +101,38 @@ typedef struct {
 int cg_json_pick(const char *text, size_t len, cg_json_pick_t *picks,
     size_t npicks, cg_json_findings_t *findings, char *errbuf,
     size_t errbuf_size);
+
+/* A JSON Pointer split into its reference tokens. */
+typedef struct {
+    const char  *token[CG_JSON_POINTER_MAX_LEN];
+    size_t       token_len[CG_JSON_POINTER_MAX_LEN];
+    long         index[CG_JSON_POINTER_MAX_LEN];  /* array index, -1 or ANY */
+    size_t       ntokens;
+} cg_json_path_t;
+
+/*
+ * The parsed pointers of a list of picks, for a caller that reads many
+ * texts with one constant list. A zeroed plan is empty.
+ */
+typedef struct {
+    const char      *pointer[CG_JSON_PICK_MAX];  /* the strings parsed */
+    size_t           npicks;
+    cg_json_path_t   paths[CG_JSON_PICK_MAX];
+
+    /* bit i for picks[i]: all of them, and those of n tokens */
+    uint32_t         all;
+    uint32_t         target[CG_JSON_POINTER_MAX_LEN + 1];
+} cg_json_plan_t;
+
+/*
+ * Works as cg_json_pick(), but parses the pointers into plan only when
+ * they are not the ones plan contains, compared by the address of each
+ * string. The strings must not change while plan is in use, and a plan
+ * must not be shared between threads.
+ */
+int cg_json_pick_planned(const char *text, size_t len, cg_json_pick_t *picks,
+    size_t npicks, cg_json_plan_t *plan, cg_json_findings_t *findings,
+    char *errbuf, size_t errbuf_size);
 
 /* Frees the string copies of picks and sets them to NULL. */
 void cg_json_pick_free(cg_json_pick_t *picks, size_t npicks);

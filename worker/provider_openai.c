@@ -145,12 +145,14 @@ cg_openai_read_completion(const cg_chat_request_t *req, const char *body,
     };
     cg_json_pick_t  *content = &picks[CG_OPENAI_PICK_CONTENT];
     cg_json_pick_t  *model = &picks[CG_OPENAI_PICK_MODEL];
+    /* the loop's thread is the only reader, and the pointers are constants */
+    static cg_json_plan_t  plan;
     cg_json_findings_t  findings;
     char             cause[256];
     int              valid, pass;
 
-    if (cg_json_pick(body, len, picks, CG_OPENAI_PICK_N, &findings,
-                     cause, sizeof(cause)) != 0)
+    if (cg_json_pick_planned(body, len, picks, CG_OPENAI_PICK_N, &plan,
+                             &findings, cause, sizeof(cause)) != 0)
     {
         return 0;
     }

@@ -265,12 +265,14 @@ cg_stream_openai_read(cg_stream_t *s, const char *data, size_t len)
         [CG_STREAM_PICK_COMPLETION] = { .pointer = "/usage/completion_tokens" },
         [CG_STREAM_PICK_TOTAL]      = { .pointer = "/usage/total_tokens" },
     };
+    /* the loop's thread is the only reader, and the pointers are constants */
+    static cg_json_plan_t  plan;
     cg_json_findings_t  findings;
     char                cause[200];
     int                 has_choice;
 
-    if (cg_json_pick(data, len, picks, CG_STREAM_PICK_N, &findings, cause,
-                     sizeof(cause)) != 0)
+    if (cg_json_pick_planned(data, len, picks, CG_STREAM_PICK_N, &plan,
+                             &findings, cause, sizeof(cause)) != 0)
     {
         cg_stream_fail(s, "sent an invalid stream event", cause);
         return -1;

@@ -1018,6 +1018,67 @@ test_pick_agrees_with_tree(void)
 }
 
 
+/* Picks with a plan, over texts of a NUL-terminated C string. */
+static int
+pick_planned(const char *text, cg_json_pick_t *p, size_t n,
+    cg_json_plan_t *plan)
+{
+    char  err[256];
+
+    return cg_json_pick_planned(text, strlen(text), p, n, plan, NULL, err,
+                                sizeof(err));
+}
+
+
+/* A plan parses its pointers once and follows a change of list. */
+static void
+test_pick_planned(void)
+{
+    static const char  *pointers[] = { "/a", "/b/0", "/c" };
+    cg_json_plan_t      plan;
+    cg_json_pick_t      p[3];
+    char                other[8], invalid[8];
+    size_t              i;
+
+    memset(&plan, 0, sizeof(plan));
+    memset(p, 0, sizeof(p));
+    for (i = 0; i < 3; i++) {
+        p[i].pointer = pointers[i];
+    }
+
+    is_int(pick_planned("{\"a\":1,\"b\":[2],\"c\":3}", p, 3, &plan), 0,
+           "planned pick read");
+    is_int(plan.npicks, 3, "plan holds the pointers");
+    is_int(p[1].integer, 2, "planned pick value");
+
+    /* the plan serves the same list again, on another text */
+    is_int(pick_planned("{\"b\":[5]}", p, 3, &plan), 0,
+           "planned pick reused");
+    is_int(p[1].integer, 5, "reused plan value");
+    is_int(p[0].type, CG_JSON_ABSENT, "reused plan absent member");
+
+    /* another string in the list is parsed */
+    memcpy(other, "/c", 3);
+    p[1].pointer = other;
+    is_int(pick_planned("{\"b\":[5],\"c\":7}", p, 3, &plan), 0,
+           "changed list read");
+    ok(plan.pointer[1] == other, "plan holds the new string");
+    is_int(p[1].integer, 7, "changed list value");
+
+    /* an invalid pointer empties the plan */
+    memcpy(invalid, "c", 2);
+    p[1].pointer = invalid;
+    is_int(pick_planned("{}", p, 3, &plan), -1,
+           "invalid pointer in plan rejected");
+    is_int(plan.npicks, 0, "invalid pointer empties plan");
+
+    p[1].pointer = pointers[0];
+    is_int(pick_planned("{\"a\":9}", p, 3, &plan), 0,
+           "plan after invalid read");
+    is_int(p[1].integer, 9, "plan after invalid value");
+}
+
+
 /* yajl 2.1.0 accepts these, because the text ends inside a token. */
 static void
 test_pick_trailing_token(void)
@@ -1064,6 +1125,7 @@ main(void)
     test_pick_numbers();
     test_pick_agrees_with_tree();
     test_pick_trailing_token();
+    test_pick_planned();
     test_gen_members();
 
     return done();
