@@ -111,6 +111,7 @@ static void cg_pick_free(void *ctx, void *ptr);
 static int cg_pick_in_arena(const cg_pick_arena_t *arena, const void *ptr);
 static int cg_pick_plan(cg_json_pick_t *picks, size_t npicks,
     cg_json_plan_t *plan, char *errbuf, size_t errbuf_size);
+static void cg_pick_plan_token(cg_json_plan_t *plan, size_t i, size_t t);
 static int cg_pick_parse_pointer(const char *pointer, cg_json_path_t *path);
 static int cg_pick_value(cg_pick_reader_t *r, cg_json_type_t type,
     const char *s, size_t len);
@@ -280,7 +281,7 @@ static int
 cg_pick_plan(cg_json_pick_t *picks, size_t npicks, cg_json_plan_t *plan,
     char *errbuf, size_t errbuf_size)
 {
-    size_t  i;
+    size_t  i, t;
 
     if (npicks > CG_JSON_PICK_MAX) {
         snprintf(errbuf, errbuf_size, "too many pointers: %zu, at most %d",
@@ -301,6 +302,7 @@ cg_pick_plan(cg_json_pick_t *picks, size_t npicks, cg_json_plan_t *plan,
     plan->npicks = 0;
     plan->all = 0;
     memset(plan->target, 0, sizeof(plan->target));
+    memset(plan->ntokens, 0, sizeof(plan->ntokens));
 
     for (i = 0; i < npicks; i++) {
         if (cg_pick_parse_pointer(picks[i].pointer, &plan->paths[i]) != 0) {
@@ -313,11 +315,41 @@ cg_pick_plan(cg_json_pick_t *picks, size_t npicks, cg_json_plan_t *plan,
         plan->pointer[i] = picks[i].pointer;
         plan->all |= (cg_pick_set_t) 1 << i;
         plan->target[plan->paths[i].ntokens] |= (cg_pick_set_t) 1 << i;
+
+        for (t = 0; t < plan->paths[i].ntokens; t++) {
+            cg_pick_plan_token(plan, i, t);
+        }
     }
 
     plan->npicks = npicks;
 
     return 0;
+}
+
+
+/* Adds pointer i to the set of its token t, a new one or one it shares. */
+static void
+cg_pick_plan_token(cg_json_plan_t *plan, size_t i, size_t t)
+{
+    const cg_json_path_t  *path = &plan->paths[i];
+    cg_json_token_t       *token;
+    size_t                 k;
+
+    for (k = 0; k < plan->ntokens[t]; k++) {
+        token = &plan->tokens[t][k];
+
+        if (token->len == path->token_len[t]
+            && memcmp(token->token, path->token[t], token->len) == 0)
+        {
+            token->set |= (cg_pick_set_t) 1 << i;
+            return;
+        }
+    }
+
+    token = &plan->tokens[t][plan->ntokens[t]++];
+    token->token = path->token[t];
+    token->len = path->token_len[t];
+    token->set = (cg_pick_set_t) 1 << i;
 }
 
 
@@ -1186,35 +1218,33 @@ cg_pick_map_key(void *ctx, const unsigned char *key, size_t len)
 
 
 /*
- * Returns the pointers of alive whose token t equals the member name.
+ * Returns the pointers of alive whose token t equals the member name. The
+ * plan's tokens at t are distinct, so at most one of them matches.
  * Comparing the first byte before the rest skips memcmp() for most names.
  */
 static cg_pick_set_t
 cg_pick_match_name(cg_pick_reader_t *r, cg_pick_set_t alive, size_t t,
     const unsigned char *name, size_t len)
 {
-    cg_pick_set_t    match = 0;
-    const cg_json_path_t  *p;
-    unsigned         i;
+    const cg_json_token_t  *token, *end;
 
-    while (alive != 0) {
-        i = (unsigned) __builtin_ctz(alive);
-        alive &= alive - 1;
+    token = r->plan->tokens[t];
+    end = token + r->plan->ntokens[t];
 
-        p = &r->plan->paths[i];
-        if (p->token_len[t] != len) {
+    for ( /* void */ ; token < end; token++) {
+        if ((token->set & alive) == 0 || token->len != len) {
             continue;
         }
 
         if (len == 0
-            || (p->token[t][0] == (char) name[0]
-                && memcmp(p->token[t] + 1, name + 1, len - 1) == 0))
+            || (token->token[0] == (char) name[0]
+                && memcmp(token->token + 1, name + 1, len - 1) == 0))
         {
-            match |= (cg_pick_set_t) 1 << i;
+            return token->set & alive;
         }
     }
 
-    return match;
+    return 0;
 }
 
 

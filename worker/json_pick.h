@@ -110,6 +110,13 @@ typedef struct {
     size_t       ntokens;
 } cg_json_path_t;
 
+/* A token that pointers share at one position, and the set of them. */
+typedef struct {
+    const char  *token;
+    size_t       len;
+    uint32_t     set;
+} cg_json_token_t;
+
 /*
  * The parsed pointers of a list of picks, for a caller that reads many
  * texts with one constant list. A zeroed plan is empty.
@@ -122,6 +129,13 @@ typedef struct {
     /* bit i for picks[i]: all of them, and those of n tokens */
     uint32_t         all;
     uint32_t         target[CG_JSON_POINTER_MAX_LEN + 1];
+
+    /*
+     * The distinct tokens at each position, so a member name is compared
+     * with each token once, not once per pointer that has it.
+     */
+    cg_json_token_t  tokens[CG_JSON_POINTER_MAX_LEN][CG_JSON_PICK_MAX];
+    size_t           ntokens[CG_JSON_POINTER_MAX_LEN];
 } cg_json_plan_t;
 
 /*
