@@ -51,7 +51,9 @@ typedef struct cg_json_pick_s  cg_json_pick_t;
  * A function that cg_json_pick() calls at each value a pointer names, once
  * its type and number are stored. s and len are the bytes of a string or
  * the text of a number, valid only during the call. A container is met at
- * its start, so its count is 0 there.
+ * its start, so its count is 0 there. When the text turns out invalid, the
+ * values before the error may each have been met twice, because the text
+ * is read again for the cause.
  */
 typedef void (*cg_json_pick_handler_pt)(void *data, const cg_json_pick_t *pick,
     const char *s, size_t len);
