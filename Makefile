@@ -84,7 +84,7 @@ $(EMULATOR): $(EMU_OBJS)
 	@echo "link $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/t/unit/%: t/unit/%.c t/unit/tap.h $(WORKER_LIB)
+$(BUILD)/t/unit/%: t/unit/%.c $(wildcard t/unit/*.h) $(WORKER_LIB)
 	@mkdir -p $(@D)
 	@echo "cc $<"
 	@$(CC) $(CFLAGS) -Iworker -o $@ $< $(WORKER_LIB) $(LDFLAGS) $(WORKER_ALLOC) $(LDLIBS)
