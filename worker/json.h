@@ -31,7 +31,8 @@ void cg_buf_free(cg_buf_t *b);
 /*
  * Runs the checks that cg_json_parse() makes before yajl reads the text: no
  * NUL byte, nesting no deeper than CG_JSON_MAX_DEPTH. Brackets in comments
- * count too. Returns 0, or -1 with the cause in errbuf.
+ * count too, and the nesting with comments skipped is checked as well, so
+ * a comment cannot hide nesting. Returns 0, or -1 with the cause in errbuf.
  */
 int cg_json_check_text(const char *text, size_t len, char *errbuf,
     size_t errbuf_size);

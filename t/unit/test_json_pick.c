@@ -879,6 +879,71 @@ test_pick_depth_comment(void)
 }
 
 
+/*
+ * A ']' or a '"' in a comment must not hide nesting from the depth check:
+ * cg_json_parse() built such trees, and yajl_tree_free() overflowed the
+ * stack on one 300 000 levels deep.
+ */
+static void
+test_pick_depth_hidden(void)
+{
+    static const struct {
+        const char  *before;
+        const char  *after;
+        size_t       depth;
+    } cases[] = {
+        { "/*]*/", "", CG_JSON_MAX_DEPTH + 1 },
+        { "// ]]\n", "", CG_JSON_MAX_DEPTH + 1 },
+        { "/*\"*/", "/*\"*/", CG_JSON_MAX_DEPTH + 1 },
+        { "/*\"*/", "/*\"*/", 300000 },
+    };
+    cg_buf_t        text;
+    cg_json_pick_t  p;
+    char            err[256], expected[64];
+    size_t          i, n;
+
+    snprintf(expected, sizeof(expected), "nested deeper than %d levels",
+             CG_JSON_MAX_DEPTH);
+    memset(&text, 0, sizeof(text));
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cg_buf_reset(&text);
+        cg_buf_append_str(&text, cases[i].before);
+        for (n = 0; n < cases[i].depth; n++) {
+            cg_buf_append(&text, "[", 1);
+        }
+        for (n = 0; n < cases[i].depth; n++) {
+            cg_buf_append(&text, "]", 1);
+        }
+        cg_buf_append_str(&text, cases[i].after);
+
+        is_int(pick_one(text.data, text.len, "", 0, &p, err, sizeof(err)),
+               -1, "hidden depth %zu rejected", i);
+        is_str(err, expected, "hidden depth %zu message", i);
+        is_str(tree_error(text.data, text.len), expected,
+               "hidden depth %zu tree message", i);
+    }
+
+    /* The same comments around nesting at the maximum pass. */
+    cg_buf_reset(&text);
+    cg_buf_append_str(&text, "/*]*/ /*\"*/");
+    for (n = 0; n < CG_JSON_MAX_DEPTH; n++) {
+        cg_buf_append(&text, "[", 1);
+    }
+    for (n = 0; n < CG_JSON_MAX_DEPTH; n++) {
+        cg_buf_append(&text, "]", 1);
+    }
+    cg_buf_append_str(&text, "/*\"*/");
+
+    is_int(pick_one(text.data, text.len, "", 0, &p, err, sizeof(err)), 0,
+           "max depth between comments accepted");
+    is_str(tree_error(text.data, text.len), "",
+           "max depth between comments tree accepted");
+
+    cg_buf_free(&text);
+}
+
+
 /* Integer or not, as the tree's YAJL_IS_INTEGER() decides. */
 static void
 test_pick_numbers(void)
@@ -1122,6 +1187,7 @@ main(void)
     test_pick_many_names();
     test_pick_depth();
     test_pick_depth_comment();
+    test_pick_depth_hidden();
     test_pick_numbers();
     test_pick_agrees_with_tree();
     test_pick_trailing_token();

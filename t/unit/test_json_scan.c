@@ -98,6 +98,21 @@ test_scan_depth(void)
     ok(agrees(text, len, &accepted), "depth with a comment agrees");
     ok(!accepted, "depth with a comment is rejected");
 
+    /* A ']' or a '"' in a comment hides nesting from that count alone. */
+    memcpy(text, "/*]*/", 5);
+    memset(text + 5, '[', CG_JSON_MAX_DEPTH + 1);
+    memset(text + 5 + CG_JSON_MAX_DEPTH + 1, ']', CG_JSON_MAX_DEPTH + 1);
+    len = 2 * CG_JSON_MAX_DEPTH + 7;
+
+    ok(agrees(text, len, &accepted), "depth past a comment bracket agrees");
+    ok(!accepted, "depth past a comment bracket is rejected");
+
+    memcpy(text, "/*\"*/", 5);
+    memcpy(text + len, "/*\"*/", 5);
+    len += 5;
+
+    ok(agrees(text, len, &accepted), "depth between comment quotes agrees");
+    ok(!accepted, "depth between comment quotes is rejected");
 }
 
 
