@@ -569,6 +569,11 @@ cg_scan_unescape(cg_scan_t *sc, const unsigned char *start,
     if (need > sc->buf_size) {
         buf = malloc(need);
         if (buf == NULL) {
+            /*
+             * NOTE: callers cannot tell this from a syntax error, so
+             * cg_json_pick() and cg_json_parse() may report it as "parse
+             * error: trailing garbage" after yajl accepts the text.
+             */
             return -1;
         }
 
