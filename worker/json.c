@@ -110,6 +110,7 @@ yajl_val
 cg_json_parse(const char *text, size_t len, char *errbuf, size_t errbuf_size)
 {
     char      *copy, *nl;
+    int        rc;
     yajl_val   root;
 
     if (cg_json_check_text(text, len, errbuf, errbuf_size) != 0) {
@@ -151,8 +152,10 @@ cg_json_parse(const char *text, size_t len, char *errbuf, size_t errbuf_size)
     }
 
     /* After those checks, the scanner rejects only what yajl misses. */
-    if (cg_json_scan(text, len, &cg_json_no_callbacks, NULL) != 0) {
-        snprintf(errbuf, errbuf_size, "%s", CG_JSON_TRAILING_ERROR);
+    rc = cg_json_scan(text, len, &cg_json_no_callbacks, NULL);
+    if (rc != 0) {
+        snprintf(errbuf, errbuf_size, "%s", rc == CG_JSON_SCAN_NOMEM
+                 ? "out of memory" : CG_JSON_TRAILING_ERROR);
         yajl_tree_free(root);
         return NULL;
     }

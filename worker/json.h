@@ -10,8 +10,13 @@
  * translators, plus a growable byte buffer.
  */
 
-/* Deepest nesting of arrays and objects a parsed document may have. */
-#define CG_JSON_MAX_DEPTH  128
+/*
+ * Deepest nesting of arrays and objects a parsed document may have. The
+ * worker writes some documents again with yajl_gen, which refuses the
+ * level that reaches YAJL_MAX_DEPTH (128 in yajl 2.1.0), so a document it
+ * accepts must stay below that.
+ */
+#define CG_JSON_MAX_DEPTH  (YAJL_MAX_DEPTH - 1)
 
 /*
  * A growable byte buffer. data is NUL-terminated after every successful

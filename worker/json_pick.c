@@ -240,10 +240,12 @@ cg_json_pick_planned(const char *text, size_t len, cg_json_pick_t *picks,
 
     cg_pick_start(&r);
 
-    if (cg_json_scan(text, len, &cg_pick_callbacks, &r) == 0 && !r.nomem) {
+    rc = cg_json_scan(text, len, &cg_pick_callbacks, &r);
+
+    if (rc == 0 && !r.nomem) {
         rc = 0;
 
-    } else if (r.nomem) {
+    } else if (r.nomem || rc == CG_JSON_SCAN_NOMEM) {
         cg_json_pick_free(picks, npicks);
         snprintf(errbuf, errbuf_size, "out of memory");
         rc = -1;

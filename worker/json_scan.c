@@ -55,6 +55,7 @@ typedef struct {
     void                  *ctx;
 
     int                    comments;     /* a comment was skipped */
+    int                    nomem;        /* a decoded string found no memory */
 
     /* Decoded strings go here, in buf_inline until one does not fit. */
     unsigned char         *buf;
@@ -102,6 +103,7 @@ cg_json_scan(const char *text, size_t len, const yajl_callbacks *cb,
     sc.cb = cb;
     sc.ctx = ctx;
     sc.comments = 0;
+    sc.nomem = 0;
     sc.buf = sc.buf_inline;
     sc.buf_size = sizeof(sc.buf_inline);
     sc.depth = 0;
@@ -195,7 +197,7 @@ cg_json_scan(const char *text, size_t len, const yajl_callbacks *cb,
         free(sc.buf);
     }
 
-    return rc;
+    return sc.nomem ? CG_JSON_SCAN_NOMEM : rc;
 }
 
 
@@ -569,11 +571,7 @@ cg_scan_unescape(cg_scan_t *sc, const unsigned char *start,
     if (need > sc->buf_size) {
         buf = malloc(need);
         if (buf == NULL) {
-            /*
-             * NOTE: callers cannot tell this from a syntax error, so
-             * cg_json_pick() and cg_json_parse() may report it as "parse
-             * error: trailing garbage" after yajl accepts the text.
-             */
+            sc->nomem = 1;
             return -1;
         }
 

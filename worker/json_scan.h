@@ -6,19 +6,22 @@
 
 /*
  * Reads the len bytes of text in one pass and calls the callbacks of cb
- * with ctx as yajl_parse() with yajl_allow_comments calls them: numbers
- * through yajl_number as their text, strings decoded, a string without
- * escapes as a pointer into text and one with escapes as a pointer into a
- * buffer of the reader's. yajl_integer and yajl_double are never called,
- * and a NULL callback is skipped, as yajl skips it.
+ * with ctx as yajl_parse() with yajl_allow_comments calls them. Numbers go
+ * to yajl_number as their text, and strings are decoded. A string without
+ * escapes is passed as a pointer into text, one with escapes as a pointer
+ * into a buffer of the reader's. yajl_integer and yajl_double are never
+ * called, and a NULL callback is skipped, as yajl skips it.
  *
  * Returns 0 when cg_json_parse() accepts the text, or -1 at the first
  * thing that makes it reject the text: a syntax error, invalid UTF-8, a
  * lone surrogate escape, a NUL byte, nesting deeper than
  * CG_JSON_MAX_DEPTH. A callback that returns 0 stops the read with -1.
- * The callbacks may have run for the values before a failure. No cause is
+ * Returns CG_JSON_SCAN_NOMEM when a decoded string finds no memory. The
+ * callbacks may have run for the values before a failure. No cause is
  * given: callers that report one read the text with yajl again.
  */
+#define CG_JSON_SCAN_NOMEM  (-2)
+
 int cg_json_scan(const char *text, size_t len, const yajl_callbacks *cb,
     void *ctx);
 
