@@ -254,6 +254,20 @@ for my $w (1, 2) {
     }
 }
 
+# Not a target: the module against limit_req with the same headers, which
+# separates the module's logic from the bytes its headers add.
+my @header_lines;
+for my $w (1, 2) {
+    for my $c (sort { $a <=> $b } keys %main_conns) {
+        my ($module) = stat_of("module/w$w\t$c", 'rps');
+        my ($headers) = stat_of("limit_req_headers/w$w\t$c", 'rps');
+        my ($limit) = stat_of("limit_req/w$w\t$c", 'rps');
+        next unless defined $module && $headers && $limit;
+        push @header_lines, sprintf "| w%d, c%d | %+.1f%% | %+.1f%% |\n", $w, $c,
+            100 * ($module - $headers) / $headers, 100 * ($headers - $limit) / $limit;
+    }
+}
+
 for my $c (sort { $a <=> $b } keys %main_conns) {
     my ($full) = stat_of("stream/w1\t$c", 'ttft_p50_ms');
     my ($bare) = stat_of("nginx_stream/w1\t$c", 'ttft_p50_ms');
@@ -273,6 +287,16 @@ my $worker_peak = $peak_row ? $peak_row->{worker_rss_kb} : undef;
 target_line('worker peak RSS under load < 32 MB', defined $worker_peak ? $worker_peak < 32 * 1024 : undef,
     defined $worker_peak ? sprintf('%.1f MB (%s, c%s)', $worker_peak / 1024, $peak_row->{id},
         $peak_row->{conns}) : '-');
+
+
+if (@header_lines) {
+    print "\n### The module against limit_req with its headers\n\n",
+        "limit_req_headers is limit_req with three RateLimit-* answer headers and the ",
+        "X-Chatgate-Request-Id and X-Chatgate-Client-Addr request headers, as the module sends. ",
+        "Not a target.\n\n",
+        "| nginx workers, conns | module req/s against limit_req_headers | limit_req_headers against limit_req |\n",
+        "| --- | --- | --- |\n", @header_lines;
+}
 
 if (@skips) {
     print "\n### Skipped\n\n";

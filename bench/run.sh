@@ -52,7 +52,7 @@ BENCH_GROWTH_CASES=${BENCH_GROWTH_CASES-"nginx full"}
 BENCH_GROWTH_CONNS=${BENCH_GROWTH_CONNS:-"1 32 256 1024"}
 BENCH_WORKERS=${BENCH_WORKERS:-"1 2"}
 BENCH_KEY_COUNTS=${BENCH_KEY_COUNTS:-"1 10000 1000000"}
-BENCH_CASES=${BENCH_CASES:-"direct nginx limit_req module limit_keys full nginx_stream stream portkey portkey_stream"}
+BENCH_CASES=${BENCH_CASES:-"direct nginx limit_req limit_req_headers module limit_keys full nginx_stream stream portkey portkey_stream"}
 BENCH_EMU_THREADS=${BENCH_EMU_THREADS:-1}
 BENCH_EMULATOR=${BENCH_EMULATOR:-emulator}
 

@@ -199,6 +199,9 @@ bench_case_nginx_stream() {
     bench_stream_instance nginx_stream/w1 nginx_stream nginx/w1 || return 0
 }
 
+# The rate of the module's rules, which no run reaches.
+BENCH_RATE=100000000
+
 # Case 3: nginx's own limit_req, with a rate no benchmark reaches. Every
 # request comes from 127.0.0.1, so all of them share one counter.
 bench_case_limit_req() {
@@ -210,9 +213,30 @@ bench_case_limit_req() {
     done
 }
 
+# Case 3b: limit_req plus headers like the ones the module adds to every
+# chat: three RateLimit-* answer headers and, to the upstream, a 32-hex
+# request id ($request_id) and the client address. It tells the module's
+# logic apart from the bytes of its headers, which wrk and the emulator
+# parse on the same CPUs.
+bench_case_limit_req_headers() {
+    local w
+    local headers="limit_req zone=bench burst=100000 nodelay;
+            proxy_set_header X-Chatgate-Request-Id \$request_id;
+            proxy_set_header X-Chatgate-Client-Addr \$remote_addr;
+            add_header RateLimit-Limit $BENCH_RATE;
+            add_header RateLimit-Remaining $((BENCH_RATE - 1));
+            add_header RateLimit-Reset 1;"
+
+    for w in $BENCH_WORKERS; do
+        bench_nginx_case limit_req_headers "$w" "" \
+            "$(bench_emu_location "$headers")" \
+            "    limit_req_zone \$binary_remote_addr zone=bench:64m rate=10000000r/s;" \
+            "limit_req and the module's headers" || continue
+    done
+}
+
 # The limiter of the module case: a shared zone and per-address rules that
 # admit far more than any run sends, like the limit_req case's zone.
-BENCH_RATE=100000000
 BENCH_LIMIT_HTTP="    chatgate_zone bench 64m;
     chatgate_default_rule global per_minute=$BENCH_RATE;
     chatgate_default_rule ip:* per_minute=$BENCH_RATE;"
