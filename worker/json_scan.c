@@ -74,6 +74,8 @@ static int cg_scan_close(cg_scan_t *sc);
 static unsigned char cg_scan_closer(const cg_scan_t *sc);
 static int cg_scan_literal(cg_scan_t *sc);
 static int cg_scan_number(cg_scan_t *sc);
+static const unsigned char *cg_scan_digits(const unsigned char *p,
+    const unsigned char *end);
 static int cg_scan_string(cg_scan_t *sc, const unsigned char **s,
     size_t *len);
 static const unsigned char *cg_scan_plain(const unsigned char *p,
@@ -333,8 +335,6 @@ cg_scan_number(cg_scan_t *sc)
 {
     const unsigned char  *p = sc->p, *end = sc->end, *start = sc->p;
 
-#define cg_scan_digit(p)  ((p) < end && *(p) >= '0' && *(p) <= '9')
-
     if (p < end && *p == '-') {
         p++;
     }
@@ -342,23 +342,15 @@ cg_scan_number(cg_scan_t *sc)
     if (p < end && *p == '0') {
         p++;
 
-    } else if (cg_scan_digit(p)) {
-        do {
-            p++;
-        } while (cg_scan_digit(p));
-
-    } else {
+    } else if ((p = cg_scan_digits(p, end)) == NULL) {
         return -1;
     }
 
     if (p < end && *p == '.') {
-        p++;
-        if (!cg_scan_digit(p)) {
+        p = cg_scan_digits(p + 1, end);
+        if (p == NULL) {
             return -1;
         }
-        do {
-            p++;
-        } while (cg_scan_digit(p));
     }
 
     if (p < end && (*p == 'e' || *p == 'E')) {
@@ -366,15 +358,12 @@ cg_scan_number(cg_scan_t *sc)
         if (p < end && (*p == '+' || *p == '-')) {
             p++;
         }
-        if (!cg_scan_digit(p)) {
+
+        p = cg_scan_digits(p, end);
+        if (p == NULL) {
             return -1;
         }
-        do {
-            p++;
-        } while (cg_scan_digit(p));
     }
-
-#undef cg_scan_digit
 
     sc->p = p;
 
@@ -384,6 +373,22 @@ cg_scan_number(cg_scan_t *sc)
 
     return sc->cb->yajl_number(sc->ctx, (const char *) start,
                                (size_t) (p - start)) ? 0 : -1;
+}
+
+
+/* Skips one or more digits, or returns NULL when p has none. */
+static const unsigned char *
+cg_scan_digits(const unsigned char *p, const unsigned char *end)
+{
+    if (p == end || *p < '0' || *p > '9') {
+        return NULL;
+    }
+
+    do {
+        p++;
+    } while (p < end && *p >= '0' && *p <= '9');
+
+    return p;
 }
 
 

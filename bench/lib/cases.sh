@@ -214,7 +214,7 @@ bench_case_limit_req() {
 }
 
 # Case 3b: limit_req plus headers like the ones the module adds to every
-# chat: three RateLimit-* answer headers and, to the upstream, a 32-hex
+# chat: three RateLimit-* response headers and, to the upstream, a 32-hex
 # request id ($request_id) and the client address. It tells the module's
 # logic apart from the bytes of its headers, which wrk and the emulator
 # parse on the same CPUs.

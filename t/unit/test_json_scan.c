@@ -1,10 +1,10 @@
 /*
- * The one-pass JSON reader against its reference: for every text, it must
- * accept exactly what cg_json_parse() accepts (yajl with comments, then the
- * UTF-8, escape, NUL and depth checks), and on those texts make the same
- * callbacks with the same bytes as yajl_parse(), a string passed from the
- * text where yajl passes it from the text. The texts are edge cases
- * written here and generated documents with random damage.
+ * The one-pass JSON reader against its reference. For every text it must
+ * accept exactly what cg_json_parse() accepts: yajl with comments, then the
+ * UTF-8, escape, NUL and depth checks. On those texts it must make the
+ * same callbacks with the same bytes as yajl_parse(), and pass a string
+ * from the text where yajl does. The texts are edge cases written here and
+ * generated documents with random damage.
  */
 
 #include <stdint.h>
