@@ -11,6 +11,10 @@
 /* A scan for the verdict alone. */
 static const yajl_callbacks  cg_json_no_callbacks;
 
+static void cg_json_reject_cause(const char *text, size_t len, char *errbuf,
+    size_t errbuf_size);
+static yajl_val cg_json_tree(const char *text, size_t len, char *errbuf,
+    size_t errbuf_size);
 static int cg_json_depth_ok(const char *text, size_t len);
 static int cg_json_nesting_ok(const char *text, size_t len);
 static int cg_json_find_nul(const char *text, size_t len, char *member,
@@ -109,13 +113,69 @@ cg_json_check_text(const char *text, size_t len, char *errbuf,
 yajl_val
 cg_json_parse(const char *text, size_t len, char *errbuf, size_t errbuf_size)
 {
-    char      *copy, *nl;
-    int        rc;
-    yajl_val   root;
+    int  rc;
 
-    if (cg_json_check_text(text, len, errbuf, errbuf_size) != 0) {
+    errbuf[0] = '\0';
+
+    /*
+     * The scanner decides, in one pass. yajl and the slower checks read a
+     * rejected text again only to name its cause.
+     */
+    rc = cg_json_scan(text, len, &cg_json_no_callbacks, NULL);
+
+    if (rc == CG_JSON_SCAN_NOMEM) {
+        snprintf(errbuf, errbuf_size, "out of memory");
         return NULL;
     }
+
+    if (rc != 0) {
+        cg_json_reject_cause(text, len, errbuf, errbuf_size);
+        return NULL;
+    }
+
+    return cg_json_tree(text, len, errbuf, errbuf_size);
+}
+
+
+/*
+ * Puts into errbuf the cause of a text that cg_json_scan() rejected, from
+ * the checks in the order they ran before the scanner: the text checks,
+ * yajl, strict UTF-8, surrogate escapes. A text that passes them all ends
+ * inside a token after its value, which only yajl accepts.
+ */
+static void
+cg_json_reject_cause(const char *text, size_t len, char *errbuf,
+    size_t errbuf_size)
+{
+    yajl_val  root;
+
+    if (cg_json_check_text(text, len, errbuf, errbuf_size) != 0) {
+        return;
+    }
+
+    root = cg_json_tree(text, len, errbuf, errbuf_size);
+    if (root == NULL) {
+        return;
+    }
+
+    yajl_tree_free(root);
+
+    if (cg_json_check_utf8(text, len, errbuf, errbuf_size) != 0
+        || cg_json_check_escapes(text, len, errbuf, errbuf_size) != 0)
+    {
+        return;
+    }
+
+    snprintf(errbuf, errbuf_size, "%s", CG_JSON_TRAILING_ERROR);
+}
+
+
+/* Builds yajl's tree of text, or returns NULL with yajl's cause in errbuf. */
+static yajl_val
+cg_json_tree(const char *text, size_t len, char *errbuf, size_t errbuf_size)
+{
+    char      *copy, *nl;
+    yajl_val   root;
 
     /* yajl_tree_parse() reads up to a NUL, so the text needs a copy. */
     copy = malloc(len + 1);
@@ -138,26 +198,6 @@ cg_json_parse(const char *text, size_t len, char *errbuf, size_t errbuf_size)
         if (errbuf[0] == '\0') {
             snprintf(errbuf, errbuf_size, "parse error");
         }
-        return NULL;
-    }
-
-    if (cg_json_check_utf8(text, len, errbuf, errbuf_size) != 0) {
-        yajl_tree_free(root);
-        return NULL;
-    }
-
-    if (cg_json_check_escapes(text, len, errbuf, errbuf_size) != 0) {
-        yajl_tree_free(root);
-        return NULL;
-    }
-
-    /* After those checks, the scanner rejects only what yajl misses. */
-    rc = cg_json_scan(text, len, &cg_json_no_callbacks, NULL);
-    if (rc != 0) {
-        snprintf(errbuf, errbuf_size, "%s", rc == CG_JSON_SCAN_NOMEM
-                 ? "out of memory" : CG_JSON_TRAILING_ERROR);
-        yajl_tree_free(root);
-        return NULL;
     }
 
     return root;

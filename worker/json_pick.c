@@ -240,31 +240,30 @@ cg_json_pick_planned(const char *text, size_t len, cg_json_pick_t *picks,
 
     cg_pick_start(&r);
 
+    /* A callback that runs out of memory stops the scan, so rc is -1 then. */
     rc = cg_json_scan(text, len, &cg_pick_callbacks, &r);
 
-    if (rc == 0 && !r.nomem) {
-        rc = 0;
-
-    } else if (r.nomem || rc == CG_JSON_SCAN_NOMEM) {
+    if (rc != 0) {
         cg_json_pick_free(picks, npicks);
-        snprintf(errbuf, errbuf_size, "out of memory");
-        rc = -1;
 
-    } else {
-        /*
-         * The scanner gives no cause, so yajl reads the text again for the
-         * one cg_json_parse() gives. Handlers see the values before the
-         * error twice.
-         */
-        cg_json_pick_free(picks, npicks);
-        cg_pick_start(&r);
-        rc = cg_pick_yajl(&r, errbuf, errbuf_size);
+        if (r.nomem || rc == CG_JSON_SCAN_NOMEM) {
+            snprintf(errbuf, errbuf_size, "out of memory");
 
-        if (rc == 0) {
-            cg_json_pick_free(picks, npicks);
-            snprintf(errbuf, errbuf_size, "%s", CG_JSON_TRAILING_ERROR);
-            rc = -1;
+        } else {
+            /*
+             * The scanner gives no cause, so yajl reads the text again for
+             * the one cg_json_parse() gives. Handlers see the values before
+             * the error twice.
+             */
+            cg_pick_start(&r);
+
+            if (cg_pick_yajl(&r, errbuf, errbuf_size) == 0) {
+                cg_json_pick_free(picks, npicks);
+                snprintf(errbuf, errbuf_size, "%s", CG_JSON_TRAILING_ERROR);
+            }
         }
+
+        rc = -1;
     }
 
     if (r.names != r.names_inline) {
@@ -385,9 +384,9 @@ cg_pick_start(cg_pick_reader_t *r)
 
 
 /*
- * Reads the text with yajl and the checks of json.c, in the order
- * cg_json_parse() runs them, so a text that fails gets its cause. Returns
- * 0, or -1 with the cause in errbuf and the picks freed.
+ * Reads the text with yajl and the checks of json.c, in the order in which
+ * cg_json_parse() looks for a cause, so a text that fails gets the same
+ * one. Returns 0, or -1 with the cause in errbuf and the picks freed.
  */
 static int
 cg_pick_yajl(cg_pick_reader_t *r, char *errbuf, size_t errbuf_size)

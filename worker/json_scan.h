@@ -12,10 +12,12 @@
  * into a buffer of the reader's. yajl_integer and yajl_double are never
  * called, and a NULL callback is skipped, as yajl skips it.
  *
- * Returns 0 when cg_json_parse() accepts the text, or -1 at the first
- * thing that makes it reject the text: a syntax error, invalid UTF-8, a
- * lone surrogate escape, a NUL byte, nesting deeper than
- * CG_JSON_MAX_DEPTH. A callback that returns 0 stops the read with -1.
+ * Returns 0 for a valid text: one that yajl_parse() with comments accepts,
+ * in strict UTF-8, without a lone surrogate escape or a NUL byte, nested at
+ * most CG_JSON_MAX_DEPTH deep as cg_json_check_text() counts it. Unlike
+ * yajl 2.1.0, it rejects a text that ends inside a token after its value.
+ * Returns -1 at the first thing that is not valid. A callback that
+ * returns 0 stops the read with -1.
  * Returns CG_JSON_SCAN_NOMEM when a decoded string finds no memory. The
  * callbacks may have run for the values before a failure. No cause is
  * given: callers that report one read the text with yajl again.

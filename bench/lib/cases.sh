@@ -215,8 +215,8 @@ bench_case_limit_req() {
 
 # Case 3b: limit_req plus headers like the ones the module adds to every
 # chat: three RateLimit-* response headers and, to the upstream, a 32-hex
-# request id ($request_id) and the client address. It tells the module's
-# logic apart from the bytes of its headers, which wrk and the emulator
+# request id ($request_id) and the client address. It separates the
+# module's logic from the bytes of its headers, which wrk and the emulator
 # parse on the same CPUs.
 bench_case_limit_req_headers() {
     local w
