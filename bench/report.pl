@@ -157,8 +157,10 @@ if (@stream_keys) {
         my ($ttft) = stat_of($key, 'ttft_p50_ms');
         # Portkey has no nginx workers ("-"): it is compared with one.
         my $workers = $first->{workers} eq '-' ? 1 : $first->{workers};
-        my ($bare) = stat_of("nginx_stream/w$workers\t$conns", 'ttft_p50_ms');
-        my $added = defined $bare && $first->{case} ne 'nginx_stream' ? $ttft - $bare : undef;
+        # An open-load case is compared with bare nginx under the same load.
+        my $ref = $first->{case} =~ /_rate$/ ? 'nginx_stream_rate' : 'nginx_stream';
+        my ($bare) = stat_of("$ref/w$workers\t$conns", 'ttft_p50_ms');
+        my $added = defined $bare && $first->{case} ne $ref ? $ttft - $bare : undef;
 
         printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d / %d |\n",
             $first->{case}, $first->{workers}, $conns,
@@ -172,8 +174,11 @@ if (@stream_keys) {
     print "\nTTFT: from handing the request to the load client's event loop to the read that\n"
         . "completes the first `data:` event with non-empty content (bench/stream_load.c), per\n"
         . "stream, p50 and p99 of one run; median (min-max) across runs. added TTFT p50: the\n"
-        . "case's median minus nginx_stream's at the same connections. stream p50: the whole\n"
-        . "stream. gateway CPU us/event: CPU per stream divided by the content events received.\n";
+        . "case's median minus nginx_stream's at the same connections (for the open-load\n"
+        . "*_rate cases, nginx_stream_rate's; their conns is the pool that their streams\n"
+        . "start on, at a fixed rate, and TTFT counts from when a stream was due). stream p50:\n"
+        . "the whole stream. gateway CPU us/event: CPU per stream divided by the content events\n"
+        . "received.\n";
 }
 
 # Growth curve: every instance measured at more than the main connection counts.
@@ -277,6 +282,23 @@ for my $c (sort { $a <=> $b } keys %main_conns) {
         defined $added ? $added <= 0.2 : undef,
         defined $added ? sprintf('%+.3f ms (p50 %s vs %s ms)', $added, fmt($full, 3),
             fmt($bare, 3)) : '-');
+}
+
+# The same line under an open load, where both carry the same streams/s.
+{
+    my ($full_key) = grep { /^stream_rate\/w1\t/ } @order;
+    my ($bare_key) = grep { /^nginx_stream_rate\/w1\t/ } @order;
+    if ($full_key || $bare_key) {
+        my ($full) = $full_key ? stat_of($full_key, 'ttft_p50_ms') : ();
+        my ($bare) = $bare_key ? stat_of($bare_key, 'ttft_p50_ms') : ();
+        my ($rate) = ($meta{settings} // '') =~ /BENCH_STREAM_RATE=(\d+)/;
+        my $added = defined $full && defined $bare ? $full - $bare : undef;
+        target_line(sprintf('streaming TTFT <= bare nginx + 0.2 ms (w1, open load %s streams/s)',
+                $rate // '?'),
+            defined $added ? $added <= 0.2 : undef,
+            defined $added ? sprintf('%+.3f ms (p50 %s vs %s ms)', $added, fmt($full, 3),
+                fmt($bare, 3)) : '-');
+    }
 }
 
 # The verdict holds only for the connection counts that ran, so the line

@@ -21,7 +21,11 @@
 #                        (default "1 10000 1000000"). Each count gets its own
 #                        nginx with room for all its keys, filled before the runs
 #   BENCH_CASES          cases to run (default: all, see bench/lib/cases.sh)
-#   BENCH_EMU_THREADS    emulator threads (default 1)
+#   BENCH_STREAM_RATE    new streams per second of the open-load streaming cases
+#                        (nginx_stream_rate, stream_rate), on a pool of the
+#                        largest BENCH_CONNS connections (default 1000)
+#   BENCH_EMU_THREADS    emulator threads (default 2, one per CPU of the
+#                        recorded machine)
 #   BENCH_EMULATOR=standin  use a fixed-answer nginx instead of the emulator
 #                        (harness development only; results stay in build/bench)
 #   BUILD                build folder with the binaries (default build)
@@ -52,8 +56,9 @@ BENCH_GROWTH_CASES=${BENCH_GROWTH_CASES-"nginx full"}
 BENCH_GROWTH_CONNS=${BENCH_GROWTH_CONNS:-"1 32 256 1024"}
 BENCH_WORKERS=${BENCH_WORKERS:-"1 2"}
 BENCH_KEY_COUNTS=${BENCH_KEY_COUNTS:-"1 10000 1000000"}
-BENCH_CASES=${BENCH_CASES:-"direct nginx limit_req limit_req_headers module limit_keys full nginx_stream stream portkey portkey_stream"}
-BENCH_EMU_THREADS=${BENCH_EMU_THREADS:-1}
+BENCH_CASES=${BENCH_CASES:-"direct nginx limit_req limit_req_headers module limit_keys full nginx_stream stream nginx_stream_rate stream_rate portkey portkey_stream"}
+BENCH_STREAM_RATE=${BENCH_STREAM_RATE:-1000}
+BENCH_EMU_THREADS=${BENCH_EMU_THREADS:-2}
 BENCH_EMULATOR=${BENCH_EMULATOR:-emulator}
 
 BENCH_CLEANUP_DIRS=()
@@ -75,6 +80,7 @@ bench_check_numbers BENCH_WORKERS "$BENCH_WORKERS" 1 64
 # A zone for N keys takes N * 512 bytes of shared memory (bench_key_zone_mb),
 # of which the counters use about half.
 bench_check_numbers BENCH_KEY_COUNTS "$BENCH_KEY_COUNTS" 1 10000000
+bench_check_numbers BENCH_STREAM_RATE "$BENCH_STREAM_RATE" 1 100000
 bench_check_numbers BENCH_EMU_THREADS "$BENCH_EMU_THREADS" 1 64
 case $BENCH_EMULATOR in
     emulator|standin) ;;

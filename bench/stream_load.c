@@ -14,12 +14,21 @@
  * with the time to first token added. BODY_FILE is the request body and
  * every -H adds a request header.
  *
- *   stream_load -c CONNS -d SECONDS [-H "Name: value"]... URL BODY_FILE
+ *   stream_load -c CONNS -d SECONDS [-R RATE] [-H "Name: value"]... URL BODY_FILE
+ *
+ * That is a closed load: a faster server gets more streams, so two servers
+ * are compared at different stream rates. With -R the load is open instead:
+ * stream k is due k / RATE seconds after the start, on one of at most CONNS
+ * connections, whatever the server does. A stream
+ * that finds every connection busy waits for one, and its times count from
+ * when it was due, so a server that falls behind shows it in the times.
+ * The result line adds late=N, the streams sent more than a millisecond
+ * after they were due.
  *
  * Time to first token (TTFT) is the time from handing the request to
- * libevent until the read that completes the first "data:" event whose
- * "content" is not empty. The role-only first chunk of an OpenAI stream
- * does not count.
+ * libevent (with -R, from when the stream was due) until the read that
+ * completes the first "data:" event whose "content" is not empty. The
+ * role-only first chunk of an OpenAI stream does not count.
  */
 
 #include <stdio.h>
@@ -67,6 +76,15 @@ static int                 bench_active;
 static bench_samples_t     bench_ttft, bench_total;
 static unsigned long       bench_requests, bench_events;
 static unsigned long       bench_err_status, bench_err_read;
+
+/* Open load (-R). */
+static double              bench_rate;       /* streams per second; 0: closed */
+static double              bench_started;
+static unsigned long       bench_due;        /* streams sent so far */
+static unsigned long       bench_late;
+static bench_stream_t    **bench_idle;       /* connections without a stream */
+static int                 bench_nidle;
+static struct event       *bench_tick;
 
 
 static double
@@ -232,7 +250,7 @@ bench_burst(int argc, char **argv)
     if (argc < 6) {
         fprintf(stderr, "usage: stream_load HOST PORT STREAMS CHUNKS KEY "
                 "[TIMEOUT_S]\n"
-                "       stream_load -c CONNS -d SECONDS "
+                "       stream_load -c CONNS -d SECONDS [-R RATE] "
                 "[-H \"Name: value\"]... URL BODY_FILE\n");
         return 2;
     }
@@ -323,9 +341,12 @@ bench_burst(int argc, char **argv)
 static void bench_sustain_done(struct evhttp_request *req, void *arg);
 
 
-/* Starts the next stream on s's connection. Returns 0 or -1. */
+/*
+ * Starts the next stream on s's connection; its times count from start.
+ * Returns 0 or -1.
+ */
 static int
-bench_sustain_request(bench_stream_t *s)
+bench_sustain_request(bench_stream_t *s, double start)
 {
     struct evhttp_request  *req;
     struct evkeyvalq       *h;
@@ -362,9 +383,78 @@ bench_sustain_request(bench_stream_t *s)
     s->first = -1;
     s->events = 0;
     evbuffer_drain(s->pending, evbuffer_get_length(s->pending));
-    s->start = bench_now();
+    s->start = start;
 
     return evhttp_make_request(s->evcon, req, EVHTTP_REQ_POST, bench_path);
+}
+
+
+/* When stream k of the open load is due. */
+static double
+bench_due_time(unsigned long k)
+{
+    return bench_started + k / bench_rate;
+}
+
+
+/*
+ * Sends every stream of the open load that is due, while connections are
+ * idle, and sets the timer for the next one. A due stream that finds no
+ * idle connection is sent by bench_sustain_done() when one frees up.
+ */
+static void
+bench_open_send(void)
+{
+    bench_stream_t  *s;
+    struct timeval   tv;
+    double           now, due, wait;
+
+    now = bench_now();
+
+    for ( ;; ) {
+        due = bench_due_time(bench_due);
+        if (due >= bench_deadline || due > now || bench_nidle == 0) {
+            break;
+        }
+
+        s = bench_idle[--bench_nidle];
+        bench_due++;
+        if (now - due > 0.001) {
+            bench_late++;
+        }
+
+        if (bench_sustain_request(s, due) == 0) {
+            bench_active++;
+        } else {
+            bench_err_read++;
+            bench_idle[bench_nidle++] = s;
+        }
+    }
+
+    if (due >= bench_deadline) {
+        if (bench_active == 0) {
+            event_base_loopexit(bench_base, NULL);
+        }
+        return;
+    }
+
+    if (bench_nidle > 0) {
+        wait = due - now;
+        tv.tv_sec = (long) wait;
+        tv.tv_usec = (long) ((wait - (double) tv.tv_sec) * 1e6);
+        evtimer_add(bench_tick, &tv);
+    }
+}
+
+
+static void
+bench_tick_cb(evutil_socket_t fd, short events, void *arg)
+{
+    (void) fd;
+    (void) events;
+    (void) arg;
+
+    bench_open_send();
 }
 
 
@@ -397,7 +487,14 @@ bench_sustain_done(struct evhttp_request *req, void *arg)
         }
     }
 
-    if (now < bench_deadline && bench_sustain_request(s) == 0) {
+    if (bench_rate > 0) {
+        bench_active--;
+        bench_idle[bench_nidle++] = s;
+        bench_open_send();
+        return;
+    }
+
+    if (now < bench_deadline && bench_sustain_request(s, now) == 0) {
         return;
     }
 
@@ -473,6 +570,10 @@ bench_sustain_print(double duration)
                bench_ttft.v[n - 1] * 1e6);
     }
 
+    if (bench_rate > 0) {
+        printf(" late=%lu", bench_late);
+    }
+
     printf(" events=%lu err_connect=0 err_read=%lu err_write=0"
            " err_status=%lu err_timeout=0\n",
            bench_events, bench_err_read, bench_err_status);
@@ -484,12 +585,21 @@ bench_sustain(int argc, char **argv)
 {
     bench_stream_t     *streams;
     struct evhttp_uri  *uri;
+    struct event_config *cfg;
     struct timeval      grace;
     double              started;
     int                 i, opt, conns = 0, seconds = 0, port;
 
-    while ((opt = getopt(argc, argv, "c:d:H:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:d:R:H:")) != -1) {
         switch (opt) {
+        case 'R':
+            bench_rate = atof(optarg);
+            if (bench_rate <= 0 || bench_rate > 1e6) {
+                fprintf(stderr, "stream_load: invalid -R \"%s\": expected"
+                        " 1 to 1000000 streams per second\n", optarg);
+                return 2;
+            }
+            break;
         case 'c':
             conns = atoi(optarg);
             break;
@@ -513,7 +623,7 @@ bench_sustain(int argc, char **argv)
     }
 
     if (conns <= 0 || seconds <= 0 || argc - optind != 2) {
-        fprintf(stderr, "usage: stream_load -c CONNS -d SECONDS "
+        fprintf(stderr, "usage: stream_load -c CONNS -d SECONDS [-R RATE] "
                 "[-H \"Name: value\"]... URL BODY_FILE\n");
         return 2;
     }
@@ -537,14 +647,31 @@ bench_sustain(int argc, char **argv)
         return 1;
     }
 
-    bench_base = event_base_new();
+    /* the open load's due times need a timer finer than epoll's 1 ms */
+    cfg = event_config_new();
+    if (cfg == NULL) {
+        fprintf(stderr, "stream_load: out of memory\n");
+        return 1;
+    }
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    bench_base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+
     streams = calloc((size_t) conns, sizeof(*streams));
-    if (bench_base == NULL || streams == NULL) {
+    bench_idle = calloc((size_t) conns, sizeof(*bench_idle));
+    if (bench_base == NULL || streams == NULL || bench_idle == NULL) {
+        fprintf(stderr, "stream_load: out of memory\n");
+        return 1;
+    }
+
+    bench_tick = evtimer_new(bench_base, bench_tick_cb, NULL);
+    if (bench_tick == NULL) {
         fprintf(stderr, "stream_load: out of memory\n");
         return 1;
     }
 
     started = bench_now();
+    bench_started = started;
     bench_deadline = started + seconds;
 
     for (i = 0; i < conns; i++) {
@@ -559,17 +686,25 @@ bench_sustain(int argc, char **argv)
         }
         evhttp_connection_set_timeout(s->evcon, 10);
 
-        if (bench_sustain_request(s) == 0) {
+        if (bench_rate > 0) {
+            bench_idle[bench_nidle++] = s;
+
+        } else if (bench_sustain_request(s, bench_now()) == 0) {
             bench_active++;
+
         } else {
             bench_err_read++;
         }
     }
 
+    if (bench_rate > 0) {
+        bench_open_send();
+    }
+
     /* The run ends when the last stream in flight has ended, or at the grace. */
     grace.tv_sec = seconds + BENCH_GRACE_S;
     grace.tv_usec = 0;
-    if (bench_active > 0) {
+    if (bench_active > 0 || bench_rate > 0) {
         event_base_loopexit(bench_base, &grace);
         event_base_dispatch(bench_base);
     }
@@ -581,9 +716,11 @@ bench_sustain(int argc, char **argv)
         evhttp_connection_free(streams[i].evcon);
         evbuffer_free(streams[i].pending);
     }
+    event_free(bench_tick);
     event_base_free(bench_base);
     evhttp_uri_free(uri);
     free(streams);
+    free(bench_idle);
     free(bench_body);
     free(bench_ttft.v);
     free(bench_total.v);

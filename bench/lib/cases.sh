@@ -8,7 +8,7 @@
 # set -e, so a nonzero status would end the whole benchmark without a message.
 
 declare -A INST_CASE INST_WORKERS INST_URL INST_HEADERS INST_BODY INST_KEYS
-declare -A INST_GW INST_CONNS INST_LOGROWS INST_NOTE INST_CLIENT
+declare -A INST_GW INST_CONNS INST_LOGROWS INST_NOTE INST_CLIENT INST_RATE
 # The nginx folder of each limit_keys instance, with its control socket.
 declare -A KEYS_DIR
 BENCH_INSTANCES=()
@@ -34,6 +34,7 @@ bench_add_instance() {
     INST_KEYS[$id]=0
     INST_LOGROWS[$id]=0
     INST_CLIENT[$id]=wrk
+    INST_RATE[$id]=0
     BENCH_INSTANCES+=("$id")
 }
 
@@ -197,6 +198,31 @@ bench_case_nginx_stream() {
     fi
 
     bench_stream_instance nginx_stream/w1 nginx_stream nginx/w1 || return 0
+}
+
+# Registers the open-load twin $1 (case $2) of stream instance $3: streams
+# start BENCH_STREAM_RATE times a second, whatever the gateway does, on a
+# pool of the largest BENCH_CONNS connections. Unlike the closed load of
+# the sustained cases, both gateways then carry the same streams per second.
+bench_stream_rate_instance() {
+    local id=$1 name=$2 base=$3 pool
+
+    bench_stream_instance "$id" "$name" "$base" || return 1
+    pool=$(printf '%s\n' $BENCH_CONNS | sort -n | tail -n 1)
+    INST_CONNS[$id]=$pool
+    INST_RATE[$id]=$BENCH_STREAM_RATE
+    INST_NOTE[$id]="open load, $BENCH_STREAM_RATE streams/s; $BENCH_STREAM_CHUNKS chunks"
+}
+
+# Case 2r: nginx_stream under an open load of BENCH_STREAM_RATE streams/s,
+# the reference for stream_rate.
+bench_case_nginx_stream_rate() {
+    if [ -z "${INST_URL[nginx/w1]:-}" ] && [[ " $BENCH_CASES " != *" nginx "* ]]; then
+        BENCH_WORKERS=1 bench_case_nginx
+        bench_drop_instance nginx/w1
+    fi
+
+    bench_stream_rate_instance nginx_stream_rate/w1 nginx_stream_rate nginx/w1 || return 0
 }
 
 # The rate of the module's rules, which no run reaches.
@@ -494,6 +520,18 @@ bench_case_stream() {
 
     bench_stream_instance stream/w1 stream full/w1 || return 0
     INST_LOGROWS[stream/w1]=1
+}
+
+# Case 6r: the stream case under an open load of BENCH_STREAM_RATE
+# streams/s, measured like nginx_stream_rate.
+bench_case_stream_rate() {
+    if [ -z "${INST_URL[full/w1]:-}" ] && [[ " $BENCH_CASES " != *" full "* ]]; then
+        BENCH_WORKERS=1 bench_case_full
+        bench_drop_instance full/w1
+    fi
+
+    bench_stream_rate_instance stream_rate/w1 stream_rate full/w1 || return 0
+    INST_LOGROWS[stream_rate/w1]=1
 }
 
 # Case 7: the Portkey gateway (Node.js) routed to the emulator.

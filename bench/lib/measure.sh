@@ -35,8 +35,8 @@ bench_write_header() {
         printf '# build\t%s\n' "$BUILD"
         printf '# loadavg\t%s (before the run)\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
         printf '# emulator\t%s (%s threads)\n' "$BENCH_EMULATOR" "$BENCH_EMU_THREADS"
-        printf '# settings\tBENCH_SECONDS=%s BENCH_RUNS=%s BENCH_CONNS="%s" BENCH_GROWTH_CONNS="%s" BENCH_WORKERS="%s"\n' \
-            "$BENCH_SECONDS" "$BENCH_RUNS" "$BENCH_CONNS" "$BENCH_GROWTH_CONNS" "$BENCH_WORKERS"
+        printf '# settings\tBENCH_SECONDS=%s BENCH_RUNS=%s BENCH_CONNS="%s" BENCH_GROWTH_CONNS="%s" BENCH_WORKERS="%s" BENCH_STREAM_RATE=%s\n' \
+            "$BENCH_SECONDS" "$BENCH_RUNS" "$BENCH_CONNS" "$BENCH_GROWTH_CONNS" "$BENCH_WORKERS" "$BENCH_STREAM_RATE"
         echo "$BENCH_COLUMNS" | tr ' ' '\t'
     } >"$BENCH_TSV"
 }
@@ -91,10 +91,13 @@ bench_wrk() {
 }
 
 # Runs bench/stream_load in its sustained mode with the arguments of
-# bench_wrk: every connection sends one streamed chat after another and the
+# bench_wrk: every connection sends one streamed chat after another, or with
+# INST_RATE set, streams start at that rate on a pool of $2 connections. The
 # result line adds the time to first token and the content events received.
 bench_stream_load() {
     local id=$1 conns=$2 seconds=$3 pair args=()
+
+    [ "${INST_RATE[$id]:-0}" = 0 ] || args+=(-R "${INST_RATE[$id]}")
 
     IFS='|' read -ra pairs <<<"${INST_HEADERS[$id]}"
     for pair in "${pairs[@]}"; do
