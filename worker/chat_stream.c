@@ -17,12 +17,15 @@
  * After the first content chunk, a burst from the provider is kept as it
  * comes and translated at the loop's bulk priority (CG_LOOP_PRIORITY_BULK),
  * when no other event is ready. A stream's tail then waits for other
- * requests and their first chunks, instead of the other way round. A timer
- * at the default priority translates what waited longer than
+ * requests and their first chunks, instead of the other way round. The
+ * worker also yields its CPU after the first content chunk and after each
+ * bulk slice, so that nginx does not wait for the tail either. A timer at
+ * the default priority translates what waited longer than
  * CG_CHAT_STREAM_BULK_WAIT_MS, so a loop that is never idle slows the tail
  * down but cannot stall it.
  */
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +112,7 @@ static void cg_chat_stream_schedule(cg_chat_stream_t *s);
 static void cg_chat_stream_bulk_cb(evutil_socket_t fd, short events, void *arg);
 static int cg_chat_stream_translate_pending(cg_chat_t *c);
 static int cg_chat_stream_flush(cg_chat_t *c);
+static void cg_chat_stream_yield(void);
 static int cg_chat_stream_start_reply(cg_chat_t *c);
 static int cg_chat_stream_form(cg_chat_t *c, const cg_buf_t *frames,
     cg_buf_t *out);
@@ -420,6 +424,7 @@ cg_chat_stream_bulk_cb(evutil_socket_t fd, short events, void *arg)
     event_del(s->bulk_timer);
 
     if (cg_chat_stream_translate_pending(c) == 0) {
+        cg_chat_stream_yield();
         return;
     }
 
@@ -671,12 +676,29 @@ cg_chat_stream_flush(cg_chat_t *c)
         /* the first content chunk does not wait for the rest of the pass */
         cg_http_flush(c->req);
         s->ttft_ms = s->last_ms;
+        cg_chat_stream_yield();
     }
 
 done:
 
     cg_buf_reset(&s->frames);
     return rc;
+}
+
+
+/*
+ * Lets another process that waits for this CPU run, such as the nginx
+ * worker that the last send woke. Linux wakes a socket's reader with a
+ * "sync" wakeup (sock_def_readable() in net/core/sock.c), a hint that the
+ * writer will sleep soon, so the scheduler may queue the reader on the
+ * writer's CPU. A worker busy with stream tails does not sleep. Without the
+ * yield, nginx often passed a first token on only once the worker had
+ * translated every burst in hand (bench/stream_load, docs/benchmarks.md).
+ */
+static void
+cg_chat_stream_yield(void)
+{
+    (void) sched_yield();
 }
 
 
