@@ -188,15 +188,22 @@ bench_stream_instance() {
     INST_CLIENT[$id]=stream_load
 }
 
+# Starts the one-worker instance of case $1 for a streaming case, without
+# measuring it, unless it runs already or BENCH_CASES has case $1 too.
+bench_start_stream_base() {
+    local base=$1
+
+    if [ -z "${INST_URL[$base/w1]:-}" ] && [[ " $BENCH_CASES " != *" $base "* ]]; then
+        BENCH_WORKERS=1 "bench_case_$base"
+        bench_drop_instance "$base/w1"
+    fi
+}
+
 # Case 2s: streamed chats through the bare nginx of case nginx (w1), the
 # reference for the stream case's time to first token. Without the nginx
 # case in BENCH_CASES it starts that nginx itself and does not measure it.
 bench_case_nginx_stream() {
-    if [ -z "${INST_URL[nginx/w1]:-}" ] && [[ " $BENCH_CASES " != *" nginx "* ]]; then
-        BENCH_WORKERS=1 bench_case_nginx
-        bench_drop_instance nginx/w1
-    fi
-
+    bench_start_stream_base nginx
     bench_stream_instance nginx_stream/w1 nginx_stream nginx/w1 || return 0
 }
 
@@ -217,11 +224,7 @@ bench_stream_rate_instance() {
 # Case 2r: nginx_stream under an open load of BENCH_STREAM_RATE streams/s,
 # the reference for stream_rate.
 bench_case_nginx_stream_rate() {
-    if [ -z "${INST_URL[nginx/w1]:-}" ] && [[ " $BENCH_CASES " != *" nginx "* ]]; then
-        BENCH_WORKERS=1 bench_case_nginx
-        bench_drop_instance nginx/w1
-    fi
-
+    bench_start_stream_base nginx
     bench_stream_rate_instance nginx_stream_rate/w1 nginx_stream_rate nginx/w1 || return 0
 }
 
@@ -513,11 +516,7 @@ bench_case_full() {
 # nginx_stream. Without the full case in BENCH_CASES it starts the full path
 # itself and does not measure it.
 bench_case_stream() {
-    if [ -z "${INST_URL[full/w1]:-}" ] && [[ " $BENCH_CASES " != *" full "* ]]; then
-        BENCH_WORKERS=1 bench_case_full
-        bench_drop_instance full/w1
-    fi
-
+    bench_start_stream_base full
     bench_stream_instance stream/w1 stream full/w1 || return 0
     INST_LOGROWS[stream/w1]=1
 }
@@ -525,11 +524,7 @@ bench_case_stream() {
 # Case 6r: the stream case under an open load of BENCH_STREAM_RATE
 # streams/s, measured like nginx_stream_rate.
 bench_case_stream_rate() {
-    if [ -z "${INST_URL[full/w1]:-}" ] && [[ " $BENCH_CASES " != *" full "* ]]; then
-        BENCH_WORKERS=1 bench_case_full
-        bench_drop_instance full/w1
-    fi
-
+    bench_start_stream_base full
     bench_stream_rate_instance stream_rate/w1 stream_rate full/w1 || return 0
     INST_LOGROWS[stream_rate/w1]=1
 }
