@@ -19,11 +19,14 @@
  * That is a closed load: a faster server gets more streams, so two servers
  * are compared at different stream rates. With -R the load is open instead:
  * stream k is due k / RATE seconds after the start, on one of at most CONNS
- * connections, whatever the server does. A stream
- * that finds every connection busy waits for one, and its times count from
- * when it was due, so a server that falls behind shows it in the times.
- * The result line adds late=N, the streams sent more than a millisecond
- * after they were due.
+ * connections, whatever the server does. A stream that finds every
+ * connection busy waits for one, even past SECONDS, and its times count
+ * from when it was due, so a server that falls behind shows it in the
+ * times. The result line adds late=N, the streams sent more than a
+ * millisecond after they were due, and unsent=N, the streams due before
+ * SECONDS that were still waiting when the grace of BENCH_GRACE_S ended.
+ * Unsent streams also count in err_timeout. The duration is at least
+ * SECONDS, so that streams/s is the rate that was kept.
  *
  * Time to first token (TTFT) is the time from handing the request to
  * libevent (with -R, from when the stream was due) until the read that
@@ -31,6 +34,7 @@
  * role-only first chunk of an OpenAI stream does not count.
  */
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -540,12 +544,35 @@ bench_read_body(const char *path)
 }
 
 
+/*
+ * Returns the number of open-load streams due before the deadline: the
+ * k with bench_due_time(k) < bench_deadline, counted with that comparison
+ * so that rounding cannot make it differ from bench_open_send()'s.
+ */
+static unsigned long
+bench_due_count(void)
+{
+    unsigned long  n;
+
+    n = (unsigned long) ((bench_deadline - bench_started) * bench_rate);
+    while (n > 0 && bench_due_time(n - 1) >= bench_deadline) {
+        n--;
+    }
+    while (bench_due_time(n) < bench_deadline) {
+        n++;
+    }
+
+    return n;
+}
+
+
 /* Prints the sustained run's result line; times in microseconds. */
 static void
 bench_sustain_print(double duration)
 {
-    double  mean = 0, ttft_mean = 0;
-    size_t  i, n = bench_total.n;
+    double         mean = 0, ttft_mean = 0;
+    size_t         i, n = bench_total.n;
+    unsigned long  unsent = 0;
 
     qsort(bench_ttft.v, n, sizeof(double), bench_cmp);
     qsort(bench_total.v, n, sizeof(double), bench_cmp);
@@ -571,12 +598,13 @@ bench_sustain_print(double duration)
     }
 
     if (bench_rate > 0) {
-        printf(" late=%lu", bench_late);
+        unsent = bench_due_count() - bench_due;
+        printf(" late=%lu unsent=%lu", bench_late, unsent);
     }
 
     printf(" events=%lu err_connect=0 err_read=%lu err_write=0"
-           " err_status=%lu err_timeout=0\n",
-           bench_events, bench_err_read, bench_err_status);
+           " err_status=%lu err_timeout=%lu\n",
+           bench_events, bench_err_read, bench_err_status, unsent);
 }
 
 
@@ -587,14 +615,18 @@ bench_sustain(int argc, char **argv)
     struct evhttp_uri  *uri;
     struct event_config *cfg;
     struct timeval      grace;
-    double              started;
+    double              started, duration;
+    char               *end;
     int                 i, opt, conns = 0, seconds = 0, port;
 
     while ((opt = getopt(argc, argv, "c:d:R:H:")) != -1) {
         switch (opt) {
         case 'R':
-            bench_rate = atof(optarg);
-            if (bench_rate <= 0 || bench_rate > 1e6) {
+            /* strtod() also takes "nan", which no range check rejects */
+            bench_rate = strtod(optarg, &end);
+            if (end == optarg || *end != '\0' || !isfinite(bench_rate)
+                || bench_rate < 1 || bench_rate > 1e6)
+            {
                 fprintf(stderr, "stream_load: invalid -R \"%s\": expected"
                         " 1 to 1000000 streams per second\n", optarg);
                 return 2;
@@ -710,7 +742,13 @@ bench_sustain(int argc, char **argv)
     }
 
     bench_err_read += (unsigned long) bench_active;
-    bench_sustain_print(bench_now() - started);
+
+    /* An open load's last stream is due up to 1 / RATE before the deadline. */
+    duration = bench_now() - started;
+    if (bench_rate > 0 && duration < seconds) {
+        duration = seconds;
+    }
+    bench_sustain_print(duration);
 
     for (i = 0; i < conns; i++) {
         evhttp_connection_free(streams[i].evcon);
