@@ -119,6 +119,10 @@ for my $key (@order) {
         push @notes, sprintf 'chat_logs rows %d for %d answered', sum_of($key, 'log_rows'),
             sum_of($key, 'requests');
     }
+    # Files from before the open load have no late column.
+    if (($first->{late} // '-') ne '-') {
+        push @notes, sprintf '%d streams sent over 1 ms after due', sum_of($key, 'late');
+    }
     my $worker_rss = max_of($key, 'worker_rss_kb');
     push @notes, sprintf 'worker RSS %.1f MB', $worker_rss / 1024 if defined $worker_rss;
     my ($worker_cpu) = stat_of($key, 'worker_cpu_us_per_req');

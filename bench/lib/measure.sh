@@ -3,7 +3,7 @@
 # contains throughput, latency percentiles, time to first token for streams,
 # and the gateway's CPU time and peak RSS read from /proc around the run.
 
-BENCH_COLUMNS="run case id workers conns keys seconds requests rps p50_ms p99_ms mean_ms ttft_p50_ms ttft_p99_ms events_per_req errors non2xx gw_cpu_us_per_req worker_cpu_us_per_req emu_cpu_us_per_req db_cpu_us_per_req gw_rss_kb worker_rss_kb log_rows other_cpu_pct note"
+BENCH_COLUMNS="run case id workers conns keys seconds requests rps p50_ms p99_ms mean_ms ttft_p50_ms ttft_p99_ms events_per_req errors non2xx gw_cpu_us_per_req worker_cpu_us_per_req emu_cpu_us_per_req db_cpu_us_per_req gw_rss_kb worker_rss_kb log_rows other_cpu_pct late note"
 CLK_TCK=$(getconf CLK_TCK)
 BENCH_FAILED_MEASUREMENTS=0
 
@@ -127,7 +127,7 @@ bench_measure() {
     local requests duration p50 p99 mean errors non2xx rps ttft_p50=- ttft_p99=- events=-
     local gw_cpu emu_cpu db_cpu gw_rss worker_rss=- log_rows=-
     local worker_pid= worker0=0 worker_cpu=-
-    local wrk0 wrk_cpu busy0 busy other
+    local wrk0 wrk_cpu busy0 busy other wall0 wall
 
     gw_pids=$(bench_resolve_pids "${INST_GW[$id]}")
     emu_pids=$(bench_nginx_pids "$EMU_PID")
@@ -144,9 +144,13 @@ bench_measure() {
     db0=$(bench_cpu_ticks $db_pids)
     wrk0=$(bench_children_ticks)
     busy0=$(bench_system_busy_ticks)
+    wall0=$EPOCHREALTIME
 
     result=$(bench_wrk "$id" "$conns" "$BENCH_SECONDS")
 
+    # A run can outlast BENCH_SECONDS by up to 30 s, while the load client
+    # waits for streams in flight or an open load's backlog.
+    wall=$(awk -v a="$wall0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
     busy=$(( $(bench_system_busy_ticks) - busy0 ))
     wrk_cpu=$(( $(bench_children_ticks) - wrk0 ))
     gw_cpu=$(( $(bench_cpu_ticks $gw_pids) - gw0 ))
@@ -157,7 +161,7 @@ bench_measure() {
     # CPU used by processes outside the benchmark (other jobs on the
     # machine), as a share of all CPUs over the run: it flags noisy runs.
     other=$(awk -v b="$busy" -v o="$((gw_cpu + emu_cpu + db_cpu + wrk_cpu))" \
-        -v s="$BENCH_SECONDS" -v n="$(nproc)" -v hz="$CLK_TCK" \
+        -v s="$wall" -v n="$(nproc)" -v hz="$CLK_TCK" \
         'BEGIN { v = (b - o) * 100 / (s * n * hz); printf "%.0f", v < 0 ? 0 : v }')
 
     if [ -z "$result" ]; then
@@ -165,13 +169,16 @@ bench_measure() {
         BENCH_FAILED_MEASUREMENTS=$((BENCH_FAILED_MEASUREMENTS + 1))
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s failed\n' "$run" "${INST_CASE[$id]}" "$id" \
             "${INST_WORKERS[$id]}" "$conns" "${INST_KEYS[$id]}" "$BENCH_SECONDS" \
-            "$(printf '\t-%.0s' {1..18})" "${INST_CLIENT[$id]}" >>"$BENCH_TSV"
+            "$(printf '\t-%.0s' {1..19})" "${INST_CLIENT[$id]}" >>"$BENCH_TSV"
         return
     fi
 
     # The result line contains name=number pairs. Anything else is ignored.
     local pair r_requests=0 r_duration_us=1 r_p50_us=0 r_p99_us=0 r_mean_us=0
     local r_max_us=0 r_ttft_p50_us=- r_ttft_p99_us=- r_events=- r_err_connect=0 r_err_read=0 r_err_write=0 r_err_status=0 r_err_timeout=0
+    # late: streams of an open load (stream_load -R) sent over 1 ms after
+    # they were due; "-" for a closed load.
+    local r_late=-
     for pair in ${result#BENCH_RESULT }; do
         [[ "$pair" =~ ^([a-z0-9_]+)=([0-9]+)$ ]] || continue
         printf -v "r_${BASH_REMATCH[1]}" '%s' "${BASH_REMATCH[2]}"
@@ -207,7 +214,7 @@ bench_measure() {
         "$( [ "$worker_cpu" != - ] && bench_us_per_req "$worker_cpu" "$requests" || echo -)" \
         "$(bench_us_per_req "$emu_cpu" "$requests")" \
         "$( [ -n "$db_pids" ] && [ "${INST_LOGROWS[$id]}" = 1 ] && bench_us_per_req "$db_cpu" "$requests" || echo -)" \
-        "$gw_rss" "$worker_rss" "$log_rows" "$other" "${INST_NOTE[$id]:--}" |
+        "$gw_rss" "$worker_rss" "$log_rows" "$other" "$r_late" "${INST_NOTE[$id]:--}" |
         paste -s -d '\t' >>"$BENCH_TSV"
 
     bench_log "$(printf '%-22s c%-5s run %s: %8s req/s  p50 %8s ms  p99 %8s ms  errors %s  non-2xx %s  other CPU %s%%' \
