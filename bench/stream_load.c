@@ -82,7 +82,7 @@ static unsigned long       bench_requests, bench_events;
 static unsigned long       bench_err_status, bench_err_read;
 
 /* Open load (-R). */
-static double              bench_rate;       /* streams per second; 0: closed */
+static double              bench_rate;       /* streams/s, 0 for closed */
 static double              bench_started;
 static unsigned long       bench_due;        /* streams sent so far */
 static unsigned long       bench_late;
