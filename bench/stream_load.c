@@ -34,6 +34,7 @@
  * role-only first chunk of an OpenAI stream does not count.
  */
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -566,6 +567,29 @@ bench_due_count(void)
 }
 
 
+/*
+ * Returns the whole number in option value arg, or -1 with a message when
+ * it has other characters or lies outside min to max.
+ */
+static int
+bench_parse_int(const char *option, const char *arg, long min, long max)
+{
+    char  *end;
+    long   n;
+
+    errno = 0;
+    n = strtol(arg, &end, 10);
+
+    if (end == arg || *end != '\0' || errno != 0 || n < min || n > max) {
+        fprintf(stderr, "stream_load: invalid %s \"%s\": expected a whole"
+                " number from %ld to %ld\n", option, arg, min, max);
+        return -1;
+    }
+
+    return (int) n;
+}
+
+
 /* Prints the sustained run's result line; times in microseconds. */
 static void
 bench_sustain_print(double duration)
@@ -633,10 +657,16 @@ bench_sustain(int argc, char **argv)
             }
             break;
         case 'c':
-            conns = atoi(optarg);
+            conns = bench_parse_int("-c", optarg, 1, 100000);
+            if (conns < 0) {
+                return 2;
+            }
             break;
         case 'd':
-            seconds = atoi(optarg);
+            seconds = bench_parse_int("-d", optarg, 1, 86400);
+            if (seconds < 0) {
+                return 2;
+            }
             break;
         case 'H':
             if (bench_nheaders == BENCH_MAX_HEADERS
