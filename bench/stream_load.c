@@ -347,7 +347,7 @@ static void bench_sustain_done(struct evhttp_request *req, void *arg);
 
 
 /*
- * Starts the next stream on s's connection; its times count from start.
+ * Starts the next stream on s's connection. Its times count from start.
  * Returns 0 or -1.
  */
 static int
@@ -546,28 +546,6 @@ bench_read_body(const char *path)
 
 
 /*
- * Returns the number of open-load streams due before the deadline: the
- * k with bench_due_time(k) < bench_deadline, counted with that comparison
- * so that rounding cannot make it differ from bench_open_send()'s.
- */
-static unsigned long
-bench_due_count(void)
-{
-    unsigned long  n;
-
-    n = (unsigned long) ((bench_deadline - bench_started) * bench_rate);
-    while (n > 0 && bench_due_time(n - 1) >= bench_deadline) {
-        n--;
-    }
-    while (bench_due_time(n) < bench_deadline) {
-        n++;
-    }
-
-    return n;
-}
-
-
-/*
  * Returns the whole number in option value arg, or -1 with a message when
  * it has other characters or lies outside min to max.
  */
@@ -596,7 +574,7 @@ bench_sustain_print(double duration)
 {
     double         mean = 0, ttft_mean = 0;
     size_t         i, n = bench_total.n;
-    unsigned long  unsent = 0;
+    unsigned long  k, unsent = 0;
 
     qsort(bench_ttft.v, n, sizeof(double), bench_cmp);
     qsort(bench_total.v, n, sizeof(double), bench_cmp);
@@ -622,7 +600,10 @@ bench_sustain_print(double duration)
     }
 
     if (bench_rate > 0) {
-        unsent = bench_due_count() - bench_due;
+        /* the same test as bench_open_send()'s, so rounding cannot differ */
+        for (k = bench_due; bench_due_time(k) < bench_deadline; k++) {
+            unsent++;
+        }
         printf(" late=%lu unsent=%lu", bench_late, unsent);
     }
 

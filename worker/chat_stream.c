@@ -20,10 +20,9 @@
  * requests and their first chunks, instead of the other way round. The
  * worker also yields its CPU after the first content chunk and after each
  * bulk callback (a slice, or nothing while the client's backlog is full),
- * so that nginx does not wait for the tail either. A timer at
- * the default priority translates what waited longer than
- * CG_CHAT_STREAM_BULK_WAIT_MS, so a loop that is never idle slows the tail
- * down but cannot stall it.
+ * so that nginx does not wait for the tail either. A timer at the default
+ * priority translates what waited longer than CG_CHAT_STREAM_BULK_WAIT_MS,
+ * so a loop that is never idle slows the tail down but cannot stall it.
  */
 
 #include <sched.h>
