@@ -202,7 +202,7 @@ is($row && $row->{key_id}, $key_id, 'client token log row key_id');
 $r = keep($t->chat(key => $token, model => 'openai/gpt-4o', content => 'other model'));
 is($r->{status}, 403, 'client token other model status');
 is($r->{json} && $r->{json}{error}{type}, 'permission_error', 'client token other model type');
-ok(scalar $t->log_lines('worker', qr/is not allowed for this client token/),
+ok(scalar $t->wait_log_lines('worker', qr/is not allowed for this client token/),
    'client token other model logged');
 
 $r = keep($t->chat(key => $token, content => 'spoofed models',

@@ -43,7 +43,7 @@ for my $case (@cases) {
         headers => { Authorization => 'Bearer ' . $t->key });
     is($r->{status}, 200, "$name chat status");
 
-    my @lines = $t->log_lines('worker', qr/\Q$marker\E/);
+    my @lines = $t->wait_log_lines('worker', qr/\Q$marker\E/);
     ok(@lines, "$name model logged");
     ok(!grep({ index($_, $bytes) >= 0 } @lines), "$name absent from log");
     is(join("\n", grep { !valid_log_line($_) } @lines), '',
@@ -68,6 +68,6 @@ $r = $t->request('POST', '/v1/chat/completions',
         . qq([{"role": "user", "content": "printable text"}]}),
     headers => { Authorization => 'Bearer ' . $t->key });
 is($r->{status}, 200, 'printable text chat status');
-ok(scalar $t->log_lines('worker', qr/\Q$text\E/), 'printable text logged unchanged');
+ok(scalar $t->wait_log_lines('worker', qr/\Q$text\E/), 'printable text logged unchanged');
 
 $t->finish;

@@ -88,7 +88,7 @@ SKIP: {
 }
 $row = stream_log_row($t, $r) // {};
 is($row->{status}, 499, 'slow client hang up logged');
-ok(scalar $t->log_lines('worker', qr/stream paused \d+ times/),
+ok(scalar $t->wait_log_lines('worker', qr/stream paused \d+ times/),
     'slow client provider paused');
 
 # The words stream, read at full speed, arrives whole.

@@ -994,6 +994,17 @@ sub log_lines {
     return grep { $_ =~ $re } split /\n/, $self->read_log($which);
 }
 
+# Returns the lines of log which that match re, waiting up to timeout seconds
+# (default 5) for the first. The worker logs a request's end after its answer
+# went out, so a client can read the answer before the line is written.
+sub wait_log_lines {
+    my ($self, $which, $re, $timeout) = @_;
+    my @lines;
+
+    $self->wait_for(sub { @lines = $self->log_lines($which, $re) }, $timeout);
+    return @lines;
+}
+
 # Stopping.
 
 # Stops nginx, the worker and the emulator, in that order, by PID.
