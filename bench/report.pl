@@ -317,9 +317,8 @@ target_line('worker peak RSS under load < 32 MB', defined $worker_peak ? $worker
 
 if (@header_lines) {
     print "\n### The module against limit_req with its headers\n\n",
-        "limit_req_headers is limit_req with three RateLimit-* answer headers and the ",
-        "X-Chatgate-Request-Id and X-Chatgate-Client-Addr request headers, as the module sends. ",
-        "Not a target.\n\n",
+        "limit_req_headers is limit_req with the three RateLimit-* answer headers that the ",
+        "module sends. Not a target.\n\n",
         "| nginx workers, conns | module req/s against limit_req_headers | limit_req_headers against limit_req |\n",
         "| --- | --- | --- |\n", @header_lines;
 }

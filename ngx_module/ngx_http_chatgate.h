@@ -76,6 +76,7 @@ typedef struct {
 
 typedef struct {
     ngx_flag_t                    enable;
+    ngx_flag_t                    upstream_headers;
     ngx_flag_t                    control;
 
     ngx_shm_zone_t               *shm_zone;

@@ -47,9 +47,12 @@ static ngx_int_t ngx_http_chatgate_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_chatgate_identify(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf);
 static ngx_int_t ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
-    ngx_http_chatgate_ctx_t *ctx, ngx_uint_t own_headers);
+    ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf,
+    ngx_uint_t own_headers);
+static ngx_int_t ngx_http_chatgate_strip_client_headers(
+    ngx_http_request_t *r);
 static ngx_int_t ngx_http_chatgate_strip_headers(ngx_http_request_t *r,
-    ngx_http_chatgate_ctx_t *ctx);
+    ngx_uint_t drop_authorization);
 static ngx_uint_t ngx_http_chatgate_is_own_header(ngx_table_elt_t *h);
 static ngx_int_t ngx_http_chatgate_add_header(ngx_http_request_t *r,
     ngx_uint_t id, ngx_str_t *value);
@@ -108,6 +111,13 @@ static ngx_command_t  ngx_http_chatgate_commands[] = {
       ngx_http_chatgate_default_rule,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("chatgate_upstream_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_chatgate_loc_conf_t, upstream_headers),
       NULL },
 
     { ngx_string("chatgate_retry_jitter"),
@@ -284,7 +294,8 @@ ngx_http_chatgate_handler(ngx_http_request_t *r)
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_chatgate_module);
 
     if (!clcf->enable && !clcf->admin && !clcf->login_rate) {
-        return NGX_DECLINED;
+        return clcf->upstream_headers
+               ? ngx_http_chatgate_strip_client_headers(r) : NGX_DECLINED;
     }
 
     ctx = ngx_http_chatgate_get_ctx(r, 1);
@@ -343,7 +354,9 @@ ngx_http_chatgate_identify(ngx_http_request_t *r,
         return rc;
     }
 
-    if (ngx_http_chatgate_rebuild_headers(r, ctx, own_headers) != NGX_OK) {
+    if (ngx_http_chatgate_rebuild_headers(r, ctx, lcf, own_headers)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -353,13 +366,14 @@ ngx_http_chatgate_identify(ngx_http_request_t *r,
 
 /*
  * Removes the X-Chatgate-* headers that the client sent, which own_headers
- * says there are, and Authorization when it carried a client token.  Then
- * appends the module's own headers.
+ * says there are, and Authorization when it carried a client token.  Then,
+ * with chatgate_upstream_headers on, appends the module's own headers.
  */
 
 static ngx_int_t
 ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
-    ngx_http_chatgate_ctx_t *ctx, ngx_uint_t own_headers)
+    ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf,
+    ngx_uint_t own_headers)
 {
     /*
      * nginx reads no headers for an HTTP/0.9 request and leaves its header
@@ -375,13 +389,24 @@ ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
     }
 
     if ((own_headers || ctx->drop_authorization)
-        && ngx_http_chatgate_strip_headers(r, ctx) != NGX_OK)
+        && ngx_http_chatgate_strip_headers(r, ctx->drop_authorization)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
 
     if (ctx->drop_authorization) {
         r->headers_in.authorization = NULL;
+    }
+
+    /*
+     * The headers tell the worker who the client is.  Any other upstream,
+     * a provider's API say, has no use for the client's address or the
+     * claims of its token, so it gets none of them.
+     */
+
+    if (!lcf->upstream_headers) {
+        return NGX_OK;
     }
 
     if (ngx_http_chatgate_add_header(r, NGX_HTTP_CHATGATE_HEADER_REQUEST_ID,
@@ -447,7 +472,7 @@ ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_chatgate_strip_headers(ngx_http_request_t *r,
-    ngx_http_chatgate_ctx_t *ctx)
+    ngx_uint_t drop_authorization)
 {
     ngx_uint_t        i;
     ngx_list_t        old;
@@ -485,7 +510,7 @@ ngx_http_chatgate_strip_headers(ngx_http_request_t *r,
             continue;
         }
 
-        if (ctx->drop_authorization && &h[i] == r->headers_in.authorization) {
+        if (drop_authorization && &h[i] == r->headers_in.authorization) {
             continue;
         }
 
@@ -498,6 +523,47 @@ ngx_http_chatgate_strip_headers(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Removes the client's X-Chatgate-* headers in a location that passes the
+ * module's headers upstream but runs none of its checks.  The worker
+ * would take them for the module's, a forged X-Chatgate-Role among them.
+ */
+
+static ngx_int_t
+ngx_http_chatgate_strip_client_headers(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NGX_DECLINED;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (ngx_http_chatgate_is_own_header(&h[i])) {
+            break;
+        }
+    }
+
+    if (ngx_http_chatgate_strip_headers(r, 0) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
 }
 
 
@@ -1172,6 +1238,7 @@ ngx_http_chatgate_create_loc_conf(ngx_conf_t *cf)
      */
 
     conf->enable = NGX_CONF_UNSET;
+    conf->upstream_headers = NGX_CONF_UNSET;
     conf->control = NGX_CONF_UNSET;
     conf->retry_jitter = NGX_CONF_UNSET_MSEC;
 
@@ -1194,6 +1261,7 @@ ngx_http_chatgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_chatgate_loc_conf_t  *conf = child;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_value(conf->upstream_headers, prev->upstream_headers, 0);
     ngx_conf_merge_msec_value(conf->retry_jitter, prev->retry_jitter, 500);
 
     if (conf->shm_zone == NULL) {

@@ -45,6 +45,7 @@ my $nginx = start_nginx(ports => [$port, $control], http => <<"CONF");
             chatgate_admin on;
             chatgate_roles viewer operator admin;
             chatgate_roles_write operator admin;
+            chatgate_upstream_headers on;
             proxy_pass http://127.0.0.1:$echo;
         }
 
@@ -52,11 +53,13 @@ my $nginx = start_nginx(ports => [$port, $control], http => <<"CONF");
             chatgate_admin on;
             chatgate_roles admin;
             chatgate_roles_write admin;
+            chatgate_upstream_headers on;
             proxy_pass http://127.0.0.1:$echo;
         }
 
         location = /admin/api/login {
             chatgate_login_limit 3/m;
+            chatgate_upstream_headers on;
             proxy_pass http://127.0.0.1:$echo;
         }
 
@@ -64,12 +67,14 @@ my $nginx = start_nginx(ports => [$port, $control], http => <<"CONF");
             auth_basic "chatgate admin";
             auth_basic_user_file $secrets/htpasswd;
             chatgate_admin on;
+            chatgate_upstream_headers on;
             proxy_pass http://127.0.0.1:$echo;
         }
 
         location /notoken/ {
             chatgate_admin on;
             chatgate_admin_token_file $secrets/token;
+            chatgate_upstream_headers on;
             proxy_pass http://127.0.0.1:$echo;
         }
     }

@@ -37,6 +37,7 @@ my $nginx = start_nginx(ports => [$port, $control], http => <<"CONF");
             chatgate on;
             chatgate_limit_zone cg;
             chatgate_retry_jitter 0;
+            chatgate_upstream_headers on;
             proxy_pass http://127.0.0.1:$echo;
         }
 
@@ -44,6 +45,7 @@ my $nginx = start_nginx(ports => [$port, $control], http => <<"CONF");
             chatgate on;
             chatgate_jwt_secret_file $secrets/jwt;
             chatgate_limit_zone cg;
+            chatgate_upstream_headers on;
             proxy_pass http://127.0.0.1:$echo;
         }
     }

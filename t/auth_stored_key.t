@@ -43,11 +43,13 @@ my $nginx = start_nginx(ports => [$port, $control], http => <<"CONF");
         location /v1/ {
             chatgate on;
             chatgate_admin_token_file $secrets/admin_token;
+            chatgate_upstream_headers on;
             proxy_pass http://127.0.0.1:$echo;
         }
 
         location /noadmin/ {
             chatgate on;
+            chatgate_upstream_headers on;
             proxy_pass http://127.0.0.1:$echo;
         }
     }

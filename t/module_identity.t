@@ -36,6 +36,7 @@ my $nginx = start_nginx(ports => [$port], http => <<"CONF");
         location /chat {
             chatgate on;
             chatgate_admin_token_file $secrets/admin_token;
+            chatgate_upstream_headers on;
             proxy_pass http://127.0.0.1:$echo_port;
         }
 

@@ -242,16 +242,14 @@ bench_case_limit_req() {
     done
 }
 
-# Case 3b: limit_req plus headers like the ones the module adds to every
-# chat: three RateLimit-* response headers and, to the upstream, a 32-hex
-# request id ($request_id) and the client address. It separates the
-# module's logic from the bytes of its headers, which wrk and the emulator
-# parse on the same CPUs.
+# Case 3b: limit_req plus the three RateLimit-* response headers that the
+# module adds to every chat. It separates the module's logic from the bytes
+# of its headers, which wrk parses on the same CPUs. The module sends no
+# request headers here: chatgate_upstream_headers is off, as in front of a
+# provider.
 bench_case_limit_req_headers() {
     local w
     local headers="limit_req zone=bench burst=100000 nodelay;
-            proxy_set_header X-Chatgate-Request-Id \$request_id;
-            proxy_set_header X-Chatgate-Client-Addr \$remote_addr;
             add_header RateLimit-Limit $BENCH_RATE;
             add_header RateLimit-Remaining $((BENCH_RATE - 1));
             add_header RateLimit-Reset 1;"
@@ -271,7 +269,9 @@ BENCH_LIMIT_HTTP="    chatgate_zone bench 64m;
     chatgate_default_rule ip:* per_minute=$BENCH_RATE;"
 
 # Case 4: the chatgate module in front of the emulator, no worker: its
-# access phase (identity, limiter) plus proxy_pass.
+# access phase (identity, limiter) plus proxy_pass. chatgate_upstream_headers
+# is off, as an operator leaves it in front of a provider, so the emulator
+# gets no X-Chatgate-* headers.
 bench_case_module() {
     local w main
     local so=$BUILD/nginx/ngx_http_chatgate_module.so
