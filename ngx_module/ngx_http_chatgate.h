@@ -149,6 +149,12 @@ typedef struct {
     unsigned                      limited:1;
     unsigned                      headers_added:1;
 
+    /* set when the checks of the first chatgate location passed */
+    unsigned                      identified:1;
+
+    /* set while the main request carries the module's X-Chatgate-* headers */
+    unsigned                      upstream_headers_added:1;
+
     /* last, because the context is zeroed only up to here, and read only
      * up to limit_scope_len */
     u_char                        limit_scope[NGX_HTTP_CHATGATE_SCOPE_LEN];

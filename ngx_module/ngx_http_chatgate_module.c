@@ -49,8 +49,12 @@ static ngx_int_t ngx_http_chatgate_identify(ngx_http_request_t *r,
 static ngx_int_t ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf,
     ngx_uint_t own_headers);
-static ngx_int_t ngx_http_chatgate_strip_client_headers(
-    ngx_http_request_t *r);
+static ngx_int_t ngx_http_chatgate_add_upstream_headers(
+    ngx_http_request_t *r, ngx_http_chatgate_ctx_t *ctx);
+static ngx_int_t ngx_http_chatgate_headers_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_chatgate_pass_headers(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf);
+static ngx_uint_t ngx_http_chatgate_find_own_header(ngx_http_request_t *r);
 static ngx_int_t ngx_http_chatgate_strip_headers(ngx_http_request_t *r,
     ngx_uint_t drop_authorization);
 static ngx_uint_t ngx_http_chatgate_is_own_header(ngx_table_elt_t *h);
@@ -293,17 +297,20 @@ ngx_http_chatgate_handler(ngx_http_request_t *r)
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_chatgate_module);
 
+    /*
+     * In the preaccess phase ngx_http_chatgate_headers_handler() has set
+     * the X-Chatgate-* headers of a location without the module's checks,
+     * and of a request identified before an internal redirect.
+     */
+
     if (!clcf->enable && !clcf->admin && !clcf->login_rate) {
-        return clcf->upstream_headers
-               ? ngx_http_chatgate_strip_client_headers(r) : NGX_DECLINED;
+        return NGX_DECLINED;
     }
 
     ctx = ngx_http_chatgate_get_ctx(r, 1);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    /* after an internal redirect the request has been identified already */
 
     if (ctx->handled) {
         return NGX_DECLINED;
@@ -360,6 +367,8 @@ ngx_http_chatgate_identify(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ctx->identified = 1;
+
     return NGX_OK;
 }
 
@@ -409,6 +418,16 @@ ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    return ngx_http_chatgate_add_upstream_headers(r, ctx);
+}
+
+
+/* Appends the module's X-Chatgate-* headers, from what ctx holds. */
+
+static ngx_int_t
+ngx_http_chatgate_add_upstream_headers(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx)
+{
     if (ngx_http_chatgate_add_header(r, NGX_HTTP_CHATGATE_HEADER_REQUEST_ID,
                                      &ctx->request_id)
         != NGX_OK)
@@ -457,6 +476,10 @@ ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
            != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    if (r == r->main) {
+        ctx->upstream_headers_added = 1;
     }
 
     return NGX_OK;
@@ -527,13 +550,109 @@ ngx_http_chatgate_strip_headers(ngx_http_request_t *r,
 
 
 /*
- * Removes the client's X-Chatgate-* headers in a location that passes the
- * module's headers upstream but runs none of its checks.  The worker
- * would take them for the module's, a forged X-Chatgate-Role among them.
+ * Sets the X-Chatgate-* headers where the access handler does not, in the
+ * preaccess phase, which runs for every request:
+ *
+ * - in a location with chatgate_upstream_headers on but none of the
+ *   module's checks, which an allowed address under "satisfy any" would
+ *   skip together with the access phase;
+ * - after an internal redirect (error_page, try_files), in every location
+ *   of a request that the module identified before, because the earlier
+ *   location's choice of headers need not be this one's;
+ * - in subrequests (auth_request, mirror, SSI), which nginx runs without
+ *   the access phase, and so without the module's checks.
  */
 
 static ngx_int_t
-ngx_http_chatgate_strip_client_headers(ngx_http_request_t *r)
+ngx_http_chatgate_headers_handler(ngx_http_request_t *r)
+{
+    ngx_uint_t                     checks;
+    ngx_http_chatgate_ctx_t       *ctx;
+    ngx_http_chatgate_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_chatgate_module);
+
+    checks = lcf->enable || lcf->admin || lcf->login_rate;
+
+    /* r->internal is set after an internal redirect and in subrequests */
+
+    if (!r->internal && (checks || !lcf->upstream_headers)) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_chatgate_get_ctx(r, 0);
+
+    /* a main request that the access handler has yet to identify */
+
+    if (checks && r == r->main && (ctx == NULL || !ctx->handled)) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_chatgate_pass_headers(r, ctx, lcf);
+}
+
+
+/*
+ * Removes every X-Chatgate-* header, the client's and any that the module
+ * added for an earlier location, and adds the module's headers again when
+ * this location has chatgate_upstream_headers on and the module identified
+ * the request.  An unidentified request gets none, so the worker receives
+ * no credential and returns 401 where one is required.
+ */
+
+static ngx_int_t
+ngx_http_chatgate_pass_headers(ngx_http_request_t *r,
+    ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf)
+{
+    ngx_uint_t  add;
+
+    add = lcf->upstream_headers && ctx != NULL && ctx->identified;
+
+    if (!add && !lcf->enable && !lcf->admin && !lcf->login_rate
+        && !lcf->upstream_headers
+        && (ctx == NULL || !ctx->upstream_headers_added))
+    {
+        return NGX_DECLINED;
+    }
+
+    /* nginx leaves the header list of an HTTP/0.9 request uninitialized */
+
+    if (r->headers_in.headers.last == NULL
+        && ngx_list_init(&r->headers_in.headers, r->pool, 8,
+                         sizeof(ngx_table_elt_t))
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /*
+     * A subrequest's header list is a copy of its parent's ngx_list_t
+     * that shares the parent's parts, so ngx_list_push() on it would
+     * write into the parent's list: it gets a list of its own first.
+     */
+
+    if ((ngx_http_chatgate_find_own_header(r) || (add && r != r->main))
+        && ngx_http_chatgate_strip_headers(r, 0) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (r == r->main && ctx != NULL) {
+        ctx->upstream_headers_added = 0;
+    }
+
+    if (add && ngx_http_chatgate_add_upstream_headers(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* Tests whether any request header starts with X-Chatgate-. */
+
+static ngx_uint_t
+ngx_http_chatgate_find_own_header(ngx_http_request_t *r)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
@@ -546,7 +665,7 @@ ngx_http_chatgate_strip_client_headers(ngx_http_request_t *r)
 
         if (i >= part->nelts) {
             if (part->next == NULL) {
-                return NGX_DECLINED;
+                return 0;
             }
 
             part = part->next;
@@ -555,15 +674,9 @@ ngx_http_chatgate_strip_client_headers(ngx_http_request_t *r)
         }
 
         if (ngx_http_chatgate_is_own_header(&h[i])) {
-            break;
+            return 1;
         }
     }
-
-    if (ngx_http_chatgate_strip_headers(r, 0) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_DECLINED;
 }
 
 
@@ -1330,6 +1443,13 @@ ngx_http_chatgate_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_chatgate_basic_user_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_chatgate_headers_handler;
 
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_chatgate_header_filter;
