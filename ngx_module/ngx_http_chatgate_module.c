@@ -598,6 +598,10 @@ ngx_http_chatgate_headers_handler(ngx_http_request_t *r)
  * this location has chatgate_upstream_headers on and the module identified
  * the request.  An unidentified request gets none, so the worker receives
  * no credential and returns 401 where one is required.
+ *
+ * A subrequest gets none either: the main request's credential passed the
+ * checks of the main request's location, not those of the subrequest's,
+ * chatgate_roles among them.
  */
 
 static ngx_int_t
@@ -606,7 +610,8 @@ ngx_http_chatgate_pass_headers(ngx_http_request_t *r,
 {
     ngx_uint_t  add;
 
-    add = lcf->upstream_headers && ctx != NULL && ctx->identified;
+    add = lcf->upstream_headers && r == r->main
+          && ctx != NULL && ctx->identified;
 
     if (!add && !lcf->enable && !lcf->admin && !lcf->login_rate
         && !lcf->upstream_headers
@@ -626,12 +631,12 @@ ngx_http_chatgate_pass_headers(ngx_http_request_t *r,
     }
 
     /*
-     * A subrequest's header list is a copy of its parent's ngx_list_t
-     * that shares the parent's parts, so ngx_list_push() on it would
-     * write into the parent's list: it gets a list of its own first.
+     * A subrequest's header list is a copy of its parent's ngx_list_t that
+     * shares the parent's parts.  ngx_http_chatgate_strip_headers() gives
+     * it parts of its own, so the parent's list stays as it is.
      */
 
-    if ((ngx_http_chatgate_find_own_header(r) || (add && r != r->main))
+    if (ngx_http_chatgate_find_own_header(r)
         && ngx_http_chatgate_strip_headers(r, 0) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

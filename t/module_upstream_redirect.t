@@ -4,10 +4,10 @@
 # access handler once, in one location: after an internal redirect
 # (error_page, try_files), in a subrequest (SSI), which nginx runs without
 # the access phase, and under "satisfy any", whose allowed address skips
-# the rest of that phase. Each location gets the module's headers when it
-# has chatgate_upstream_headers on and none when it has it off, and no
-# client-sent X-Chatgate-* header reaches the worker or a capture server
-# that stands in for a provider.
+# the rest of that phase. After a redirect each location gets the module's
+# headers when it has chatgate_upstream_headers on and none when it has it
+# off. A subrequest gets none, and no client-sent X-Chatgate-* header
+# reaches the worker or a capture server that stands in for a provider.
 
 use strict;
 use warnings;
@@ -26,6 +26,9 @@ my $capture = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$port",
 my $pages = tempdir('chatgate-pages-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 open my $page, '>', "$pages/report.html" or die "write report.html failed: $!";
 print $page qq{<!--# include virtual="/provider-page" -->\n};
+close $page;
+open $page, '>', "$pages/status.html" or die "write status.html failed: $!";
+print $page qq{<!--# include virtual="/worker-page" -->\n};
 close $page;
 
 # nothing listens here, so proxying to it fails with 502
@@ -84,6 +87,19 @@ my $t = Chatgate::Test->new(server_conf => <<"CONF");
         location = /provider-page {
             proxy_pass http://127.0.0.1:$port;
         }
+
+        # a checked page that includes a location with the directive on
+        location = /status.html {
+            chatgate on;
+            chatgate_upstream_headers on;
+            root $pages;
+            ssi on;
+        }
+
+        location = /worker-page {
+            chatgate_upstream_headers on;
+            proxy_pass http://127.0.0.1:$port;
+        }
 CONF
 
 my %forged = ('X-Chatgate-Role' => 'admin',
@@ -140,6 +156,14 @@ unlike($head, qr/^X-Chatgate-Key-Id:/mi, 'try_files client key id removed');
 is($r->{status}, 200, 'provider subrequest status');
 like($r->{content}, qr/captured/, 'provider subrequest included');
 unlike($head, qr/^X-Chatgate-/mi, 'provider subrequest no chatgate headers');
+
+# The main request passed /status.html's checks, which need not be the
+# subrequest location's, so the subrequest carries no identity.
+($r, $head) = captured_head('/status.html');
+is($r->{status}, 200, 'worker subrequest status');
+like($r->{content}, qr/captured/, 'worker subrequest included');
+like($head, qr{^GET /worker-page }, 'worker subrequest reached upstream');
+unlike($head, qr/^X-Chatgate-/mi, 'worker subrequest no chatgate headers');
 
 # The worker takes X-Chatgate-Role for the module's word, so a forged one
 # that got through would read the rules.
