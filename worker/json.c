@@ -24,29 +24,43 @@ static size_t cg_json_skip_string(const char *text, size_t len, size_t i,
     int *lone);
 
 
+/* The slow path of cg_buf_reserve(). */
 int
-cg_buf_append(cg_buf_t *b, const void *p, size_t n)
+cg_buf_grow(cg_buf_t *b, size_t n)
 {
     size_t   cap;
     char    *data;
 
-    if (b->len + n + 1 > b->cap) {
-        cap = b->cap ? b->cap : 256;
+    if (b->len + n + 1 <= b->cap) {
+        return 0;
+    }
 
-        while (cap < b->len + n + 1) {
-            if (cap > SIZE_MAX / 2) {
-                return -1;
-            }
-            cap *= 2;
-        }
+    cap = b->cap ? b->cap : 256;
 
-        data = realloc(b->data, cap);
-        if (data == NULL) {
+    while (cap < b->len + n + 1) {
+        if (cap > SIZE_MAX / 2) {
             return -1;
         }
+        cap *= 2;
+    }
 
-        b->data = data;
-        b->cap = cap;
+    data = realloc(b->data, cap);
+    if (data == NULL) {
+        return -1;
+    }
+
+    b->data = data;
+    b->cap = cap;
+
+    return 0;
+}
+
+
+int
+cg_buf_append(cg_buf_t *b, const void *p, size_t n)
+{
+    if (cg_buf_reserve(b, n) != 0) {
+        return -1;
     }
 
     if (n) {
@@ -658,19 +672,18 @@ cg_utf8_seq_len(const unsigned char *s, size_t len)
 size_t
 cg_utf8_sanitize(char *s, size_t len)
 {
-    size_t  i = 0, n, replaced = 0;
+    size_t  i = 0, replaced = 0;
 
-    while (i < len) {
-        n = cg_utf8_seq_len((unsigned char *) s + i, len - i);
-        if (n == 0) {
-            s[i++] = '?';
-            replaced++;
-        } else {
-            i += n;
+    /* cg_utf8_valid_len() passes ASCII runs eight bytes at a time */
+    for ( ;; ) {
+        i += cg_utf8_valid_len(s + i, len - i);
+        if (i == len) {
+            return replaced;
         }
-    }
 
-    return replaced;
+        s[i++] = '?';
+        replaced++;
+    }
 }
 
 

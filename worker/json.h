@@ -28,7 +28,19 @@ typedef struct {
     size_t   cap;
 } cg_buf_t;
 
+int cg_buf_grow(cg_buf_t *b, size_t n);
 int cg_buf_append(cg_buf_t *b, const void *p, size_t n);
+
+/*
+ * Makes room for n more bytes and the NUL after them, so that the caller may
+ * write them at data + len. Returns 0, or -1 when out of memory. Inline, as
+ * the encoders of log rows call it for each field.
+ */
+static inline int
+cg_buf_reserve(cg_buf_t *b, size_t n)
+{
+    return n < b->cap - b->len ? 0 : cg_buf_grow(b, n);
+}
 int cg_buf_append_str(cg_buf_t *b, const char *s);
 void cg_buf_reset(cg_buf_t *b);
 void cg_buf_free(cg_buf_t *b);

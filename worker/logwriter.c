@@ -126,6 +126,17 @@ static const size_t  cg_lw_strings[] = {
 
 #define CG_LW_STRINGS  (sizeof(cg_lw_strings) / sizeof(cg_lw_strings[0]))
 
+/* Array sizes of the same fields, in the same order. */
+static const size_t  cg_lw_string_sizes[CG_LW_STRINGS] = {
+    sizeof(((cg_log_row_t *) 0)->request_id),
+    sizeof(((cg_log_row_t *) 0)->client_addr),
+    sizeof(((cg_log_row_t *) 0)->key_id),
+    sizeof(((cg_log_row_t *) 0)->provider),
+    sizeof(((cg_log_row_t *) 0)->model),
+    sizeof(((cg_log_row_t *) 0)->error_class),
+    sizeof(((cg_log_row_t *) 0)->error_message),
+};
+
 /* Packed rows from byte offset first up to last, in the order they were added. */
 typedef struct cg_lw_block_s  cg_lw_block_t;
 
@@ -212,32 +223,29 @@ cg_log_row_init(cg_log_row_t *row)
 }
 
 
-/* Terminates and UTF-8-sanitizes a string field in place. */
+/*
+ * Terminates and UTF-8-sanitizes the string fields in place, and stores
+ * their lengths in len, in the order of cg_lw_strings. Sanitizing replaces
+ * bytes one for one, so the lengths stay.
+ */
 static void
-cg_lw_clean(char *field, size_t size)
+cg_lw_clean_row(cg_log_row_t *row, size_t *len)
 {
-    field[size - 1] = '\0';
-    cg_utf8_sanitize(field, strlen(field));
-}
-
-
-static void
-cg_lw_clean_row(cg_log_row_t *row)
-{
-    struct timeval  tv;
+    struct timeval   tv;
+    char            *field;
+    size_t           i;
 
     if (row->time_us <= 0) {
         gettimeofday(&tv, NULL);
         row->time_us = (int64_t) tv.tv_sec * 1000000 + tv.tv_usec;
     }
 
-    cg_lw_clean(row->request_id, sizeof(row->request_id));
-    cg_lw_clean(row->client_addr, sizeof(row->client_addr));
-    cg_lw_clean(row->key_id, sizeof(row->key_id));
-    cg_lw_clean(row->provider, sizeof(row->provider));
-    cg_lw_clean(row->model, sizeof(row->model));
-    cg_lw_clean(row->error_class, sizeof(row->error_class));
-    cg_lw_clean(row->error_message, sizeof(row->error_message));
+    for (i = 0; i < CG_LW_STRINGS; i++) {
+        field = (char *) row + cg_lw_strings[i];
+        field[cg_lw_string_sizes[i] - 1] = '\0';
+        len[i] = strlen(field);
+        cg_utf8_sanitize(field, len[i]);
+    }
 }
 
 
@@ -274,28 +282,32 @@ cg_lw_packed_at(cg_lw_block_t *b, size_t offset)
 }
 
 
-/* Returns the bytes that row takes packed. */
+/* Returns the bytes that a row with strings of lengths len takes packed. */
 static size_t
-cg_lw_packed_size(const cg_log_row_t *row)
+cg_lw_packed_size(const size_t *len)
 {
     size_t  i, size = sizeof(cg_lw_packed_t);
 
     for (i = 0; i < CG_LW_STRINGS; i++) {
-        size += strlen((const char *) row + cg_lw_strings[i]) + 1;
+        size += len[i] + 1;
     }
 
     return (size + 7) & ~(size_t) 7;
 }
 
 
-/* Appends row, already cleaned, to b, which has room for size bytes. */
+/*
+ * Appends row, already cleaned, to b, which has room for size bytes. len
+ * contains the lengths of its strings.
+ */
 static void
-cg_lw_pack(cg_lw_block_t *b, const cg_log_row_t *row, size_t size)
+cg_lw_pack(cg_lw_block_t *b, const cg_log_row_t *row, const size_t *len,
+    size_t size)
 {
     cg_lw_packed_t  *p = cg_lw_packed_at(b, b->last);
     const char      *field;
     char            *s;
-    size_t           i, len;
+    size_t           i;
 
     p->queued_ms = cg_lw_now_ms();
     p->time_us = row->time_us;
@@ -314,9 +326,8 @@ cg_lw_pack(cg_lw_block_t *b, const cg_log_row_t *row, size_t size)
     s = (char *) (p + 1);
     for (i = 0; i < CG_LW_STRINGS; i++) {
         field = (const char *) row + cg_lw_strings[i];
-        len = strlen(field) + 1;
-        memcpy(s, field, len);
-        s += len;
+        memcpy(s, field, len[i] + 1);
+        s += len[i] + 1;
     }
 
     b->last += size;
@@ -467,7 +478,7 @@ cg_logwriter_add(cg_logwriter_t *lw, const cg_log_row_t *row)
 {
     cg_log_row_t   *scratch, clean;
     cg_lw_block_t  *b;
-    size_t          size;
+    size_t          size, len[CG_LW_STRINGS];
     int             n;
 
     if (lw->count == lw->queue_max) {
@@ -486,8 +497,8 @@ cg_logwriter_add(cg_logwriter_t *lw, const cg_log_row_t *row)
     }
 
     clean = *row;
-    cg_lw_clean_row(&clean);
-    size = cg_lw_packed_size(&clean);
+    cg_lw_clean_row(&clean, len);
+    size = cg_lw_packed_size(len);
 
     b = cg_lw_tail_block(lw, size);
     if (b == NULL) {
@@ -495,7 +506,7 @@ cg_logwriter_add(cg_logwriter_t *lw, const cg_log_row_t *row)
         return;
     }
 
-    cg_lw_pack(b, &clean, size);
+    cg_lw_pack(b, &clean, len, size);
     lw->count++;
 
     if (lw->count >= lw->batch_max || lw->count == 1) {
