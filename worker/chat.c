@@ -201,7 +201,7 @@ cg_chat_drop_headers(cg_chat_t *c)
     h = cg_http_headers(c->req, &n);
 
     for (i = 0; i < n; i++) {
-        if (strcasecmp(h[i].name, "Authorization") == 0) {
+        if (cg_http_header_is(&h[i], "Authorization")) {
             explicit_bzero(h[i].value, strlen(h[i].value));
         }
     }

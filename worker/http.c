@@ -485,7 +485,7 @@ static void
 cg_http_request_info(cg_http_req_t *req, cg_request_info_t *info)
 {
     cg_http_header_t  *headers, *h;
-    const char        *name, *request_id = NULL, *client_addr = NULL;
+    const char        *request_id = NULL, *client_addr = NULL;
     const char        *key_id = NULL;
     size_t             n, i;
 
@@ -495,28 +495,18 @@ cg_http_request_info(cg_http_req_t *req, cg_request_info_t *info)
 
     for (i = 0; i < n; i++) {
         h = &headers[i];
-        name = h->name;
 
-        if (strncasecmp(name, "X-Chatgate-", 11) != 0) {
-            if (info->authorization == NULL
-                && strcasecmp(name, "Authorization") == 0)
-            {
-                info->authorization = h->value;
-            }
-            continue;
-        }
-
-        name += 11;
-
-        if (strcasecmp(name, "Request-Id") == 0) {
+        if (cg_http_header_is(h, "Authorization")) {
+            cg_http_first(&info->authorization, h->value);
+        } else if (cg_http_header_is(h, "X-Chatgate-Request-Id")) {
             cg_http_first(&request_id, h->value);
-        } else if (strcasecmp(name, "Client-Addr") == 0) {
+        } else if (cg_http_header_is(h, "X-Chatgate-Client-Addr")) {
             cg_http_first(&client_addr, h->value);
-        } else if (strcasecmp(name, "Key-Id") == 0) {
+        } else if (cg_http_header_is(h, "X-Chatgate-Key-Id")) {
             cg_http_first(&key_id, h->value);
-        } else if (strcasecmp(name, "Jti") == 0) {
+        } else if (cg_http_header_is(h, "X-Chatgate-Jti")) {
             cg_http_first(&info->jti, h->value);
-        } else if (strcasecmp(name, "Models") == 0) {
+        } else if (cg_http_header_is(h, "X-Chatgate-Models")) {
             cg_http_first(&info->models, h->value);
         }
     }

@@ -1047,6 +1047,7 @@ cg_http_parse_header(cg_http_req_t *req, char *line, const char **error)
 
     h = &req->headers[req->nheaders++];
     h->name = line;
+    h->name_len = name_len;
     h->value = value;
 
     switch (name_len) {
@@ -1209,10 +1210,12 @@ cg_http_query(const cg_http_req_t *req)
 const char *
 cg_http_header(const cg_http_req_t *req, const char *name)
 {
-    size_t  i;
+    size_t  i, len = strlen(name);
 
     for (i = 0; i < req->nheaders; i++) {
-        if (strcasecmp(req->headers[i].name, name) == 0) {
+        if (req->headers[i].name_len == len
+            && strcasecmp(req->headers[i].name, name) == 0)
+        {
             return req->headers[i].value;
         }
     }
@@ -1271,11 +1274,13 @@ cg_http_on_done(cg_http_req_t *req, cg_http_req_cb_pt cb, void *arg)
 int
 cg_http_add_header(cg_http_req_t *req, const char *name, const char *value)
 {
-    size_t   nlen = strlen(name), vlen = strlen(value), need, cap;
+    size_t   nlen, vlen, need, cap;
     char    *p;
 
     /* a line break in either would let the value forge more headers */
-    if (strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL) {
+    nlen = strcspn(name, "\r\n:");
+    vlen = strcspn(value, "\r\n");
+    if (name[nlen] != '\0' || value[vlen] != '\0') {
         cg_log_error(NULL, "response header \"%.64s\" dropped: it contains "
                      "a line break", name);
         return -1;
@@ -1303,15 +1308,32 @@ cg_http_add_header(cg_http_req_t *req, const char *name, const char *value)
     *p++ = '\n';
     req->head_out_len = need;
 
-    if (strcasecmp(name, "Content-Type") == 0) {
-        req->has_type_out = 1;
-    } else if (strcasecmp(name, "Content-Length") == 0) {
-        req->has_length_out = 1;
-    } else if (strcasecmp(name, "Connection") == 0) {
-        req->has_connection_out = 1;
-        if (cg_http_has_token(value, "close")) {
-            req->keepalive = 0;
+    /* only a name of the right length can be one of the three */
+    switch (nlen) {
+
+    case sizeof("Content-Type") - 1:
+        if (strcasecmp(name, "Content-Type") == 0) {
+            req->has_type_out = 1;
         }
+        break;
+
+    case sizeof("Content-Length") - 1:
+        if (strcasecmp(name, "Content-Length") == 0) {
+            req->has_length_out = 1;
+        }
+        break;
+
+    case sizeof("Connection") - 1:
+        if (strcasecmp(name, "Connection") == 0) {
+            req->has_connection_out = 1;
+            if (cg_http_has_token(value, "close")) {
+                req->keepalive = 0;
+            }
+        }
+        break;
+
+    default:
+        break;
     }
 
     return 0;

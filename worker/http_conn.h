@@ -2,6 +2,7 @@
 #define CG_HTTP_CONN_H
 
 #include <stddef.h>
+#include <string.h>
 #include <event2/event.h>
 
 /*
@@ -29,8 +30,17 @@ typedef enum {
 
 typedef struct {
     const char  *name;
+    size_t       name_len;
     char        *value;      /* writable, so a handler can wipe a secret */
 } cg_http_header_t;
+
+/*
+ * Tells whether header h is named literal, a string literal, in any case.
+ * The length check spares a strcasecmp() for almost every other header.
+ */
+#define cg_http_header_is(h, literal)                                        \
+    ((h)->name_len == sizeof(literal) - 1                                    \
+     && strcasecmp((h)->name, literal) == 0)
 
 typedef struct cg_http_listener_s  cg_http_listener_t;
 typedef struct cg_http_req_s       cg_http_req_t;
