@@ -39,7 +39,6 @@ static char *cg_chat_form_json(cg_chat_t *c, const cg_completion_t *out,
     size_t *len);
 static void cg_chat_watch_client(cg_chat_t *c);
 static void cg_chat_client_closed(cg_http_req_t *req, void *arg);
-static void cg_chat_wipe_headers(cg_chat_t *c);
 static int cg_chat_model_allowed(cg_chat_t *c, cg_error_t *err);
 static void cg_chat_watch_send(cg_chat_t *c, cg_http_req_t *req);
 static void cg_chat_sent(cg_http_req_t *req, void *arg);
@@ -761,18 +760,6 @@ cg_chat_leave(cg_server_t *srv)
 }
 
 
-/* Wipes the provider call's header lines, one of which carries the key. */
-static void
-cg_chat_wipe_headers(cg_chat_t *c)
-{
-    struct curl_slist  *h;
-
-    for (h = c->call.headers; h != NULL; h = h->next) {
-        explicit_bzero(h->data, strlen(h->data));
-    }
-}
-
-
 /* Sends err to the client, then finishes the request. */
 void
 cg_chat_fail(cg_chat_t *c, const cg_error_t *err, const char *error_class)
@@ -863,7 +850,6 @@ cg_chat_finish(cg_chat_t *c, int status, const cg_usage_t *usage,
         cg_chat_stream_free(c);
     }
     if (c->call_built) {
-        cg_chat_wipe_headers(c);
         cg_provider_call_free(&c->call);
     }
     if (c->chat_parsed) {

@@ -21,10 +21,8 @@ static const char  *cg_provider_paths[CG_PROVIDER_COUNT] = {
 static int cg_provider_write_body(const cg_chat_request_t *req,
     cg_provider_call_t *call, cg_error_t *err);
 static char *cg_provider_url(const char *base_url, cg_provider_id_t id);
-static struct curl_slist *cg_provider_headers(cg_provider_id_t id,
+static int cg_provider_headers(cg_provider_call_t *call, cg_provider_id_t id,
     const char *api_key);
-static int cg_provider_header_line(char *line, size_t size,
-    const char *prefix, const char *value);
 static int cg_header_value_ok(const char *value);
 static const char *cg_error_body_message(yajl_val root);
 
@@ -99,9 +97,10 @@ cg_provider_build_call(const cg_chat_request_t *req, const char *base_url,
 headers:
 
     call->url = cg_provider_url(base_url, req->provider);
-    call->headers = cg_provider_headers(req->provider, api_key);
 
-    if (call->body == NULL || call->url == NULL || call->headers == NULL) {
+    if (call->body == NULL || call->url == NULL
+        || cg_provider_headers(call, req->provider, api_key) != 0)
+    {
         goto nomem;
     }
 
@@ -186,7 +185,12 @@ void
 cg_provider_call_free(cg_provider_call_t *call)
 {
     free(call->url);
-    curl_slist_free_all(call->headers);
+
+    /* One line carries the key. */
+    if (call->headers != NULL) {
+        explicit_bzero(call->headers, call->headers_size);
+        free(call->headers);
+    }
 
     /* The body contains the conversation: wipe it before it returns to malloc. */
     if (call->body) {
@@ -222,79 +226,81 @@ cg_provider_url(const char *base_url, cg_provider_id_t id)
 }
 
 
-static struct curl_slist *
-cg_provider_headers(cg_provider_id_t id, const char *api_key)
-{
-    struct curl_slist  *list = NULL, *next;
-    char                line[64 + 4096];
-    int                 n = 0;
-
-    /* "Expect:" stops libcurl from waiting for 100 Continue on large bodies. */
-    list = curl_slist_append(list, "Content-Type: application/json");
-    if (list == NULL || (next = curl_slist_append(list, "Expect:")) == NULL) {
-        goto fail;
-    }
-
-    if (id == CG_PROVIDER_ANTHROPIC) {
-        n = cg_provider_header_line(line, sizeof(line), "x-api-key: ",
-                                    api_key);
-        if ((next = curl_slist_append(list, "anthropic-version: 2023-06-01"))
-            == NULL)
-        {
-            goto fail;
-        }
-
-    } else if (id == CG_PROVIDER_OLLAMA && api_key[0] == '\0') {
-        n = 0;
-
-    } else {
-        n = cg_provider_header_line(line, sizeof(line),
-                                    "Authorization: Bearer ", api_key);
-    }
-
-    if (n < 0) {
-        goto fail;
-    }
-
-    if (n > 0) {
-        next = curl_slist_append(list, line);
-        explicit_bzero(line, (size_t) n + 1);
-        if (next == NULL) {
-            goto fail;
-        }
-    }
-
-    return list;
-
-fail:
-
-    /* only the bytes cg_provider_header_line() wrote can hold the key */
-    explicit_bzero(line, n > 0 && (size_t) n < sizeof(line) ? (size_t) n + 1
-                                                             : sizeof(line));
-    curl_slist_free_all(list);
-    return NULL;
-}
+/* Maximum length of the key's header line. A longer one fails the call. */
+#define CG_PROVIDER_KEY_LINE_MAX   (64 + 4096 - 1)
 
 
 /*
- * Writes prefix and value into line as one NUL-terminated string, without
- * the format parsing of snprintf(). Returns the length, or -1 with nothing
- * written when the string does not fit in size bytes.
+ * Builds call->headers: the constant lines and the key line, as curl_slist
+ * nodes followed by their strings in one allocation. curl only reads the
+ * list. Returns 0, or -1 when out of memory or the key line is too long.
  */
 static int
-cg_provider_header_line(char *line, size_t size, const char *prefix,
-    const char *value)
+cg_provider_headers(cg_provider_call_t *call, cg_provider_id_t id,
+    const char *api_key)
 {
-    size_t  prefix_len = strlen(prefix), value_len = strlen(value);
+    const char          *lines[3], *key_prefix = NULL;
+    struct curl_slist   *nodes;
+    size_t               n = 0, i, size, len[3], prefix_len = 0, key_len = 0;
+    char                *s;
 
-    if (prefix_len + value_len >= size) {
+    lines[n++] = "Content-Type: application/json";
+
+    /* "Expect:" stops libcurl from waiting for 100 Continue on large bodies. */
+    lines[n++] = "Expect:";
+
+    if (id == CG_PROVIDER_ANTHROPIC) {
+        lines[n++] = "anthropic-version: 2023-06-01";
+        key_prefix = "x-api-key: ";
+
+    } else if (id != CG_PROVIDER_OLLAMA || api_key[0] != '\0') {
+        key_prefix = "Authorization: Bearer ";
+    }
+
+    size = 0;
+    for (i = 0; i < n; i++) {
+        len[i] = strlen(lines[i]);
+        size += len[i] + 1;
+    }
+
+    if (key_prefix != NULL) {
+        prefix_len = strlen(key_prefix);
+        key_len = strlen(api_key);
+        if (prefix_len + key_len > CG_PROVIDER_KEY_LINE_MAX) {
+            return -1;
+        }
+        size += prefix_len + key_len + 1;
+    }
+
+    size += (n + (key_prefix != NULL)) * sizeof(struct curl_slist);
+
+    nodes = malloc(size);
+    if (nodes == NULL) {
         return -1;
     }
 
-    memcpy(line, prefix, prefix_len);
-    memcpy(line + prefix_len, value, value_len + 1);
+    s = (char *) (nodes + n + (key_prefix != NULL));
 
-    return (int) (prefix_len + value_len);
+    for (i = 0; i < n; i++) {
+        nodes[i].data = s;
+        nodes[i].next = &nodes[i + 1];
+        memcpy(s, lines[i], len[i] + 1);
+        s += len[i] + 1;
+    }
+
+    if (key_prefix != NULL) {
+        nodes[n].data = s;
+        memcpy(s, key_prefix, prefix_len);
+        memcpy(s + prefix_len, api_key, key_len + 1);
+        n++;
+    }
+
+    nodes[n - 1].next = NULL;
+
+    call->headers = nodes;
+    call->headers_size = size;
+
+    return 0;
 }
 
 

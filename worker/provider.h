@@ -53,11 +53,13 @@ typedef struct {
 /*
  * The HTTP call to a provider. Everything is owned by the call and freed by
  * cg_provider_call_free(). headers carry the credential, so the call is never
- * logged as a whole.
+ * logged as a whole. The list, its nodes and lines, is one allocation of
+ * headers_size bytes, which cg_provider_call_free() wipes.
  */
 typedef struct {
     char               *url;
     struct curl_slist  *headers;
+    size_t              headers_size;
     char               *body;
     size_t              body_len;
 } cg_provider_call_t;
