@@ -226,6 +226,14 @@ cg_provider_url(const char *base_url, cg_provider_id_t id)
 }
 
 
+/*
+ * Bodies up to this size never get curl's "Expect: 100-continue", so they
+ * need no "Expect:" to cancel it. curl 7.88 (Debian 12) adds it above 1 MiB,
+ * versions from before 2020 above 1024 bytes (EXPECT_100_THRESHOLD in curl's
+ * lib/http.h).
+ */
+#define CG_PROVIDER_NO_EXPECT_MAX  1024
+
 /* Maximum length of the key's header line. A longer one fails the call. */
 #define CG_PROVIDER_KEY_LINE_MAX   (64 + 4096 - 1)
 
@@ -247,7 +255,9 @@ cg_provider_headers(cg_provider_call_t *call, cg_provider_id_t id,
     lines[n++] = "Content-Type: application/json";
 
     /* "Expect:" stops libcurl from waiting for 100 Continue on large bodies. */
-    lines[n++] = "Expect:";
+    if (call->body_len > CG_PROVIDER_NO_EXPECT_MAX) {
+        lines[n++] = "Expect:";
+    }
 
     if (id == CG_PROVIDER_ANTHROPIC) {
         lines[n++] = "anthropic-version: 2023-06-01";

@@ -587,6 +587,46 @@ test_build_openai(void)
 
 
 /*
+ * curl adds "Expect: 100-continue" only to bodies over 1024 bytes (over
+ * 1 MiB in curl 7.88), so the call cancels it with "Expect:" only there.
+ */
+static void
+test_build_expect(void)
+{
+    cg_chat_request_t   req;
+    cg_provider_call_t  call;
+    cg_error_t          err;
+    char                body[1200];
+    int                 n;
+
+    parse("{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+          "\"content\":\"h\"}]}", &req, &err);
+    is_int(cg_provider_build_call(&req, "http://x", "k", &call, &err), 0,
+           "small body call built");
+    ok(!header_prefix(call.headers, "Expect"), "small body without Expect");
+    ok(has_header(call.headers, "Authorization: Bearer k"),
+       "small body bearer header");
+    cg_provider_call_free(&call);
+    cg_chat_request_free(&req);
+
+    n = snprintf(body, sizeof(body), "{\"model\":\"m\",\"messages\":[{"
+                 "\"role\":\"user\",\"content\":\"%01100d\"}]}", 0);
+    ok(n > 1024 && (size_t) n < sizeof(body), "large body of %d bytes", n);
+    parse(body, &req, &err);
+    is_int(cg_provider_build_call(&req, "http://x", "k", &call, &err), 0,
+           "large body call built");
+    ok(call.body_len > 1024, "large body sent with %zu bytes", call.body_len);
+    ok(has_header(call.headers, "Expect:"), "large body with Expect");
+    ok(has_header(call.headers, "Authorization: Bearer k"),
+       "large body bearer header");
+    ok(has_header(call.headers, "Content-Type: application/json"),
+       "large body content type");
+    cg_provider_call_free(&call);
+    cg_chat_request_free(&req);
+}
+
+
+/*
  * Builds the call for body against a fixed URL and key. Returns the result
  * of cg_provider_build_call(), or -1 when body is rejected.
  */
@@ -1243,6 +1283,7 @@ main(void)
     test_request_no_tree_body();
     test_form();
     test_build_openai();
+    test_build_expect();
     test_build_openai_pass();
     test_build_anthropic();
     test_build_ollama();
