@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <event2/buffer.h>
 
 #include "heap.h"
 #include "log.h"
@@ -123,7 +122,14 @@ struct cg_upstream_call_s {
     cg_upstream_handler_t   handler;
     void                   *arg;
     long                    status;
-    struct evbuffer        *body;         /* collected body, when on_data is NULL */
+    /*
+     * The body collected when on_data is NULL, in one block. A complete
+     * response mostly arrives in one write, which the block takes exactly,
+     * without an evbuffer's chain and the copy of evbuffer_pullup().
+     */
+    char                   *body;
+    size_t                  body_len;
+    size_t                  body_cap;
     size_t                  max_body;
     unsigned                headers_done:1;
     unsigned                aborted:1;
@@ -152,6 +158,7 @@ static size_t cg_upstream_header_cb(char *line, size_t size, size_t n,
     void *arg);
 static size_t cg_upstream_write_cb(char *data, size_t size, size_t n,
     void *arg);
+static int cg_upstream_body_grow(cg_upstream_call_t *call, size_t need);
 static cg_upstream_url_t *cg_upstream_url(cg_upstream_t *up, const char *url);
 static cg_upstream_url_t *cg_upstream_url_slot(cg_upstream_t *up);
 static CURL *cg_upstream_easy_get(cg_upstream_t *up);
@@ -280,10 +287,6 @@ cg_upstream_start_method(cg_upstream_t *up, const char *method,
     call->arg = arg;
     call->max_body = max_body;
 
-    if (handler->on_data == NULL && (call->body = evbuffer_new()) == NULL) {
-        goto fail;
-    }
-
     e = call->easy = cg_upstream_easy_get(up);
     if (e == NULL) {
         goto fail;
@@ -387,13 +390,8 @@ cg_upstream_header(cg_upstream_call_t *call, const char *name)
 const char *
 cg_upstream_body(cg_upstream_call_t *call, size_t *len)
 {
-    if (call->body == NULL) {
-        *len = 0;
-        return "";
-    }
-
-    *len = evbuffer_get_length(call->body);
-    return (const char *) evbuffer_pullup(call->body, -1);
+    *len = call->body_len;
+    return call->body != NULL ? call->body : "";
 }
 
 
@@ -803,16 +801,50 @@ cg_upstream_write_cb(char *data, size_t size, size_t n, void *arg)
         }
     }
 
-    if (evbuffer_get_length(call->body) + len > call->max_body) {
+    if (call->body_len + len > call->max_body) {
         call->too_large = 1;
         return 0;
     }
 
-    if (evbuffer_add(call->body, data, len) != 0) {
+    if (len > call->body_cap - call->body_len
+        && cg_upstream_body_grow(call, call->body_len + len) != 0)
+    {
         return 0;
     }
 
+    memcpy(call->body + call->body_len, data, len);
+    call->body_len += len;
+
     return len;
+}
+
+
+/* Makes room for need bytes of body: the first block exactly, then doubled. */
+static int
+cg_upstream_body_grow(cg_upstream_call_t *call, size_t need)
+{
+    size_t   cap;
+    char    *body;
+
+    if (call->body == NULL) {
+        body = malloc(need);
+        cap = need;
+
+    } else {
+        for (cap = call->body_cap * 2; cap < need; cap *= 2) {
+            /* void */
+        }
+        body = realloc(call->body, cap);
+    }
+
+    if (body == NULL) {
+        return -1;
+    }
+
+    call->body = body;
+    call->body_cap = cap;
+
+    return 0;
 }
 
 
@@ -840,9 +872,7 @@ cg_upstream_call_free(cg_upstream_call_t *call)
     if (call->url != NULL) {
         call->url->calls--;
     }
-    if (call->body != NULL) {
-        evbuffer_free(call->body);
-    }
+    free(call->body);
 
     free(call);
 
