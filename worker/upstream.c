@@ -61,6 +61,18 @@
 typedef struct cg_upstream_sock_s  cg_upstream_sock_t;
 
 /*
+ * An easy handle with what its callbacks need. curl's data pointers
+ * (CURLOPT_PRIVATE, _HEADERDATA, _WRITEDATA) and error buffer point here
+ * for the handle's life, so a call sets none of them, and a pooled handle
+ * points at no freed call.
+ */
+typedef struct {
+    CURL                *easy;
+    cg_upstream_call_t  *call;        /* the running call, NULL while pooled */
+    char                 error[CURL_ERROR_SIZE];
+} cg_upstream_easy_t;
+
+/*
  * A socket that curl watches through the loop.
  *
  * curl stops watching a connection's socket (CURL_POLL_REMOVE) at the end
@@ -107,7 +119,7 @@ struct cg_upstream_s {
     cg_upstream_sock_t  *socks;
     cg_upstream_sock_t **by_fd;       /* socks indexed by descriptor */
     size_t               nby_fd;
-    CURL                *pool[CG_UPSTREAM_POOL_SIZE];
+    cg_upstream_easy_t  *pool[CG_UPSTREAM_POOL_SIZE];
     size_t               pooled;
     cg_upstream_url_t    urls[CG_UPSTREAM_URLS];
     size_t               nurls;
@@ -117,7 +129,8 @@ struct cg_upstream_s {
 /* One call, from cg_upstream_start() until on_done returns or it is cancelled. */
 struct cg_upstream_call_s {
     cg_upstream_t          *up;
-    CURL                   *easy;
+    cg_upstream_easy_t     *handle;
+    CURL                   *easy;         /* handle->easy */
     cg_upstream_url_t      *url;          /* parsed URL, NULL if not cached */
     cg_upstream_handler_t   handler;
     void                   *arg;
@@ -134,7 +147,6 @@ struct cg_upstream_call_s {
     unsigned                headers_done:1;
     unsigned                aborted:1;
     unsigned                too_large:1;
-    char                    error[CURL_ERROR_SIZE];
     cg_upstream_call_t     *prev, *next;
 };
 
@@ -161,8 +173,9 @@ static size_t cg_upstream_write_cb(char *data, size_t size, size_t n,
 static int cg_upstream_body_grow(cg_upstream_call_t *call, size_t need);
 static cg_upstream_url_t *cg_upstream_url(cg_upstream_t *up, const char *url);
 static cg_upstream_url_t *cg_upstream_url_slot(cg_upstream_t *up);
-static CURL *cg_upstream_easy_get(cg_upstream_t *up);
-static void cg_upstream_easy_put(cg_upstream_t *up, CURL *easy);
+static cg_upstream_easy_t *cg_upstream_easy_get(cg_upstream_t *up);
+static void cg_upstream_easy_put(cg_upstream_t *up, cg_upstream_easy_t *h);
+static void cg_upstream_easy_free(cg_upstream_easy_t *h);
 static void cg_upstream_call_free(cg_upstream_call_t *call);
 
 
@@ -227,7 +240,7 @@ cg_upstream_free(cg_upstream_t *up)
     }
 
     while (up->pooled > 0) {
-        curl_easy_cleanup(up->pool[--up->pooled]);
+        cg_upstream_easy_free(up->pool[--up->pooled]);
     }
 
     while (up->nurls > 0) {
@@ -287,10 +300,14 @@ cg_upstream_start_method(cg_upstream_t *up, const char *method,
     call->arg = arg;
     call->max_body = max_body;
 
-    e = call->easy = cg_upstream_easy_get(up);
-    if (e == NULL) {
+    call->handle = cg_upstream_easy_get(up);
+    if (call->handle == NULL) {
         goto fail;
     }
+
+    call->handle->call = call;
+    call->handle->error[0] = '\0';
+    e = call->easy = call->handle->easy;
 
     /*
      * Both are set: curl connects by the parsed URL, and keeps the string
@@ -320,11 +337,6 @@ cg_upstream_start_method(cg_upstream_t *up, const char *method,
 
     /* NULL clears the path a pooled handle may have kept */
     curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, unix_path);
-
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, call);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, call);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->error);
 
     if (curl_multi_add_handle(up->multi, e) != CURLM_OK) {
         goto fail;
@@ -671,7 +683,7 @@ cg_upstream_check_done(cg_upstream_t *up)
 {
     CURLMsg             *msg;
     CURLcode             code;
-    cg_upstream_call_t  *call;
+    cg_upstream_easy_t  *h;
     int                  left;
 
     while ((msg = curl_multi_info_read(up->multi, &left)) != NULL) {
@@ -680,8 +692,8 @@ cg_upstream_check_done(cg_upstream_t *up)
         }
 
         code = msg->data.result;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &call);
-        cg_upstream_finish(call, code);
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &h);
+        cg_upstream_finish(h->call, code);
     }
 }
 
@@ -707,9 +719,10 @@ static cg_upstream_result_t
 cg_upstream_classify(cg_upstream_call_t *call, CURLcode code,
     const char **error)
 {
-    curl_off_t  connect_us = 0, total_us = 0;
+    curl_off_t   connect_us = 0, total_us = 0;
+    char        *buf = call->handle->error;
 
-    *error = call->error[0] ? call->error : curl_easy_strerror(code);
+    *error = buf[0] ? buf : curl_easy_strerror(code);
 
     if (code == CURLE_OK) {
         *error = NULL;
@@ -721,9 +734,9 @@ cg_upstream_classify(cg_upstream_call_t *call, CURLcode code,
     }
 
     if (call->too_large) {
-        snprintf(call->error, sizeof(call->error),
-                 "answer is larger than %zu bytes", call->max_body);
-        *error = call->error;
+        snprintf(buf, CURL_ERROR_SIZE, "answer is larger than %zu bytes",
+                 call->max_body);
+        *error = buf;
         return CG_UPSTREAM_FAILED;
     }
 
@@ -755,7 +768,8 @@ cg_upstream_classify(cg_upstream_call_t *call, CURLcode code,
 static size_t
 cg_upstream_header_cb(char *line, size_t size, size_t n, void *arg)
 {
-    cg_upstream_call_t  *call = arg;
+    cg_upstream_easy_t  *h = arg;
+    cg_upstream_call_t  *call = h->call;
     size_t               len = size * n;
     long                 status = 0;
 
@@ -786,7 +800,8 @@ cg_upstream_header_cb(char *line, size_t size, size_t n, void *arg)
 static size_t
 cg_upstream_write_cb(char *data, size_t size, size_t n, void *arg)
 {
-    cg_upstream_call_t  *call = arg;
+    cg_upstream_easy_t  *h = arg;
+    cg_upstream_call_t  *call = h->call;
     size_t               len = size * n;
 
     if (call->handler.on_data != NULL) {
@@ -866,8 +881,8 @@ cg_upstream_call_free(cg_upstream_call_t *call)
         call->next->prev = call->prev;
     }
 
-    if (call->easy != NULL) {
-        cg_upstream_easy_put(up, call->easy);
+    if (call->handle != NULL) {
+        cg_upstream_easy_put(up, call->handle);
     }
     if (call->url != NULL) {
         call->url->calls--;
@@ -1004,20 +1019,35 @@ cg_upstream_url_slot(cg_upstream_t *up)
  * Takes an idle easy handle from the pool, or makes one with the options
  * that every call shares. NULL when out of memory.
  */
-static CURL *
+static cg_upstream_easy_t *
 cg_upstream_easy_get(cg_upstream_t *up)
 {
-    CURL  *e;
+    cg_upstream_easy_t  *h;
+    CURL                *e;
 
     if (up->pooled > 0) {
         return up->pool[--up->pooled];
     }
 
-    e = curl_easy_init();
-    if (e == NULL) {
+    h = malloc(sizeof(*h));
+    if (h == NULL) {
         return NULL;
     }
 
+    e = curl_easy_init();
+    if (e == NULL) {
+        free(h);
+        return NULL;
+    }
+
+    h->easy = e;
+    h->call = NULL;
+    h->error[0] = '\0';
+
+    curl_easy_setopt(e, CURLOPT_PRIVATE, h);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->error);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cg_upstream_header_cb);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cg_upstream_write_cb);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -1045,31 +1075,37 @@ cg_upstream_easy_get(cg_upstream_t *up)
     curl_easy_setopt(e, CURLOPT_PROXY, up->proxy ? up->proxy : "");
     curl_easy_setopt(e, CURLOPT_NOPROXY, "");
 
-    return e;
+    return h;
 }
 
 
 /*
- * Keeps easy, which has left the multi handle, for a later call, or frees
- * it when the pool is full. It clears the options that point into the
- * finished call, because the header list (with the provider key), the body
- * and the call are freed after this, and the parsed URL may be.
+ * Keeps h, whose handle has left the multi handle, for a later call, or
+ * frees it when the pool is full. It clears the options that point into the
+ * finished call, because the header list (with the provider key) and the
+ * body are freed after this, and the parsed URL may be.
  */
 static void
-cg_upstream_easy_put(cg_upstream_t *up, CURL *easy)
+cg_upstream_easy_put(cg_upstream_t *up, cg_upstream_easy_t *h)
 {
+    h->call = NULL;
+
     if (up->pooled == CG_UPSTREAM_POOL_SIZE) {
-        curl_easy_cleanup(easy);
+        cg_upstream_easy_free(h);
         return;
     }
 
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(easy, CURLOPT_CURLU, NULL);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(h->easy, CURLOPT_CURLU, NULL);
+    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
 
-    up->pool[up->pooled++] = easy;
+    up->pool[up->pooled++] = h;
+}
+
+
+static void
+cg_upstream_easy_free(cg_upstream_easy_t *h)
+{
+    curl_easy_cleanup(h->easy);
+    free(h);
 }
