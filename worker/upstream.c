@@ -834,7 +834,11 @@ cg_upstream_write_cb(char *data, size_t size, size_t n, void *arg)
 }
 
 
-/* Makes room for need bytes of body: the first block exactly, then doubled. */
+/*
+ * Makes room for need bytes of body: the first block exactly, then doubled.
+ * A bigger block is a copy, not a realloc(), so that the old one can be
+ * wiped: the body carries the conversation, as the request's does.
+ */
 static int
 cg_upstream_body_grow(cg_upstream_call_t *call, size_t need)
 {
@@ -842,18 +846,23 @@ cg_upstream_body_grow(cg_upstream_call_t *call, size_t need)
     char    *body;
 
     if (call->body == NULL) {
-        body = malloc(need);
         cap = need;
 
     } else {
         for (cap = call->body_cap * 2; cap < need; cap *= 2) {
             /* void */
         }
-        body = realloc(call->body, cap);
     }
 
+    body = malloc(cap);
     if (body == NULL) {
         return -1;
+    }
+
+    if (call->body != NULL) {
+        memcpy(body, call->body, call->body_len);
+        explicit_bzero(call->body, call->body_len);
+        free(call->body);
     }
 
     call->body = body;
@@ -887,7 +896,10 @@ cg_upstream_call_free(cg_upstream_call_t *call)
     if (call->url != NULL) {
         call->url->calls--;
     }
-    free(call->body);
+    if (call->body != NULL) {
+        explicit_bzero(call->body, call->body_len);
+        free(call->body);
+    }
 
     free(call);
 
