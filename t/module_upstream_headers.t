@@ -9,7 +9,6 @@ use strict;
 use warnings;
 
 use IO::Socket::INET;
-use POSIX ();
 use Test::More;
 use Chatgate::Test;
 
@@ -39,37 +38,13 @@ my $t = Chatgate::Test->new(server_conf => <<"CONF");
         }
 CONF
 
-# Answers one request on the capture socket and returns its head, within
-# 10 s.
+# Sends a chat to $path with a forged X-Chatgate-Role. Returns the response
+# and the request head that the capture server received.
 sub captured_head {
     my ($path) = @_;
-    my $file = $t->dir . '/capture.head';
-    unlink $file;
-
-    my $pid = fork // die "fork failed: $!";
-    if ($pid == 0) {
-        local $SIG{ALRM} = sub { POSIX::_exit(1) };
-        alarm 10;
-        my $c = $capture->accept or POSIX::_exit(1);
-        my $head = '';
-        while ($head !~ /\r\n\r\n/) {
-            my $n = sysread($c, $head, 4096, length $head) or last;
-        }
-        my $body = '{"ok":true}';
-        print $c "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            . "Content-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
-        close $c;
-        open my $fh, '>', $file or POSIX::_exit(1);
-        print $fh $head;
-        close $fh;
-        POSIX::_exit(0);
-    }
-
-    my $r = $t->chat(path => $path, headers => { 'X-Chatgate-Role' => 'admin' });
-    waitpid $pid, 0;
-    open my $fh, '<', $file or return ($r, '');
-    local $/;
-    return ($r, scalar <$fh>);
+    return $t->captured_head($capture, sub {
+        $t->chat(path => $path, headers => { 'X-Chatgate-Role' => 'admin' });
+    });
 }
 
 my ($r, $head) = captured_head('/direct/v1/chat/completions');

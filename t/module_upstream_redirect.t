@@ -14,7 +14,6 @@ use warnings;
 
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
-use POSIX ();
 use Test::More;
 use Chatgate::Test;
 
@@ -105,37 +104,12 @@ CONF
 my %forged = ('X-Chatgate-Role' => 'admin',
               'x-chatgate-key-id' => '11111111-1111-1111-1111-111111111111');
 
-# Sends GET $path with the forged headers while the capture server answers
-# one request, within 10 s. Returns the response and the captured head.
+# Sends GET $path with the forged headers. Returns the response and the
+# request head that the capture server received.
 sub captured_head {
     my ($path) = @_;
-    my $file = $t->dir . '/capture.head';
-    unlink $file;
-
-    my $pid = fork // die "fork failed: $!";
-    if ($pid == 0) {
-        local $SIG{ALRM} = sub { POSIX::_exit(1) };
-        alarm 10;
-        my $c = $capture->accept or POSIX::_exit(1);
-        my $head = '';
-        while ($head !~ /\r\n\r\n/) {
-            my $n = sysread($c, $head, 4096, length $head) or last;
-        }
-        my $body = 'captured';
-        print $c "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-            . "Content-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
-        close $c;
-        open my $fh, '>', $file or POSIX::_exit(1);
-        print $fh $head;
-        close $fh;
-        POSIX::_exit(0);
-    }
-
-    my $r = $t->request('GET', $path, headers => \%forged);
-    waitpid $pid, 0;
-    open my $fh, '<', $file or return ($r, '');
-    local $/;
-    return ($r, scalar <$fh>);
+    return $t->captured_head($capture,
+        sub { $t->request('GET', $path, headers => \%forged) });
 }
 
 my ($r, $head) = captured_head('/fallback/v1/models');

@@ -994,6 +994,41 @@ sub log_lines {
     return grep { $_ =~ $re } split /\n/, $self->read_log($which);
 }
 
+# Answers one request on the listening socket capture, which stands in for
+# an upstream, in a child process that gives up after 10 s, while send->()
+# sends the request that nginx passes there. Returns send->()'s result and
+# the request head that the socket received ('' when none arrived).
+sub captured_head {
+    my ($self, $capture, $send) = @_;
+    my $file = "$self->{dir}/capture.head";
+    unlink $file;
+
+    my $pid = fork // croak "fork failed: $!";
+    if ($pid == 0) {
+        local $SIG{ALRM} = sub { POSIX::_exit(1) };
+        alarm 10;
+        my $c = $capture->accept or POSIX::_exit(1);
+        my $head = '';
+        while ($head !~ /\r\n\r\n/) {
+            sysread($c, $head, 4096, length $head) or last;
+        }
+        my $body = 'captured';
+        print $c "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+            . "Content-Length: " . length($body) . "\r\nConnection: close\r\n\r\n$body";
+        close $c;
+        open my $fh, '>', $file or POSIX::_exit(1);
+        print $fh $head;
+        close $fh;
+        POSIX::_exit(0);
+    }
+
+    my $r = $send->();
+    waitpid $pid, 0;
+    open my $fh, '<', $file or return ($r, '');
+    local $/;
+    return ($r, scalar <$fh>);
+}
+
 # Returns the lines of log which that match re, waiting up to timeout seconds
 # (default 5) for the first. The worker logs a request's end after its answer
 # went out, so a client can read the answer before the line is written.
