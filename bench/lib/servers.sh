@@ -123,6 +123,8 @@ bench_start_postgres() {
     if ! runuser -u postgres -- test -x "$BENCH_RUN_DIR"; then
         root=$(mktemp -d /tmp/chatgate-bench-pg.XXXXXX)
         BENCH_CLEANUP_DIRS+=("$root")
+        # mktemp makes the folder 0700 for root; postgres must pass through it
+        chmod 711 "$root"
         bench_log "postgres cannot reach $BENCH_RUN_DIR, using $root for the cluster"
     fi
 
