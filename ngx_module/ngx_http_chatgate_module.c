@@ -374,9 +374,9 @@ ngx_http_chatgate_identify(ngx_http_request_t *r,
 
 
 /*
- * Removes the X-Chatgate-* headers that the client sent, which own_headers
- * says there are, and Authorization when it carried a client token.  Then,
- * with chatgate_upstream_headers on, appends the module's own headers.
+ * Removes the X-Chatgate-* headers that the client sent, when own_headers
+ * is set, and Authorization when it carried a client token.  Then, with
+ * chatgate_upstream_headers on, appends the module's own headers.
  */
 
 static ngx_int_t
@@ -410,7 +410,7 @@ ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
 
     /*
      * The headers tell the worker who the client is.  Any other upstream,
-     * a provider's API say, has no use for the client's address or the
+     * such as a provider's API, has no use for the client's address or the
      * claims of its token, so it gets none of them.
      */
 
