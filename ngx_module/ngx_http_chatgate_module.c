@@ -298,9 +298,9 @@ ngx_http_chatgate_handler(ngx_http_request_t *r)
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_chatgate_module);
 
     /*
-     * In the preaccess phase ngx_http_chatgate_headers_handler() has set
-     * the X-Chatgate-* headers of a location without the module's checks,
-     * and of a request identified before an internal redirect.
+     * ngx_http_chatgate_headers_handler() has set the X-Chatgate-* headers
+     * in the preaccess phase for a location without the module's checks,
+     * and for a request identified before an internal redirect.
      */
 
     if (!clcf->enable && !clcf->admin && !clcf->login_rate) {
@@ -384,19 +384,6 @@ ngx_http_chatgate_rebuild_headers(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx, ngx_http_chatgate_loc_conf_t *lcf,
     ngx_uint_t own_headers)
 {
-    /*
-     * nginx reads no headers for an HTTP/0.9 request and leaves its header
-     * list uninitialized, so ngx_list_push() on it would crash.
-     */
-
-    if (r->headers_in.headers.last == NULL
-        && ngx_list_init(&r->headers_in.headers, r->pool, 8,
-                         sizeof(ngx_table_elt_t))
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
     if ((own_headers || ctx->drop_authorization)
         && ngx_http_chatgate_strip_headers(r, ctx->drop_authorization)
            != NGX_OK)
@@ -428,6 +415,20 @@ static ngx_int_t
 ngx_http_chatgate_add_upstream_headers(ngx_http_request_t *r,
     ngx_http_chatgate_ctx_t *ctx)
 {
+    /*
+     * nginx reads no headers for an HTTP/0.9 request and leaves its header
+     * list zeroed, which is safe to walk, but ngx_list_push() on it would
+     * crash.
+     */
+
+    if (r->headers_in.headers.last == NULL
+        && ngx_list_init(&r->headers_in.headers, r->pool, 8,
+                         sizeof(ngx_table_elt_t))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_chatgate_add_header(r, NGX_HTTP_CHATGATE_HEADER_REQUEST_ID,
                                      &ctx->request_id)
         != NGX_OK)
@@ -560,7 +561,8 @@ ngx_http_chatgate_strip_headers(ngx_http_request_t *r,
  *   of a request that the module identified before, because the earlier
  *   location's choice of headers need not be this one's;
  * - in subrequests (auth_request, mirror, SSI), which nginx runs without
- *   the access phase, and so without the module's checks.
+ *   the access phase, and so without the module's checks.  There it only
+ *   removes them.
  */
 
 static ngx_int_t
@@ -618,16 +620,6 @@ ngx_http_chatgate_pass_headers(ngx_http_request_t *r,
         && (ctx == NULL || !ctx->upstream_headers_added))
     {
         return NGX_DECLINED;
-    }
-
-    /* nginx leaves the header list of an HTTP/0.9 request uninitialized */
-
-    if (r->headers_in.headers.last == NULL
-        && ngx_list_init(&r->headers_in.headers, r->pool, 8,
-                         sizeof(ngx_table_elt_t))
-           != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /*
